@@ -42,6 +42,12 @@ class _PlainFormatter(argparse.RawDescriptionHelpFormatter):
         metavar = self._format_args(action, self._get_default_metavar_for_optional(action))
         return ", ".join(action.option_strings) + " " + metavar
 
+    def _metavar_formatter(self, action, default_metavar):  # choices as "auto|voice|keys", not "{auto,voice,keys}"
+        if action.metavar is None and action.choices is not None and not isinstance(action.choices, dict):
+            result = "|".join(map(str, action.choices))
+            return lambda size: (result,) * size if size else result
+        return super()._metavar_formatter(action, default_metavar)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -1,0 +1,67 @@
+"""The command line: plain help for screen readers, errors as one line, every command present."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from voiceguide.cli import build_parser, main
+from voiceguide.errors import ContentError, VoiceGuideError
+
+EXPECTED = ["run", "validate", "outline", "parse", "recognize", "say", "voices", "export", "doctor"]
+BOX = re.compile(r"[\u2500-\u257f\u2580-\u259f{}]")
+
+
+def cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "voiceguide", *args], capture_output=True, text=True,
+                          input=input, timeout=120)
+
+
+def test_every_command_is_registered():
+    parser = build_parser()
+    choices = parser._subparsers._group_actions[0].choices
+    assert set(EXPECTED) <= set(choices), sorted(set(EXPECTED) - set(choices))
+
+
+@pytest.mark.parametrize("command", [None, *EXPECTED])
+def test_help_is_plain_lines(command):
+    proc = cli(*([command] if command else []), "--help")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "usage: voiceguide" in text
+    assert not BOX.search(text), f"box drawing or brace lists in help: {BOX.findall(text)}"
+    assert "\x1b[" not in text
+    assert all(len(line) <= 100 for line in text.splitlines())
+
+
+def test_errors_are_caught_once_and_printed_on_one_line(capsys, monkeypatch):
+    parser = build_parser()
+
+    def boom(args):
+        raise ContentError("pack/guide.yaml", 3, "title", "expected non-empty text")
+
+    monkeypatch.setattr("voiceguide.cli.build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["validate"].set_defaults(func=boom)
+    assert main(["validate"]) == ContentError.exit_code
+    err = capsys.readouterr().err
+    assert err == "voiceguide: pack/guide.yaml:3: title: expected non-empty text\n"
+
+
+def test_error_messages_are_single_line():
+    assert str(VoiceGuideError("two\nlines")) == "two lines"
+
+
+def test_version():
+    proc = cli("--version")
+    assert proc.returncode == 0 and re.match(r"voiceguide \d+\.\d+\.\d+", proc.stdout)
+
+
+def test_bare_options_run_the_guide():
+    # `voiceguide --text` is `voiceguide run --text`: it starts the guide and ends cleanly at EOF.
+    proc = cli("--text", "--state", "/dev/null/nope-state.json", input="")
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip(), "the guide said nothing"
