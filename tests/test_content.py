@@ -174,7 +174,7 @@ BROKEN = [
     ("duplicate id", {"sections/beta.yaml": BETA.replace("[Beta text.]", "[Beta text.]\nchildren:\n  - id: alpha-child\n    title: Again\n    summary: s\n    body: [b]\n    sources: [src]")},
      "sections/beta.yaml", 6, "duplicate id 'alpha-child'"),
     ("ambiguous alias", {"sections/beta.yaml": BETA + "aliases: [second, First One]\n"}, "sections/beta.yaml", 6, "ambiguous: 'First One' also leads to section 'alpha'"),
-    ("alias equal to glossary term", {"sections/beta.yaml": BETA + "aliases: [widgets]\n"}, "glossary.yaml", 3, "also leads to section 'beta'"),
+    ("glossary alias on two terms", {"glossary.yaml": GLOSSARY + "  - term: gizmo\n    aliases: [Widgets]\n    definition: d\n"}, "glossary.yaml", 6, "ambiguous: 'Widgets' also leads to glossary term 'widget'"),
     ("dangling glossary reference", {"sections/alpha.yaml": ALPHA.replace("terms: [widget]", "terms: [gadget]")}, "sections/alpha.yaml", 8, "'gadget' is not in the glossary"),
     ("code-executing tag", {"sections/beta.yaml": BETA + "x: !!python/object/apply:os.system ['touch /tmp/vg-pwned']\n"}, "sections/beta.yaml", 6, "tag !!python/object/apply:os.system is not allowed"),
     ("empty file", {"sections/beta.yaml": ""}, "sections/beta.yaml", 1, "file is empty"),
@@ -199,6 +199,14 @@ def test_the_mini_pack_is_valid(tmp_path):
     assert [s.id for s in guide.walk()] == ["alpha", "alpha-child", "beta"]
     assert guide.names()["first one"] == ("section", "alpha")
     assert guide.names()["widgets"] == ("term", "widget")
+
+
+def test_a_section_and_a_term_may_share_a_name(tmp_path):
+    pack = make_pack(tmp_path, **{"sections/beta.yaml": BETA + "aliases: [widgets]\n"})
+    assert validate(pack) == []
+    guide = load_guide(pack)
+    assert guide.names()["widgets"] == ("section", "beta")
+    assert guide.term("widgets").term == "widget"
 
 
 @pytest.mark.parametrize("name,overrides,file,line,fragment", BROKEN, ids=[b[0] for b in BROKEN])

@@ -172,8 +172,10 @@ class Guide:
     def names(self) -> dict[str, tuple[str, str]]:
         """Every speakable name -> (``"section"``, id) or (``"term"``, term).
 
-        Built from ids, titles and aliases of sections and glossary terms and
-        aliases; validation guarantees each name points to exactly one place.
+        Built from ids, titles and aliases of sections, then glossary terms and
+        aliases. Validation guarantees a name leads to one section and to one
+        term; where a section and a term share a name, the section wins here
+        (use :meth:`term` for definitions).
         """
         out: dict[str, tuple[str, str]] = {}
         for sec in self.walk():
@@ -534,11 +536,13 @@ class _Checker:
         return tuple(out)
 
     def check_names(self) -> None:
-        """Every id, title, alias and term must lead to exactly one place."""
-        owner: dict[str, tuple[str, str]] = {}
+        """Every id, title and alias leads to one section; every term and its aliases to one definition."""
+        owner: dict[tuple[str, str], tuple[str, str]] = {}
         for name, target, f, kp in self.claims:
-            key = normalize(name)
-            if not key:
+            # Two namespaces: navigation (sections) and definitions (glossary). "allogeneic" may
+            # open a section and also be defined; within a namespace a name has one meaning.
+            key = (target.split()[0], normalize(name))
+            if not key[1]:
                 continue
             if key in owner and owner[key][0] != target:
                 self.err(f, kp, f"ambiguous: '{name}' also leads to {owner[key][0]} ({owner[key][1]})")
@@ -558,7 +562,9 @@ class _Checker:
         f = getattr(self, "lexicon_file", None)
         if f is None:
             return
-        corpus_parts = [guide.title, guide.disclaimer, guide.description]
+        corpus_parts = [guide.title, guide.disclaimer, guide.description, *guide.authors]
+        for s in guide.sources:
+            corpus_parts += [s.title, s.publisher, s.author]
         for sec in guide.walk():
             corpus_parts += [sec.title, sec.summary, *sec.body, *sec.aliases]
         for entry in guide.glossary:
