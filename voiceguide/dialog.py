@@ -1,0 +1,509 @@
+"""The dialog core: a pure state machine, no audio and no I/O.
+
+``Dialog(guide).step(state, event) -> (state, effects)``. Events are what
+happened (an understood intent, silence, speech that matched nothing, speech cut
+short, the end of input); effects are what the shell must do (say something,
+play a cue, change rate, save the position, exit). Every path is testable
+without sound, and the same core serves voice, keys and text.
+
+Error handling follows VoiceXML practice: separate no-input and no-match
+counters per prompt, a different and more helpful prompt on each retry (the
+third lists the options and offers the keys), counters reset on success, and
+after the third failure a graceful way out: back to the main menu, or (already
+there) waiting quietly without a timeout. Never an endless loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Union
+
+from .content import Guide, Section
+from .intents import Intent
+
+__all__ = [
+    "State", "Dialog", "Heard", "NoInput", "NoMatch", "Interrupted", "EndOfInput",
+    "Say", "Earcon", "SetRate", "Save", "Exit", "Event", "Effect",
+    "MIN_RATE", "MAX_RATE", "RATE_STEP", "DEFAULT_RATE", "KEYS",
+]
+
+MIN_RATE, MAX_RATE, RATE_STEP, DEFAULT_RATE = 80, 450, 25, 175
+MAX_TRIES = 3
+
+#: key -> intent for the keyboard path (digits pick menu entries)
+KEYS: dict[str, str] = {
+    "h": "help", "?": "help", "r": "repeat", "b": "back", "m": "menu", "n": "next", "p": "previous",
+    "": "more", "s": "skip", " ": "pause", "c": "resume", "f": "faster", "l": "slower", "w": "where",
+    "y": "yes", "q": "stop", "d": "define",
+}
+KEY_HELP = ("Keys: a number picks a topic. Enter for more, s to skip, n for next, p for previous, "
+            "b for back, m for the main menu, r to repeat, space to pause, c to continue, f for faster, "
+            "l for slower, w for where am I, d then a word for a definition, h for help, q to quit. "
+            "You can also type what you would say.")
+
+
+# ---------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Heard:
+    """The listener said or typed something the parser understood (or ``none``)."""
+
+    intent: Intent
+
+
+@dataclass(frozen=True)
+class NoInput:
+    """Nothing was said before the no-input timeout."""
+
+
+@dataclass(frozen=True)
+class NoMatch:
+    """Speech was heard but not understood (rejected by the recogniser)."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """The last utterance was cut short (a key press, or pause); ``continue`` says it again."""
+
+
+@dataclass(frozen=True)
+class EndOfInput:
+    """Input ended (EOF): save and leave quietly."""
+
+
+Event = Union[Heard, NoInput, NoMatch, Interrupted, EndOfInput]
+
+
+# ---------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+    """What to say, exactly."""
+    kind: str = "prompt"
+    """``prompt`` (guide talk) or ``content`` (text from the pack)."""
+
+
+@dataclass(frozen=True)
+class Earcon:
+    name: str
+    """``listening`` or ``nomatch``."""
+
+
+@dataclass(frozen=True)
+class SetRate:
+    wpm: int
+
+
+@dataclass(frozen=True)
+class Save:
+    section: str | None
+    """Where the listener is (None: main menu)."""
+    rate: int
+
+
+@dataclass(frozen=True)
+class Exit:
+    status: int = 0
+
+
+Effect = Union[Say, Earcon, SetRate, Save, Exit]
+
+
+# ---------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True)
+class State:
+    section: str | None = None
+    """Current section id; None at the main menu."""
+    para: int = 0
+    """Index of the next body paragraph to read in this section."""
+    rate: int = DEFAULT_RATE
+    last: tuple[str, ...] = ()
+    """The last output, exactly, for ``repeat``."""
+    no_input: int = 0
+    no_match: int = 0
+    paused: bool = False
+    """While paused the no-input timer is off, until ``continue``."""
+    interrupted: bool = False
+    """The last output was cut short."""
+    asking: str | None = None
+    """An open yes/no question: ``resume``."""
+    resume_to: str | None = None
+    """Where the listener was last time (offered at start)."""
+    reading_para: int | None = None
+    """The body paragraph said last, if the last output was one."""
+    awaiting_word: bool = False
+    """After the ``d`` key: the next input is a word to define."""
+    ended: bool = False
+
+    @property
+    def listening_timeout_off(self) -> bool:
+        return self.paused or self.ended
+
+
+# ---------------------------------------------------------------------- the core
+
+
+@dataclass(frozen=True)
+class Dialog:
+    """Pure transitions over one guide."""
+
+    guide: Guide
+    _order: tuple[str, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_order", tuple(s.id for s in self.guide.walk()))
+
+    # -- start -------------------------------------------------------------
+    def start(self, *, resume_to: str | None = None, rate: int = DEFAULT_RATE) -> tuple[State, list[Effect]]:
+        g = self.guide
+        rate = _clamp(rate)
+        intro = (f"Welcome to {g.title}. {g.disclaimer} "
+                 f"Last reviewed {_spoken_date(g.last_reviewed)}. Say help at any time.")
+        state = State(rate=rate)
+        if resume_to and resume_to in g:
+            title = g.section(resume_to).title
+            question = f"Last time you were in {title}. Say continue, or main menu."
+            state = replace(state, asking="resume", resume_to=resume_to)
+            return self._say(state, intro, question)
+        return self._say(state, intro, *self._menu_lines())
+
+    # -- step --------------------------------------------------------------
+    def step(self, state: State, event: Event) -> tuple[State, list[Effect]]:
+        if state.ended:
+            return state, [Exit(0)]
+        if isinstance(event, EndOfInput):
+            return replace(state, ended=True), [Save(_position(state), state.rate), Exit(0)]
+        if isinstance(event, Interrupted):
+            return replace(state, interrupted=True), []
+        if isinstance(event, NoInput):
+            if state.paused:
+                return state, []
+            return self._no_input(state)
+        if isinstance(event, NoMatch):
+            return self._no_match(state, event.text)
+        intent = event.intent
+        if intent.intent == "none":
+            if state.awaiting_word:
+                return self._define(replace(state, awaiting_word=False), None, intent.text)
+            if intent.asks_for_advice:
+                return self._say(_ok(state),
+                                 "I can't give medical advice. This guide only shares general information "
+                                 "from its sources. Please ask your care team what is right for you.")
+            return self._no_match(state, intent.text)
+        state = _ok(state)
+        handler = getattr(self, f"_on_{intent.intent}")
+        return handler(state, intent)
+
+    # -- intents -----------------------------------------------------------
+    def _on_open(self, s: State, i: Intent):
+        return self._enter(s, i.target)
+
+    def _on_define(self, s: State, i: Intent):
+        if i.target is None:
+            return self._say(replace(s, awaiting_word=True), "Which word? Say or type it, for example: remission.")
+        return self._define(s, i.target, i.text)
+
+    def _define(self, s: State, term: str | None, text: str):
+        entry = self.guide.term(term) if term else None
+        if entry is None:
+            known = ", ".join(e.term for e in self.guide.glossary[:4])
+            return self._say(s, f"Sorry, I don't have a definition for that. I can explain words like {known}.")
+        return self._say(s, f"{_cap(entry.term)}: {entry.definition}")
+
+    def _on_repeat(self, s: State, i: Intent):
+        if not s.last:
+            return self._say(s, "There is nothing to repeat yet.")
+        return replace(s, interrupted=False), [Say(t) for t in s.last]
+
+    def _on_back(self, s: State, i: Intent):
+        if s.section is None:
+            return self._say(s, "You are at the main menu.", *self._menu_lines(short=True))
+        parent = self.guide.parent(s.section)
+        if parent is None:
+            return self._menu(s)
+        return self._enter(s, parent.id)
+
+    def _on_next(self, s: State, i: Intent):
+        if s.asking == "resume":
+            return self._on_no(s, i)
+        idx = -1 if s.section is None else self._order.index(s.section)
+        if idx + 1 >= len(self._order):
+            return self._say(s, "This is the last section. Say main menu, or previous.")
+        return self._enter(s, self._order[idx + 1])
+
+    def _on_previous(self, s: State, i: Intent):
+        if s.section is None:
+            return self._say(s, "You are at the main menu. Say a topic, or next.")
+        idx = self._order.index(s.section)
+        if idx == 0:
+            return self._menu(s)
+        return self._enter(s, self._order[idx - 1])
+
+    def _on_more(self, s: State, i: Intent):
+        if s.section is None:
+            return self._say(s, "Pick a topic first: say its name or number.", *self._menu_lines(short=True))
+        sec = self.guide.section(s.section)
+        if s.para >= len(sec.body):
+            return self._say(s, *self._end_of(sec))
+        return self._read(s, sec, s.para)
+
+    def _on_skip(self, s: State, i: Intent):
+        if s.section is None:
+            return self._on_next(s, i)
+        sec = self.guide.section(s.section)
+        # skip the paragraph that was cut, or else the one that would come next
+        nxt = s.reading_para + 1 if s.interrupted and s.reading_para is not None else s.para + 1
+        if nxt >= len(sec.body):
+            return self._say(replace(s, para=len(sec.body)), *self._end_of(sec))
+        return self._read(s, sec, nxt)
+
+    def _on_menu(self, s: State, i: Intent):
+        return self._menu(s)
+
+    def _on_help(self, s: State, i: Intent):
+        return self._say(s, self._help_text(s))
+
+    def _on_stop(self, s: State, i: Intent):
+        pos = _position(s)
+        where = self.guide.section(pos).title if pos else "the main menu"
+        return (replace(s, ended=True),
+                [Save(_position(s), s.rate),
+                 Say(f"Goodbye. I saved your place in {where}. To come back, start VoiceGuide again."),
+                 Exit(0)])
+
+    def _on_pause(self, s: State, i: Intent):
+        return self._say(replace(s, paused=True, interrupted=True),
+                         "Paused. Say continue when you are ready.", remember=False)
+
+    def _on_resume(self, s: State, i: Intent):
+        if s.asking == "resume":
+            return self._on_yes(s, i)
+        if s.interrupted and s.last:
+            return replace(s, paused=False, interrupted=False), [Say(t) for t in s.last]
+        s = replace(s, paused=False)
+        if s.section is not None:
+            return self._on_more(s, i)
+        return self._say(s, "Go ahead: say a topic, or its number.", *self._menu_lines(short=True))
+
+    def _on_faster(self, s: State, i: Intent):
+        return self._rate(s, s.rate + RATE_STEP)
+
+    def _on_slower(self, s: State, i: Intent):
+        return self._rate(s, s.rate - RATE_STEP)
+
+    def _on_where(self, s: State, i: Intent):
+        if s.section is None:
+            return self._say(s, f"You are at the main menu of {self.guide.title}.")
+        path = self.guide.path_to(s.section)
+        sec = path[-1]
+        where = ", ".join(p.title for p in path)
+        if s.para == 0 or not sec.body:
+            pos = "at its summary"
+        else:
+            pos = f"part {min(s.para, len(sec.body))} of {len(sec.body)}"
+        return self._say(s, f"You are in {where}, {pos}.")
+
+    def _on_yes(self, s: State, i: Intent):
+        if s.asking == "resume" and s.resume_to:
+            return self._enter(replace(s, asking=None), s.resume_to)
+        return self._say(s, "There is no question to answer right now. Say help to hear your choices.")
+
+    def _on_no(self, s: State, i: Intent):
+        if s.asking == "resume":
+            return self._menu(replace(s, asking=None, resume_to=None))
+        return self._say(s, "There is no question to answer right now. Say help to hear your choices.")
+
+    def _on_number(self, s: State, i: Intent):
+        try:
+            n = int(i.target or "")
+        except ValueError:
+            n = 0
+        choices = self._choices(s)
+        if 1 <= n <= len(choices):
+            return self._enter(replace(s, asking=None), choices[n - 1].id)
+        if not choices:
+            return self._no_match(s, i.text, "There are no numbered choices here.")
+        return self._no_match(s, i.text, f"Please pick a number from 1 to {len(choices)}.")
+
+    # -- building blocks ---------------------------------------------------
+    def _enter(self, s: State, section_id: str | None):
+        if section_id is None or section_id not in self.guide:
+            return self._no_match(s, "")
+        sec = self.guide.section(section_id)
+        s = replace(s, section=sec.id, para=0, asking=None, paused=False, reading_para=None, awaiting_word=False)
+        return self._say(s, f"{sec.title}.", sec.summary, self._offer(sec))
+
+    def _menu(self, s: State):
+        s = replace(s, section=None, para=0, asking=None, paused=False, reading_para=None)
+        return self._say(s, *self._menu_lines())
+
+    def _menu_lines(self, short: bool = False) -> list[str]:
+        lines = ["Main menu."]
+        for n, sec in enumerate(self.guide.sections, 1):
+            name = _say_name(sec)
+            if short:
+                lines.append(f"{n}: {sec.title}.")
+            else:
+                lines.append(f"{n}: {sec.title}. {_first_sentence(sec.summary)} Say {name}, or press {n}.")
+        return lines
+
+    def _offer(self, sec: Section) -> str:
+        if sec.children:
+            parts = "; ".join(f"{n}, {c.title}" for n, c in enumerate(sec.children, 1))
+            return (f"It has {len(sec.children)} parts: {parts}. Say a part's name or number, "
+                    f"or say more to hear about {sec.title}.")
+        return "Say more for the details, next for the next section, or back."
+
+    def _end_of(self, sec: Section) -> list[str]:
+        idx = self._order.index(sec.id)
+        nxt = self.guide.section(self._order[idx + 1]).title if idx + 1 < len(self._order) else None
+        tail = f"Say next for {nxt}, back, or main menu." if nxt else "Say back, or main menu."
+        if sec.children:
+            tail = "Say a part's number to go on, " + tail[0].lower() + tail[1:]
+        return [f"That is the end of {sec.title}. {tail}"]
+
+    def _read(self, s: State, sec: Section, para: int):
+        text = sec.body[para]
+        s = replace(s, para=para + 1, reading_para=para)
+        effects: list[Effect] = [Say(text, "content")]
+        last = (text,)
+        if para + 1 >= len(sec.body):
+            end = self._end_of(sec)
+            effects += [Say(t) for t in end]
+            last += tuple(end)
+        return replace(s, last=last, interrupted=False), effects
+
+    def _choices(self, s: State) -> tuple[Section, ...]:
+        if s.section is None:
+            return self.guide.sections
+        return self.guide.section(s.section).children
+
+    def _rate(self, s: State, wpm: int):
+        wpm = _clamp(wpm)
+        if wpm == s.rate:
+            edge = "fastest" if wpm == MAX_RATE else "slowest"
+            return self._say(s, f"This is already the {edge} rate.")
+        word = "Faster" if wpm > s.rate else "Slower"
+        s = replace(s, rate=wpm)
+        state, effects = self._say(s, f"{word}: {wpm} words a minute.", remember=False)
+        return state, [SetRate(wpm), Save(s.section, wpm), *effects]
+
+    def _help_text(self, s: State) -> str:
+        if s.asking == "resume":
+            here = "Say continue to go back to where you were, or main menu to start from the top."
+        elif s.section is None:
+            here = (f"You are at the main menu. Say a topic name, like {_say_name(self.guide.sections[0])}, "
+                    f"or its number from 1 to {len(self.guide.sections)}.")
+        else:
+            sec = self.guide.section(s.section)
+            here = f"You are in {sec.title}. Say more to hear the details"
+            if sec.children:
+                here += f", or a part's number from 1 to {len(sec.children)}"
+            here += ". Say next or previous to move between sections, back to go up, or main menu."
+        common = ("At any time you can say: repeat, pause, continue, faster, slower, where am I, "
+                  "what does a word mean, or stop to leave.")
+        return f"{here} {common} {KEY_HELP}"
+
+    def _no_input(self, s: State):
+        n = s.no_input + 1
+        s = replace(s, no_input=n)
+        if n == 1:
+            return self._say(s, "Sorry, I didn't hear anything. " + self._reprompt(s), remember=False)
+        if n == 2:
+            return self._say(s, "I still didn't hear you. " + self._example(s), remember=False)
+        return self._way_out(s, "I haven't heard anything for a while.")
+
+    def _no_match(self, s: State, text: str, why: str = ""):
+        n = s.no_match + 1
+        s = replace(s, no_match=n, awaiting_word=False)
+        lead = why or "Sorry, I didn't catch that."
+        if n == 1:
+            state, eff = self._say(s, f"{lead} {self._reprompt(s)}", remember=False)
+        elif n == 2:
+            state, eff = self._say(s, f"{lead} {self._example(s)}", remember=False)
+        else:
+            state, eff = self._way_out(s, "I'm still not getting it.")
+        return state, [Earcon("nomatch"), *eff]
+
+    def _reprompt(self, s: State) -> str:
+        if s.asking == "resume":
+            return "Say continue, or main menu."
+        return "Say a topic, more, or help." if s.section is None else "Say more, next, back, or help."
+
+    def _example(self, s: State) -> str:
+        choices = self._choices(s)
+        if s.asking == "resume":
+            return "To go back to where you were, say continue or press c. For the main menu, say main menu or press m."
+        if choices:
+            return (f"You can say a name, like {_say_name(choices[0])}, or a number from 1 to {len(choices)}. "
+                    "Or say help.")
+        return "You can say more, next, previous, back, or main menu. Or say help."
+
+    def _way_out(self, s: State, lead: str):
+        s = replace(s, no_input=0, no_match=0)
+        options = self._options_list(s)
+        keys = "You can also use the keyboard: press a number, or h for help."
+        if s.section is None and s.asking is None:
+            # Already at the top: stop prompting, wait quietly until the listener is ready.
+            return self._say(replace(s, paused=True), lead, options, keys,
+                             "I'll wait here. Say continue or press any key when you are ready.", remember=False)
+        s = replace(s, section=None, para=0, asking=None, reading_para=None)
+        return self._say(s, lead, options, keys, "Let's go back to the main menu.", *self._menu_lines(short=True))
+
+    def _options_list(self, s: State) -> str:
+        choices = self._choices(s)
+        if s.asking == "resume":
+            return "Your options are: continue, to go back to where you were; or main menu."
+        if choices:
+            items = "; ".join(f"{n}, {c.title}" for n, c in enumerate(choices, 1))
+            return f"Your options are: {items}. Or say more, next, back, main menu, or stop."
+        return "Your options are: more, next, previous, back, main menu, repeat, help, or stop."
+
+    def _say(self, s: State, *texts: str, remember: bool = True):
+        texts = tuple(t for t in texts if t)
+        if remember:
+            s = replace(s, last=texts, reading_para=None, interrupted=False)
+        return s, [Say(t) for t in texts]
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _position(s: State) -> str | None:
+    """Where to save: the section, or, while still asked whether to resume, the place offered."""
+    return s.section or (s.resume_to if s.asking == "resume" else None)
+
+
+def _ok(s: State) -> State:
+    return replace(s, no_input=0, no_match=0)
+
+
+def _clamp(wpm: int) -> int:
+    return max(MIN_RATE, min(MAX_RATE, int(wpm)))
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _first_sentence(text: str) -> str:
+    for mark in (". ", "? ", "! "):
+        if mark in text:
+            return text.split(mark)[0] + mark.strip()
+    return text
+
+
+def _say_name(sec: Section) -> str:
+    """The shortest natural thing to say for a section: its id in words, or its title."""
+    return sec.id.replace("-", " ") if len(sec.id) <= len(sec.title) else sec.title.lower()
+
+
+def _spoken_date(d) -> str:
+    return f"{d.strftime('%B')} {d.day}, {d.year}"

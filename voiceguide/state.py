@@ -1,0 +1,92 @@
+"""Where the listener was, and their preferences, kept between runs.
+
+One small JSON file, written atomically (temp file + ``os.replace``) so a crash
+never leaves half a file. A corrupt or unreadable file is ignored with a
+one-line warning; a file that cannot be written is warned about once and the
+guide carries on. Losing a saved position must never stop someone listening.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Saved", "StateStore", "default_state_path"]
+
+
+def default_state_path() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("voiceguide", appauthor=False)) / "state.json"
+
+
+@dataclass
+class Saved:
+    section: str | None = None
+    """Where the listener was in this guide (None: main menu or never)."""
+    rate: int | None = None
+    voice: str | None = None
+
+
+@dataclass
+class StateStore:
+    path: Path
+    guide_id: str
+    warn: callable = field(default=lambda msg: print(f"voiceguide: {msg}", file=sys.stderr))
+    _warned: bool = False
+
+    def _read_all(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            self.warn(f"ignoring the saved position in {self.path}: it could not be read ({type(exc).__name__}).")
+            return {}
+        if not isinstance(data, dict):
+            self.warn(f"ignoring the saved position in {self.path}: it is not in the expected format.")
+            return {}
+        return data
+
+    def load(self) -> Saved:
+        data = self._read_all()
+        guide = data.get("guides", {}).get(self.guide_id, {}) if isinstance(data.get("guides"), dict) else {}
+        section = guide.get("section") if isinstance(guide, dict) else None
+        rate = data.get("rate")
+        voice = data.get("voice")
+        return Saved(section if isinstance(section, str) else None,
+                     rate if isinstance(rate, int) and not isinstance(rate, bool) else None,
+                     voice if isinstance(voice, str) else None)
+
+    def save(self, section: str | None, rate: int | None = None, voice: str | None = None) -> None:
+        data = self._read_all() if self.path.exists() else {}
+        guides = data.get("guides") if isinstance(data.get("guides"), dict) else {}
+        guides[self.guide_id] = {"section": section}
+        data["guides"] = guides
+        if rate is not None:
+            data["rate"] = rate
+        if voice is not None:
+            data["voice"] = voice
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(data, fh, indent=2)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                self.warn(f"could not save your place in {self.path} ({exc.strerror or exc}); carrying on without saving.")

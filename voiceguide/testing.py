@@ -1,0 +1,69 @@
+"""Test doubles shipped with the package: real, simple implementations of the Protocols.
+
+``ScriptedListener`` answers from a list; ``RecordingSpeaker`` keeps what was said
+and can pretend to be cut short. The text speaker and keyboard listener in
+``voiceguide.session`` are real backends and serve as doubles too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .protocols import EndOfInput, Heard, Silence, UserInput
+
+__all__ = ["ScriptedListener", "RecordingSpeaker"]
+
+
+class ScriptedListener:
+    """Returns scripted inputs: a string is typed input, ``None`` is silence; then end of input."""
+
+    def __init__(self, inputs: Iterable[str | None | UserInput], via: str = "keys"):
+        self._inputs = list(inputs)
+        self.via = via
+        self.timeouts: list[float | None] = []
+
+    def listen(self, timeout: float | None) -> UserInput:
+        self.timeouts.append(timeout)
+        if not self._inputs:
+            return EndOfInput()
+        item = self._inputs.pop(0)
+        if item is None:
+            return Silence()
+        if isinstance(item, str):
+            return Heard(item, 1.0, self.via)  # type: ignore[arg-type]
+        return item
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class RecordingSpeaker:
+    """Keeps every utterance; ``cut_at`` makes those utterance numbers (0-based) report an interruption."""
+
+    said: list[str] = field(default_factory=list)
+    earcons: list[str] = field(default_factory=list)
+    rates: list[int] = field(default_factory=list)
+    cut_at: set[int] = field(default_factory=set)
+    stopped: int = 0
+
+    def speak(self, text: str) -> bool:
+        self.said.append(text)
+        return (len(self.said) - 1) not in self.cut_at
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+    def set_rate(self, wpm: int) -> None:
+        self.rates.append(wpm)
+
+    def earcon(self, name: str) -> None:
+        self.earcons.append(name)
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.said)
