@@ -58,7 +58,7 @@ COMMAND_PHRASES: dict[str, tuple[str, ...]] = {
               "what am i listening to", "which section", "what is this section", "what section am i in"),
     "yes": ("yes", "yeah", "yep", "yup", "sure", "ok", "okay", "please do", "yes please", "correct", "right",
             "of course", "alright", "all right", "do it", "go for it"),
-    "no": ("no", "nope", "no thanks", "no thank you", "not now", "nah", "dont", "no way", "not really"),
+    "no": ("no", "nope", "no thanks", "no thank you", "not now", "not", "not right", "not right now", "nah", "dont", "no way", "not really"),
 }
 
 _NUMBER_WORDS = {
