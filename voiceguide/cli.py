@@ -33,7 +33,7 @@ Run it with no command to start the guide.
 """
 
 
-class _PlainFormatter(argparse.RawDescriptionHelpFormatter):
+class _PlainFormatter(argparse.HelpFormatter):
     """Plain lines that read well through a screen reader: no box drawing, no braces lists."""
 
     def _format_action_invocation(self, action):  # "-r, --rate WPM" rather than "-r WPM, --rate WPM"

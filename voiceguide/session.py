@@ -23,7 +23,7 @@ from .dialog import Earcon, DEFAULT_RATE
 from .errors import EngineUnavailable, VoiceGuideError
 from .intents import Intent, IntentParser
 from . import protocols as P
-from .state import StateStore, default_state_path
+from .state import Saved, StateStore, default_state_path
 
 __all__ = ["TextSpeaker", "KeyboardListener", "CombinedListener", "run_session", "to_event", "make_speaker",
            "make_listener", "register"]
@@ -168,10 +168,12 @@ class _Log:
 
 
 def run_session(guide: Guide, speaker: P.Speaker, listener: P.Listener, *, store: StateStore | None = None,
-                timeout: float | None = 10.0, rate: int | None = None, log_path: str | None = None) -> int:
+                timeout: float | None = 10.0, rate: int | None = None, log_path: str | None = None,
+                saved: Saved | None = None) -> int:
     """Run the guide until the listener leaves; return the exit status."""
     dialog, parser, log = Dialog(guide), IntentParser(guide), _Log(log_path)
-    saved = store.load() if store else None
+    if saved is None and store is not None:
+        saved = store.load()
     start_rate = rate or (saved.rate if saved and saved.rate else DEFAULT_RATE)
     state, effects = dialog.start(resume_to=saved.section if saved else None, rate=start_rate)
     speaker.set_rate(state.rate)
@@ -288,7 +290,7 @@ def cmd_run(args) -> int:
     listener = make_listener(inp, guide, speaker, engine=args.asr)
     try:
         return run_session(guide, speaker, listener, store=store, timeout=timeout, rate=args.rate,
-                           log_path=args.log)
+                           log_path=args.log, saved=saved)
     finally:
         listener.close()
         speaker.close()

@@ -38,6 +38,12 @@ class StateStore:
     guide_id: str
     warn: callable = field(default=lambda msg: print(f"voiceguide: {msg}", file=sys.stderr))
     _warned: bool = False
+    _read_warned: bool = False
+
+    def _warn_read(self, msg: str) -> None:
+        if not self._read_warned:
+            self._read_warned = True
+            self.warn(msg)
 
     def _read_all(self) -> dict:
         try:
@@ -45,10 +51,10 @@ class StateStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, UnicodeDecodeError) as exc:
-            self.warn(f"ignoring the saved position in {self.path}: it could not be read ({type(exc).__name__}).")
+            self._warn_read(f"ignoring the saved position in {self.path}: it could not be read ({type(exc).__name__}).")
             return {}
         if not isinstance(data, dict):
-            self.warn(f"ignoring the saved position in {self.path}: it is not in the expected format.")
+            self._warn_read(f"ignoring the saved position in {self.path}: it is not in the expected format.")
             return {}
         return data
 

@@ -1,0 +1,86 @@
+"""Property-based: no input sequence crashes, hangs or grows memory."""
+
+from __future__ import annotations
+
+import gc
+import random
+import tracemalloc
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from voiceguide.content import default_content_path, load_guide
+from voiceguide.dialog import MAX_RATE, MIN_RATE, Dialog, EndOfInput, Exit, Heard, Interrupted, NoInput, NoMatch, Say
+from voiceguide.intents import INTENTS, Intent, IntentParser
+from voiceguide.session import to_event
+from voiceguide.protocols import Heard as HeardInput
+
+GUIDE = load_guide(default_content_path())
+D = Dialog(GUIDE)
+PARSER = IntentParser(GUIDE)
+IDS = [s.id for s in GUIDE.walk()]
+TERMS = [e.term for e in GUIDE.glossary]
+
+targets = st.one_of(st.none(), st.sampled_from(IDS), st.sampled_from(TERMS), st.text(max_size=8),
+                    st.integers(-3, 30).map(str))
+intents = st.builds(lambda i, t: Heard(Intent(i, t, "x", 1.0)), st.sampled_from(INTENTS), targets)
+events = st.one_of(intents, st.just(NoInput()), st.builds(NoMatch, st.text(max_size=20)), st.just(Interrupted()))
+
+
+def check(state, effects):
+    assert isinstance(effects, list)
+    assert MIN_RATE <= state.rate <= MAX_RATE
+    assert state.section is None or state.section in GUIDE
+    assert 0 <= state.no_input <= 3 and 0 <= state.no_match <= 3
+    for e in effects:
+        if isinstance(e, Say):
+            assert isinstance(e.text, str) and e.text.strip()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(events, max_size=60), st.one_of(st.none(), st.sampled_from(IDS)))
+def test_no_event_sequence_crashes(seq, resume):
+    state, effects = D.start(resume_to=resume)
+    check(state, effects)
+    for ev in seq:
+        state, effects = D.step(state, ev)
+        check(state, effects)
+        if state.ended:
+            assert isinstance(effects[-1], Exit)
+            break
+    state, effects = D.step(state, EndOfInput())
+    assert isinstance(effects[-1], Exit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40), st.sampled_from(["keys", "voice"]))
+def test_any_typed_or_heard_text_becomes_an_event_and_a_step(text, via):
+    state, _ = D.start()
+    event = to_event(HeardInput(text, 1.0, via), PARSER, state)
+    state, effects = D.step(state, event)
+    check(state, effects)
+
+
+def test_ten_thousand_random_turns_finish_with_flat_memory():
+    rng = random.Random(1234)
+    pool = [Heard(Intent(i, t, "x", 1.0)) for i in INTENTS for t in (None, rng.choice(IDS), rng.choice(TERMS), "2")]
+    pool += [NoInput(), NoMatch("noise"), Interrupted()]
+    state, _ = D.start()
+    base = None
+    tracemalloc.start()
+    try:
+        for turn in range(10_000):
+            ev = rng.choice(pool)
+            if ev.__class__ is Heard and ev.intent.intent == "stop":
+                continue  # keep the session alive for all 10,000 turns
+            state, effects = D.step(state, ev)
+            check(state, effects)
+            if turn >= 1_000 and base is None:
+                gc.collect()
+                base = tracemalloc.get_traced_memory()[0]
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert not state.ended
+    assert grown < 64 * 1024, f"memory grew by {grown} bytes over 9,000 turns"

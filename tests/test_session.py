@@ -1,0 +1,138 @@
+"""The shell: text mode as a real subprocess, keys, logs, saved state, interruption, fallbacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from voiceguide.content import default_content_path, load_guide
+from voiceguide.session import KeyboardListener, TextSpeaker, run_session
+from voiceguide.state import StateStore
+from voiceguide.testing import RecordingSpeaker, ScriptedListener
+
+GUIDE = load_guide(default_content_path())
+
+
+def run_text(keys: str, *args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "voiceguide", "--text", *args], input=keys, capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_text_mode_navigates_by_keys_and_words(tmp_path):
+    log = tmp_path / "log.jsonl"
+    state = tmp_path / "state.json"
+    proc = run_text("4\n3\n\nwhere am i\nwhat does mutation mean\nq\n", "--state", str(state), "--log", str(log))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "\x1b[" not in out and "Traceback" not in proc.stderr
+    assert "Targeted Drugs." in out and "Gilteritinib." in out
+    assert GUIDE.section("gilteritinib").body[0] in out
+    assert "You are in Targeted Drugs, Gilteritinib, part 1 of 4." in out
+    assert GUIDE.term("mutation").definition in out
+    assert out.rstrip().endswith("To come back, start VoiceGuide again.")
+    turns = [json.loads(l) for l in log.read_text().splitlines()]
+    assert {t["role"] for t in turns} == {"guide", "user"}
+    users = [t for t in turns if t["role"] == "user"]
+    assert [u["text"] for u in users] == ["4", "3", "", "where am i", "what does mutation mean", "q"]
+    assert users[0]["intent"]["intent"] == "number" and users[-1]["intent"]["intent"] == "stop"
+    assert all("state" in t and "t" in t for t in turns)
+    assert json.loads(state.read_text())["guides"][GUIDE.id]["section"] == "gilteritinib"
+
+
+def test_position_and_rate_resume_across_runs(tmp_path):
+    state = tmp_path / "s.json"
+    assert run_text("2\nf\nq\n", "--state", str(state)).returncode == 0
+    proc = run_text("c\nw\nq\n", "--state", str(state))
+    assert "Last time you were in More Chemotherapy. Say continue, or main menu." in proc.stdout
+    assert "You are in More Chemotherapy" in proc.stdout
+    assert json.loads(state.read_text())["rate"] == 200
+
+
+def test_eof_ends_cleanly_and_keeps_the_position(tmp_path):
+    state = tmp_path / "s.json"
+    run_text("3\n", "--state", str(state))
+    proc = run_text("", "--state", str(state))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert json.loads(state.read_text())["guides"][GUIDE.id]["section"] == "transplant"
+
+
+def test_corrupt_state_file_is_ignored_with_a_warning(tmp_path):
+    state = tmp_path / "s.json"
+    state.write_text("{not json")
+    proc = run_text("q\n", "--state", str(state))
+    assert proc.returncode == 0
+    assert proc.stderr.count("\n") == 1 and "ignoring the saved position" in proc.stderr
+    assert json.loads(state.read_text())["guides"][GUIDE.id]["section"] is None
+
+
+def test_unwritable_state_warns_once_and_carries_on(tmp_path):
+    proc = run_text("2\nf\nq\n", "--state", "/proc/voiceguide/state.json")
+    assert proc.returncode == 0
+    assert proc.stderr.count("could not save your place") == 1
+    assert "Goodbye" in proc.stdout
+
+
+@pytest.mark.parametrize("args,fragment", [(["--rate", "20"], "--rate: 20 is outside 80 to 450"),
+                                           (["--timeout", "soon"], "--timeout: expected a number"),
+                                           (["--content", "/nonexistent"], "content pack not found")])
+def test_bad_options_are_one_line_errors(args, fragment):
+    proc = run_text("", *args)
+    assert proc.returncode != 0 and fragment in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+def test_no_input_timeout_reprompts_and_can_be_switched_off():
+    speaker = RecordingSpeaker()
+    listener = ScriptedListener([None, None, None, "q"])
+    assert run_session(GUIDE, speaker, listener, timeout=5.0) == 0
+    assert any("didn't hear anything" in t for t in speaker.said)
+    assert listener.timeouts[:3] == [5.0, 5.0, 5.0]
+    assert listener.timeouts[3] is None  # after the third, it waits without a timer
+    listener = ScriptedListener(["q"])
+    run_session(GUIDE, RecordingSpeaker(), listener, timeout=None)
+    assert listener.timeouts == [None]
+
+
+def test_interrupted_speech_resumes_at_the_cut_paragraph():
+    speaker = RecordingSpeaker()
+    first_para = GUIDE.section("overview").body[0]
+    n_start = len(GUIDE.sections) + 2  # welcome + "Main menu." + one line per section
+    opening = 3  # title, summary, offer
+    speaker.cut_at = {n_start + opening}  # the first body paragraph is cut short
+    listener = ScriptedListener(["1", "", "c", "q"])
+    run_session(GUIDE, speaker, listener, timeout=None)
+    assert speaker.said.count(first_para) == 2
+    assert speaker.said[n_start + opening + 1] == first_para  # said again on continue, nothing in between
+
+
+def test_keyboard_listener_stops_speech_when_a_key_arrives(tmp_path):
+    import io
+    import threading
+
+    stopped = threading.Event()
+    listener = KeyboardListener(io.StringIO("2\n"), on_input=stopped.set)
+    assert stopped.wait(2)
+    heard = listener.listen(1)
+    assert heard.text == "2" and heard.via == "keys"
+    assert type(listener.listen(1)).__name__ == "EndOfInput"
+
+
+def test_text_speaker_writes_plain_lines():
+    import io
+
+    buf = io.StringIO()
+    assert TextSpeaker(buf).speak("Hello there.") is True
+    assert buf.getvalue() == "Hello there.\n"
+
+
+def test_auto_output_without_audio_degrades_to_text_with_a_notice(tmp_path):
+    env = dict(os.environ, PULSE_SERVER="unix:/nonexistent", AUDIODEV="null", VOICEGUIDE_AUDIO="none")
+    proc = subprocess.run([sys.executable, "-m", "voiceguide", "--state", str(tmp_path / "s.json")], input="q\n",
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "No speaker found; using text output." in proc.stderr
+    assert "Welcome to" in proc.stdout
