@@ -124,7 +124,7 @@ class Intent:
 
 
 def number_value(word: str, *, allow_homophones: bool = False) -> int | None:
-    if word.isdigit():
+    if word.isascii() and word.isdigit():
         return int(word)
     if word in _HOMOPHONE_ONLY and not allow_homophones:
         return None

@@ -143,7 +143,7 @@ def to_event(inp: P.UserInput, parser: IntentParser, state: State):
         key = text.lower()
         if key in KEYS:
             return Heard(Intent(KEYS[key], None, raw, 1.0))
-        if key.isdigit():
+        if key.isascii() and key.isdigit():
             return Heard(Intent("number", str(int(key)), raw, 1.0))
     return Heard(parser.parse(text))
 
