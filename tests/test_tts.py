@@ -1,0 +1,185 @@
+"""Speech output with real engines: espeak-ng direct and through pyttsx3, Piper; the real player."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from voiceguide import audio as A
+from voiceguide.content import LexiconEntry, default_content_path, load_guide
+from voiceguide.errors import AudioDeviceUnavailable, EngineUnavailable
+from voiceguide.tts import AudioSpeaker, get_engine, list_engines, render, split_sentences
+
+GUIDE = load_guide(default_content_path())
+TEXT = "Gilteritinib is sold as Xospata. It targets the FLT3 gene."
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "voiceguide", *args], capture_output=True, text=True, timeout=120,
+                          env=env)
+
+
+@pytest.mark.parametrize("engine", ["espeak", "pyttsx3"])
+def test_engine_renders_real_speech(engine):
+    audio = render(TEXT, engine=get_engine(engine), lexicon=GUIDE.lexicon)
+    assert audio.sample_rate == 22050
+    assert 2.0 < audio.duration < 8.0
+    assert A.rms(audio) > 500, "speech is silent"
+
+
+def test_rate_changes_duration():
+    engine = get_engine("espeak")
+    slow = render(TEXT, engine=engine, rate=100)
+    fast = render(TEXT, engine=engine, rate=400)
+    assert slow.duration > 2.5 * fast.duration
+
+
+def test_pyttsx3_renders_two_different_utterances_in_one_run():
+    # pyttsx3 2.99 on Linux saves only the last of two save_to_file calls in one run; we must not.
+    engine = get_engine("pyttsx3")
+    a = engine.synthesize("One.")
+    b = engine.synthesize("This second sentence is a good deal longer than the first one.")
+    assert b.duration > 2 * a.duration
+
+
+def test_piper_renders_non_silent_speech():
+    try:
+        engine = get_engine("piper")
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+    audio = render("Ivosidenib is sold as Tibsovo.", engine=engine, lexicon=GUIDE.lexicon)
+    assert audio.sample_rate == 22050 and audio.duration > 1.0 and A.rms(audio) > 500
+    assert render("Ivosidenib.", engine=engine, rate=300).duration < render("Ivosidenib.", engine=engine, rate=100).duration
+
+
+def test_silent_engine_is_silent_and_plausibly_long():
+    audio = get_engine("silent").synthesize("one two three four five six", rate=120)
+    assert audio.duration == pytest.approx(3.0, abs=0.01) and A.rms(audio) == 0
+
+
+def test_unknown_engine_and_voice_are_clear_errors():
+    with pytest.raises(EngineUnavailable, match="unknown speech engine 'nope'"):
+        get_engine("nope")
+    with pytest.raises(EngineUnavailable, match="espeak-ng failed"):
+        get_engine("espeak").synthesize("hi", voice="xx-nonexistent-voice")
+    assert "espeak" in list_engines() and "silent" in list_engines()
+
+
+def test_split_sentences():
+    assert split_sentences("One. Two? Three! four. 5 items.") == ["One.", "Two?", "Three! four.", "5 items."]
+
+
+def test_say_writes_a_16_bit_wav(tmp_path):
+    out = tmp_path / "x.wav"
+    proc = cli("say", "--out", str(out), "--rate", "200", "Hello", "there.")
+    assert proc.returncode == 0, proc.stderr
+    audio = A.read_wav(out)
+    import wave
+    with wave.open(str(out)) as w:
+        assert (w.getsampwidth(), w.getnchannels(), w.getcomptype()) == (2, 1, "NONE")
+    assert audio.duration > 0.5 and A.rms(audio) > 300
+
+
+def test_say_rejects_bad_rate_in_one_line():
+    proc = cli("say", "--rate", "999", "hi")
+    assert proc.returncode != 0 and "--rate: 999 is outside 80 to 450" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_voices_lists_espeak_voices_with_language():
+    proc = cli("voices", "--engine", "espeak")
+    assert proc.returncode == 0
+    assert "espeak: en-us (en-us)" in proc.stdout
+    assert len(proc.stdout.splitlines()) > 20
+
+
+def test_no_device_falls_back_to_text_with_a_notice(tmp_path):
+    # A real no-server case: PulseAudio unreachable, and no ALSA device for PortAudio.
+    env = {k: v for k, v in os.environ.items()}
+    env.update(PULSE_SERVER=f"unix:{tmp_path}/nothing-here", ALSA_CONFIG_PATH=str(tmp_path / "empty.conf"))
+    (tmp_path / "empty.conf").write_text("")
+    proc = cli("say", "Hello", "from", "nowhere.", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "Hello from nowhere."
+    assert proc.stderr.count("\n") == 1 and "No audio output device found; showing text instead" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_probe_reports_no_device_without_crashing(monkeypatch):
+    monkeypatch.setenv("VOICEGUIDE_AUDIO", "none")
+    assert "switched off" in A.probe_output()
+    with pytest.raises(AudioDeviceUnavailable):
+        A.Player()
+
+
+# ------------------------------------------------------------------ real playback into a null sink
+
+
+@pytest.mark.audio
+def test_speech_really_comes_out_of_the_speaker(pulse):
+    speaker = AudioSpeaker(get_engine("espeak"), A.Player(), lexicon=GUIDE.lexicon, rate=220)
+    expected = render(TEXT, engine=get_engine("espeak"), rate=220, lexicon=GUIDE.lexicon).duration
+    rec = pulse.record_speaker()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    assert speaker.speak(TEXT) is True
+    spoke_for = time.monotonic() - t0
+    rec.stop()
+    loud = rec.loud_times()
+    assert loud, "nothing was heard on the speaker"
+    heard_for = loud[-1] - loud[0]
+    assert 0.7 * expected < heard_for < expected + 0.5
+    assert spoke_for >= 0.95 * expected, "speak() returned before the sound could have ended"
+
+
+def _voiceguide_streams(pulse) -> int:
+    out = pulse.pactl("list", "sink-inputs").stdout
+    return out.count('application.name = "VoiceGuide"')
+
+
+@pytest.mark.audio
+def test_stop_cuts_speech_at_once_and_reports_it(pulse):
+    speaker = AudioSpeaker(get_engine("espeak"), A.Player(), rate=150)
+    long_text = " ".join(["This is a long sentence that keeps going for a good while."] * 6)
+    result = {}
+    th = threading.Thread(target=lambda: result.setdefault("finished", speaker.speak(long_text)))
+    th.start()
+    playing = False
+    for _ in range(100):  # wait until the server is really playing our stream
+        if _voiceguide_streams(pulse):
+            playing = True
+            break
+        time.sleep(0.05)
+    assert playing, "speech never reached the speaker"
+    time.sleep(0.5)
+    t_stop = time.monotonic()
+    speaker.stop()
+    stopped_after = time.monotonic() - t_stop
+    th.join(5)
+    assert _voiceguide_streams(pulse) == 0, "the stream is still on the speaker after stop()"
+    assert stopped_after < 0.1, f"stop() took {stopped_after * 1000:.0f} ms"
+    assert result["finished"] is False
+    assert speaker.last_interrupted_sentence_index == 0
+
+
+@pytest.mark.audio
+def test_earcons_play_and_can_be_switched_off(pulse):
+    speaker = AudioSpeaker(get_engine("silent"), A.Player(), earcons=True)
+    rec = pulse.record_speaker()
+    time.sleep(0.2)
+    speaker.earcon("listening")
+    time.sleep(0.3)
+    rec.stop()
+    assert rec.loud_times(), "earcon not heard"
+    quiet = AudioSpeaker(get_engine("silent"), A.Player(), earcons=False)
+    rec = pulse.record_speaker()
+    time.sleep(0.2)
+    quiet.earcon("listening")
+    time.sleep(0.3)
+    rec.stop()
+    assert not rec.loud_times()

@@ -1,0 +1,260 @@
+"""Audio plumbing: WAV files, resampling, a player we control, earcons, device probes.
+
+The player is what makes speech interruptible and lets the loop know when speech
+has *really* ended (so the microphone never listens to the guide): each
+utterance is played by a child ``paplay`` process (PulseAudio/PipeWire), which
+exits only when the sound has drained and can be killed at once; where there is
+no PulseAudio (macOS, Windows) the same interface is served by sounddevice.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AudioDeviceUnavailable, AudioFormatError
+from .protocols import Audio
+
+__all__ = ["read_wav", "write_wav", "wav_bytes", "parse_wav", "resample", "concat", "silence", "rms", "earcon",
+           "Player", "probe_output", "probe_input"]
+
+
+# ---------------------------------------------------------------------- WAV
+
+
+def parse_wav(data: bytes, name: str = "audio") -> Audio:
+    """16-bit PCM WAV bytes -> mono :class:`Audio` (channels are averaged)."""
+    try:
+        with wave.open(io.BytesIO(data), "rb") as w:
+            if w.getcomptype() != "NONE" or w.getsampwidth() != 2:
+                raise AudioFormatError(f"{name}: expected 16-bit PCM WAV, got {8 * w.getsampwidth()}-bit "
+                                       f"{w.getcomptype().lower()}")
+            rate, channels = w.getframerate(), w.getnchannels()
+            frames = w.readframes(w.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise AudioFormatError(f"{name}: not a readable WAV file ({exc})") from None
+    samples = np.frombuffer(frames[: len(frames) // (2 * channels) * 2 * channels], dtype="<i2")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).astype("<i2")
+    return Audio(samples.tobytes(), rate)
+
+
+def read_wav(path: str | os.PathLike) -> Audio:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise AudioFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return parse_wav(_fix_streamed_header(data), str(path))
+
+
+def _fix_streamed_header(data: bytes) -> bytes:
+    """espeak-ng --stdout writes 0x7fffffff sizes (it streams); make them true."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        idx = data.find(b"data", 12)
+        if idx > 0:
+            size = len(data) - idx - 8
+            data = (data[:4] + (len(data) - 8).to_bytes(4, "little") + data[8:idx + 4]
+                    + size.to_bytes(4, "little") + data[idx + 8:])
+    return data
+
+
+def wav_bytes(audio: Audio) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(audio.sample_rate)
+        w.writeframes(audio.pcm)
+    return buf.getvalue()
+
+
+def write_wav(path: str | os.PathLike, audio: Audio) -> None:
+    Path(path).write_bytes(wav_bytes(audio))
+
+
+def samples(audio: Audio) -> np.ndarray:
+    return np.frombuffer(audio.pcm, dtype="<i2")
+
+
+def resample(audio: Audio, rate: int) -> Audio:
+    """Linear-interpolation resampling (ample for speech)."""
+    if audio.sample_rate == rate or not audio.pcm:
+        return Audio(audio.pcm, rate)
+    x = samples(audio).astype(np.float32)
+    n = int(round(len(x) * rate / audio.sample_rate))
+    y = np.interp(np.linspace(0, len(x) - 1, n), np.arange(len(x)), x)
+    return Audio(np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes(), rate)
+
+
+def silence(seconds: float, rate: int) -> Audio:
+    return Audio(b"\0\0" * int(round(seconds * rate)), rate)
+
+
+def concat(parts: list[Audio], rate: int) -> Audio:
+    return Audio(b"".join(resample(p, rate).pcm for p in parts), rate)
+
+
+def rms(audio: Audio) -> float:
+    x = samples(audio).astype(np.float64)
+    return float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
+
+
+def earcon(name: str, sample_rate: int = 22050) -> Audio:
+    """Short generated cues: ``listening`` (two rising notes), ``nomatch`` (a low falling note)."""
+    notes = {"listening": [(660, 0.07), (880, 0.09)], "nomatch": [(392, 0.09), (294, 0.14)]}.get(name)
+    if notes is None:
+        raise ValueError(f"unknown earcon {name!r}")
+    out = []
+    for freq, dur in notes:
+        t = np.arange(int(sample_rate * dur)) / sample_rate
+        tone = np.sin(2 * np.pi * freq * t) * 0.25
+        ramp = np.minimum(1, np.minimum(t, dur - t) / 0.01)  # 10 ms fades: no clicks
+        out.append(tone * ramp)
+    pcm = (np.concatenate(out) * 32767).astype("<i2").tobytes()
+    return Audio(pcm, sample_rate)
+
+
+# ---------------------------------------------------------------------- devices
+
+
+def _forced_off() -> bool:
+    return os.environ.get("VOICEGUIDE_AUDIO", "").lower() in {"none", "off", "0"}
+
+
+def _pulse_ok() -> bool:
+    if not shutil.which("pactl") or not shutil.which("paplay"):
+        return False
+    try:
+        return subprocess.run(["pactl", "info"], capture_output=True, timeout=5).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+_PROBE = r"""
+import sys
+import sounddevice as sd
+kind = sys.argv[1]
+d = sd.query_devices(kind=kind)
+ok = d and d.get("max_%s_channels" % ("output" if kind == "output" else "input"), 0) > 0
+print("ok" if ok else "none")
+"""
+
+
+def _portaudio_probe(kind: str) -> str | None:
+    """Ask PortAudio in a child process: a broken configuration can abort the whole process."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE, kind], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the audio probe failed ({exc})"
+    if proc.returncode == 0 and proc.stdout.strip() == "ok":
+        return None
+    detail = (proc.stderr.strip().splitlines() or ["no device"])[-1]
+    return f"no audio {kind} device ({detail[:120]})"
+
+
+def probe_output() -> str | None:
+    """None if sound can be played here, else a one-line reason."""
+    if _forced_off():
+        return "audio is switched off (VOICEGUIDE_AUDIO=none)"
+    if _pulse_ok():
+        return None
+    return _portaudio_probe("output")
+
+
+def probe_input() -> str | None:
+    """None if a microphone can be recorded here, else a one-line reason."""
+    if _forced_off():
+        return "audio is switched off (VOICEGUIDE_AUDIO=none)"
+    if _pulse_ok() and shutil.which("parec"):
+        return None
+    return _portaudio_probe("input")
+
+
+# ---------------------------------------------------------------------- the player
+
+
+class Player:
+    """Plays one clip at a time; ``stop()`` cuts it at once; ``wait()`` tells whether it finished."""
+
+    def __init__(self, backend: str | None = None, latency_ms: int = 50):
+        if backend is None:
+            reason = probe_output()
+            if reason:
+                raise AudioDeviceUnavailable(reason)
+            backend = "pulse" if _pulse_ok() else "sounddevice"
+        self.backend = backend
+        self.latency_ms = latency_ms
+        self._proc: subprocess.Popen | None = None
+        self._stopped = threading.Event()
+        self._done = threading.Event()
+        self._done.set()
+        self._lock = threading.Lock()
+
+    @property
+    def is_playing(self) -> bool:
+        return not self._done.is_set()
+
+    def play(self, audio: Audio) -> None:
+        """Start playing (returns at once)."""
+        self.stop()
+        self._stopped.clear()
+        self._done.clear()
+        if self.backend == "pulse":
+            self._proc = subprocess.Popen(
+                ["paplay", "--raw", "--format=s16le", "--channels=1", f"--rate={audio.sample_rate}",
+                 f"--latency-msec={self.latency_ms}", "--client-name=VoiceGuide", "--stream-name=speech"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            threading.Thread(target=self._feed, args=(self._proc, audio.pcm), daemon=True).start()
+        else:
+            import sounddevice as sd  # lazily: only where there is no PulseAudio
+
+            data = samples(audio)
+            sd.play(data, audio.sample_rate, blocking=False)
+            threading.Thread(target=self._sd_wait, daemon=True).start()
+
+    def _feed(self, proc: subprocess.Popen, pcm: bytes) -> None:
+        try:
+            for i in range(0, len(pcm), 8192):
+                if self._stopped.is_set():
+                    break
+                proc.stdin.write(pcm[i:i + 8192])
+            proc.stdin.close()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+        proc.wait()
+        self._done.set()
+
+    def _sd_wait(self) -> None:
+        import sounddevice as sd
+
+        sd.wait()
+        self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until playback ends; True if it played to the end, False if stopped."""
+        self._done.wait(timeout)
+        return not self._stopped.is_set() and self._done.is_set()
+
+    def stop(self) -> None:
+        """Cut playback now (safe from any thread)."""
+        if self._done.is_set():
+            return
+        self._stopped.set()
+        if self.backend == "pulse" and self._proc is not None:
+            try:
+                self._proc.kill()
+            except OSError:
+                pass
+        elif self.backend == "sounddevice":
+            import sounddevice as sd
+
+            sd.stop()
+        self._done.wait(1.0)
