@@ -57,7 +57,7 @@ make_venv() {
 }
 
 # What the guide needs to speak, listen and export; python3-venv/-dev where the system Python is used.
-VG_RUN_PACKAGES=(espeak-ng ffmpeg libportaudio2 portaudio19-dev pulseaudio-utils alsa-utils fonts-dejavu-core gcc)
+VG_RUN_PACKAGES=(espeak-ng ffmpeg libportaudio2 portaudio19-dev libasound2-plugins pulseaudio-utils alsa-utils fonts-dejavu-core gcc)
 if [ "$(command -v "$VG_PYTHON")" = "/usr/bin/python3" ]; then
   VG_RUN_PACKAGES+=(python3-venv python3-dev)
 fi

@@ -1,0 +1,294 @@
+"""Speech input: offline recognisers behind one interface, and a microphone listener.
+
+The default recogniser is pocketsphinx 5's own ``Decoder`` searching a JSGF
+grammar compiled from the content pack (:mod:`voiceguide.grammar`), with every
+lexicon word in its dictionary. Out-of-grammar speech is rejected twice over: it
+falls into the grammar's garbage path, and whatever survives must still mean
+something to the intent parser. Never a wrong confident guess.
+
+Engines, chosen by name: ``pocketsphinx`` (default), ``sphinx-open``
+(SpeechRecognition's plain ``recognize_sphinx``, the baseline the benchmark
+compares against), and ``vosk`` / ``whisper`` when the user points at a local
+model (``--model PATH`` or ``VOICEGUIDE_ASR_MODEL``); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import audio as A
+from .content import Guide, load_guide
+from .errors import AudioDeviceUnavailable, EngineUnavailable, VoiceGuideError
+from .grammar import CompiledGrammar, compile_grammar
+from .intents import Intent, IntentParser
+from .protocols import Audio, Heard, Silence, Speaker, UserInput
+
+__all__ = ["PocketsphinxRecognizer", "SphinxOpenRecognizer", "VoskRecognizer", "WhisperRecognizer", "RECOGNIZERS",
+           "get_recognizer", "MicListener", "register"]
+
+RATE = 16000
+
+
+def _model_dir() -> Path:
+    try:
+        import pocketsphinx
+    except ImportError:
+        raise EngineUnavailable("pocketsphinx is not installed (pip install pocketsphinx)") from None
+    return Path(pocketsphinx.get_model_path())
+
+
+def _dither(audio: Audio) -> Audio:
+    """Add noise of about one bit: digital silence (exact zeros, as synthetic voices produce) breaks
+    the recogniser's log-energy features and its running cepstral mean."""
+    x = np.frombuffer(audio.pcm, dtype="<i2").astype(np.int32)
+    noise = np.random.default_rng(len(x)).integers(-2, 3, size=len(x))
+    return Audio(np.clip(x + noise, -32768, 32767).astype("<i2").tobytes(), audio.sample_rate)
+
+
+class PocketsphinxRecognizer:
+    """pocketsphinx 5 Decoder + content grammar; built once, reused for every utterance."""
+
+    name = "pocketsphinx"
+
+    def __init__(self, guide: Guide, model_path: str | None = None):
+        from pocketsphinx import Config, Decoder
+
+        models = _model_dir()
+        hmm = Path(model_path) if model_path else models / "en-us" / "en-us"
+        if not hmm.is_dir():
+            raise EngineUnavailable(f"acoustic model not found: {hmm}")
+        self.grammar: CompiledGrammar = compile_grammar(guide, str(models / "en-us" / "cmudict-en-us.dict"))
+        self._tmp = tempfile.TemporaryDirectory(prefix="voiceguide-asr-")
+        dict_file = Path(self._tmp.name) / "voiceguide.dict"
+        dict_file.write_text(self.grammar.dict_text(), encoding="utf-8")
+        config = Config(hmm=str(hmm), dict=str(dict_file), jsgf=None, lm=None, loglevel="FATAL")
+        config["samprate"] = RATE
+        # Narrow beams: measured here, wider beams made synthetic speech both slower and less
+        # accurate (see docs/benchmarks.md).
+        config["beam"] = 1e-20
+        config["pbeam"] = 1e-20
+        config["wbeam"] = 1e-15
+        config["maxhmmpf"] = 3000
+        self.decoder = Decoder(config)
+        self.decoder.add_jsgf_string("voiceguide", self.grammar.jsgf)
+        self.decoder.activate_search("voiceguide")
+        self.parser = IntentParser(guide)
+
+    def transcribe(self, audio: Audio) -> str:
+        """The best in-grammar word sequence ("" for out-of-grammar speech or silence)."""
+        pcm = _dither(A.resample(audio, RATE)).pcm
+        self.decoder.start_utt()
+        self.decoder.process_raw(pcm, full_utt=True)
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        text = hyp.hypstr.replace("_", " ") if hyp else ""
+        if self.grammar.is_garbage(text.replace(" ", " ")):
+            return ""
+        return text
+
+    def recognize(self, audio: Audio) -> Heard:
+        text = self.transcribe(audio)
+        if not text:
+            return Heard("", 0.0, "voice")
+        intent = self.parser.parse(text)
+        if intent.intent == "none":
+            return Heard("", 0.0, "voice")
+        return Heard(text, intent.confidence, "voice")
+
+
+class SphinxOpenRecognizer:
+    """SpeechRecognition's plain ``recognize_sphinx`` (open vocabulary): the baseline."""
+
+    name = "sphinx-open"
+
+    def __init__(self, guide: Guide, model_path: str | None = None):
+        try:
+            import speech_recognition as sr
+        except ImportError:
+            raise EngineUnavailable("SpeechRecognition is not installed (pip install SpeechRecognition)") from None
+        self.sr = sr
+        self.recognizer = sr.Recognizer()
+        self.parser = IntentParser(guide)
+
+    def recognize(self, audio: Audio) -> Heard:
+        a = A.resample(audio, RATE)
+        data = self.sr.AudioData(a.pcm, RATE, 2)
+        try:
+            text = self.recognizer.recognize_sphinx(data)
+        except self.sr.UnknownValueError:
+            return Heard("", 0.0, "voice")
+        intent = self.parser.parse(text)
+        return Heard(text if intent.intent != "none" else "", intent.confidence, "voice")
+
+
+def _local_model(name: str, model_path: str | None) -> Path:
+    path = model_path or os.environ.get("VOICEGUIDE_ASR_MODEL")
+    if not path:
+        raise EngineUnavailable(f"the {name} recogniser needs a local model: pass --model PATH or set "
+                                f"VOICEGUIDE_ASR_MODEL (nothing is downloaded)")
+    p = Path(path)
+    if not p.exists():
+        raise EngineUnavailable(f"{name} model not found: {p}")
+    return p
+
+
+class VoskRecognizer:
+    """Vosk with a model folder the user already has."""
+
+    name = "vosk"
+
+    def __init__(self, guide: Guide, model_path: str | None = None):
+        model = _local_model("vosk", model_path)
+        try:
+            import vosk
+        except ImportError:
+            raise EngineUnavailable("vosk is not installed (pip install vosk)") from None
+        self.model = vosk.Model(str(model))
+        self.vosk = vosk
+        self.parser = IntentParser(guide)
+
+    def recognize(self, audio: Audio) -> Heard:
+        rec = self.vosk.KaldiRecognizer(self.model, RATE)
+        rec.AcceptWaveform(A.resample(audio, RATE).pcm)
+        text = json.loads(rec.FinalResult()).get("text", "")
+        intent = self.parser.parse(text)
+        return Heard(text if intent.intent != "none" else "", intent.confidence, "voice")
+
+
+class WhisperRecognizer:
+    """faster-whisper with a model folder the user already has."""
+
+    name = "whisper"
+
+    def __init__(self, guide: Guide, model_path: str | None = None):
+        model = _local_model("whisper", model_path)
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError:
+            raise EngineUnavailable("faster-whisper is not installed (pip install faster-whisper)") from None
+        self.model = WhisperModel(str(model), device="cpu", compute_type="int8", local_files_only=True)
+        self.parser = IntentParser(guide)
+
+    def recognize(self, audio: Audio) -> Heard:
+        x = np.frombuffer(A.resample(audio, RATE).pcm, dtype="<i2").astype(np.float32) / 32768
+        segments, _ = self.model.transcribe(x, language="en")
+        text = " ".join(s.text for s in segments).strip()
+        intent = self.parser.parse(text)
+        return Heard(text if intent.intent != "none" else "", intent.confidence, "voice")
+
+
+RECOGNIZERS = {"pocketsphinx": PocketsphinxRecognizer, "sphinx-open": SphinxOpenRecognizer,
+               "vosk": VoskRecognizer, "whisper": WhisperRecognizer}
+
+
+def get_recognizer(guide: Guide, name: str = "pocketsphinx", model_path: str | None = None):
+    if name not in RECOGNIZERS:
+        raise EngineUnavailable(f"unknown recogniser {name!r}: choose from {', '.join(RECOGNIZERS)}")
+    return RECOGNIZERS[name](guide, model_path)
+
+
+# ---------------------------------------------------------------------- the microphone
+
+
+class MicListener:
+    """Listens on the default microphone through SpeechRecognition (PyAudio/PortAudio).
+
+    Calibrates for room noise with a floor, endpoints quickly (0.5 s of quiet ends a
+    phrase), plays the "listening" cue before it opens the microphone, and only
+    ever listens after the guide has finished speaking.
+    """
+
+    def __init__(self, recognizer, speaker: Speaker | None = None, *, device_index: int | None = None):
+        try:
+            import speech_recognition as sr
+        except ImportError:
+            raise EngineUnavailable("SpeechRecognition is not installed") from None
+        try:
+            import pyaudio  # noqa: F401
+        except ImportError:
+            raise AudioDeviceUnavailable("PyAudio is not installed (pip install 'voiceguide[mic]')") from None
+        self.sr = sr
+        self.recognizer = recognizer
+        self.speaker = speaker
+        self.ears = sr.Recognizer()
+        self.ears.pause_threshold = 0.5
+        self.ears.non_speaking_duration = 0.3
+        self.ears.phrase_threshold = 0.15
+        self.ears.dynamic_energy_threshold = True
+        self.mic = sr.Microphone(device_index=device_index, sample_rate=RATE)
+        self._calibrated = False
+        self.on_speech_end = None  # for the end-to-end latency benchmark
+
+    @classmethod
+    def create(cls, guide: Guide, *, speaker: Speaker | None = None, engine: str = "pocketsphinx",
+               model_path: str | None = None) -> "MicListener":
+        reason = A.probe_input()
+        if reason:
+            raise AudioDeviceUnavailable(reason)
+        return cls(get_recognizer(guide, engine, model_path), speaker)
+
+    def listen(self, timeout: float | None) -> UserInput:
+        if self.speaker is not None:
+            self.speaker.earcon("listening")
+        try:
+            with self.mic as source:
+                if not self._calibrated:
+                    self.ears.adjust_for_ambient_noise(source, duration=0.5)
+                    self.ears.energy_threshold = max(self.ears.energy_threshold, 150)
+                    self._calibrated = True
+                try:
+                    data = self.ears.listen(source, timeout=timeout, phrase_time_limit=8)
+                except self.sr.WaitTimeoutError:
+                    return Silence()
+        except OSError as exc:
+            raise AudioDeviceUnavailable(f"the microphone stopped working ({exc})") from None
+        if self.on_speech_end:
+            self.on_speech_end()
+        pcm = data.get_raw_data(convert_rate=RATE, convert_width=2)
+        return self.recognizer.recognize(Audio(pcm, RATE))
+
+    def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------- command
+
+
+def register(sub, formatter) -> None:
+    p = sub.add_parser("recognize", help="recognise spoken commands in WAV files",
+                       description="Recognise each WAV file (16-bit PCM, any rate) and print what it means: with "
+                                   "--json one JSON object per file, in order, with intent, target, text and "
+                                   "confidence. Out-of-grammar speech gives intent none.", formatter_class=formatter)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print JSON lines")
+    p.add_argument("--engine", choices=list(RECOGNIZERS), default="pocketsphinx", help="recogniser (default pocketsphinx)")
+    p.add_argument("--model", metavar="PATH", help="local model folder (vosk, whisper) or acoustic model (pocketsphinx)")
+    p.add_argument("--content", metavar="PATH", help="content pack whose names to listen for")
+    p.set_defaults(func=cmd_recognize)
+
+
+def cmd_recognize(args) -> int:
+    guide = load_guide(args.content)
+    for f in args.files:  # check every file before loading the engine
+        if not Path(f).is_file():
+            raise VoiceGuideError(f"{f}: no such file")
+    engine = get_recognizer(guide, args.engine, args.model)
+    parser = IntentParser(guide)
+    for f in args.files:
+        heard = engine.recognize(A.read_wav(f))
+        intent = parser.parse(heard.text) if heard.text else Intent("none", None, "", 0.0)
+        row = {"intent": intent.intent, "target": intent.target, "text": heard.text,
+               "confidence": round(min(intent.confidence, heard.confidence) if heard.text else 0.0, 3)}
+        if args.json:
+            print(json.dumps({"file": f, **row}, ensure_ascii=False), flush=True)
+        else:
+            target = f" {row['target']}" if row["target"] else ""
+            print(f"{f}: {row['intent']}{target} ({row['text'] or 'nothing recognised'})", flush=True)
+    return 0
