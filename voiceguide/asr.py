@@ -68,30 +68,35 @@ class PocketsphinxRecognizer:
         self._tmp = tempfile.TemporaryDirectory(prefix="voiceguide-asr-")
         dict_file = Path(self._tmp.name) / "voiceguide.dict"
         dict_file.write_text(self.grammar.dict_text(), encoding="utf-8")
+        # Two searches over the same grammar: a narrow beam that is fast, and a wide one tried only
+        # when the narrow one finds no complete path (long drug names in synthetic or noisy speech).
+        self.decoders = [self._decoder(Config, Decoder, hmm, dict_file, beam) for beam in (1e-20, 1e-30)]
+        self.parser = IntentParser(guide)
+
+    def _decoder(self, Config, Decoder, hmm: Path, dict_file: Path, beam: float):
         config = Config(hmm=str(hmm), dict=str(dict_file), jsgf=None, lm=None, loglevel="FATAL")
         config["samprate"] = RATE
-        # Narrow beams: measured here, wider beams made synthetic speech both slower and less
-        # accurate (see docs/benchmarks.md).
-        config["beam"] = 1e-20
-        config["pbeam"] = 1e-20
-        config["wbeam"] = 1e-15
-        config["maxhmmpf"] = 3000
-        self.decoder = Decoder(config)
-        self.decoder.add_jsgf_string("voiceguide", self.grammar.jsgf)
-        self.decoder.activate_search("voiceguide")
-        self.parser = IntentParser(guide)
+        config["beam"] = beam
+        config["pbeam"] = beam
+        config["wbeam"] = beam ** 0.75
+        config["maxhmmpf"] = 3000 if beam > 1e-25 else 5000
+        decoder = Decoder(config)
+        decoder.add_jsgf_string("voiceguide", self.grammar.jsgf)
+        decoder.activate_search("voiceguide")
+        return decoder
 
     def transcribe(self, audio: Audio) -> str:
         """The best in-grammar word sequence ("" for out-of-grammar speech or silence)."""
         pcm = _dither(A.resample(audio, RATE)).pcm
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm, full_utt=True)
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        text = hyp.hypstr.replace("_", " ") if hyp else ""
-        if self.grammar.is_garbage(text.replace(" ", " ")):
-            return ""
-        return text
+        for decoder in self.decoders:
+            decoder.start_utt()
+            decoder.process_raw(pcm, full_utt=True)
+            decoder.end_utt()
+            hyp = decoder.hyp()
+            if hyp and hyp.hypstr:
+                text = hyp.hypstr.replace("_", " ")
+                return "" if self.grammar.is_garbage(text) else text
+        return ""
 
     def recognize(self, audio: Audio) -> Heard:
         text = self.transcribe(audio)

@@ -1,0 +1,170 @@
+"""Speech input with the real recogniser on real synthesised speech (Piper neural voice and espeak-ng)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from voiceguide import audio as A
+from voiceguide.asr import PocketsphinxRecognizer, get_recognizer
+from voiceguide.content import default_content_path, load_guide
+from voiceguide.errors import EngineUnavailable
+from voiceguide.grammar import compile_grammar, cmudict
+from voiceguide.intents import IntentParser
+from voiceguide.protocols import Audio
+from voiceguide.tts import get_engine, render
+
+GUIDE = load_guide(default_content_path())
+PARSER = IntentParser(GUIDE)
+
+# Phrasings for tests (the benchmark uses different ones).
+IN_GRAMMAR = [
+    ("tell me about stem cell transplants", "open", "transplant"),
+    ("what's Xospata", "open", "gilteritinib"),
+    ("say that again", "repeat", None),
+    ("number two", "number", "2"),
+    ("go back", "back", None),
+    ("main menu", "menu", None),
+    ("Tibsovo", "open", "ivosidenib"),
+    ("where am I", "where", None),
+    ("the FLT3 drug", "open", "gilteritinib"),
+    ("hold on", "pause", None),
+    ("chemo", "open", "chemotherapy"),
+    ("help", "help", None),
+]
+OFF_TOPIC = ["what is the weather like tomorrow", "play some jazz music", "call my sister on the phone",
+             "I would like a cup of coffee"]
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return PocketsphinxRecognizer(GUIDE)
+
+
+@pytest.fixture(scope="module")
+def piper():
+    try:
+        return get_engine("piper")
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def intent_of(recognizer, audio):
+    heard = recognizer.recognize(audio)
+    if not heard.text:
+        return ("none", None)
+    got = PARSER.parse(heard.text)
+    return (got.intent, got.target)
+
+
+def test_grammar_holds_the_content_and_every_word_has_a_pronunciation():
+    import pocketsphinx
+    d = os.path.join(pocketsphinx.get_model_path(), "en-us", "cmudict-en-us.dict")
+    g = compile_grammar(GUIDE, d)
+    for name in ["xospata", "gilteritinib", "tell me about", "what does", "seven and three", "flt3", "ara_c"]:
+        assert name in g.jsgf, name
+    base = cmudict(d)
+    for line in g.jsgf.splitlines()[3:]:
+        body = line.partition("=")[2]
+        for w in body.replace("|", " ").replace(";", " ").replace("[", " ").replace("]", " ").split():
+            if not w.startswith("<") and not w.startswith("/"):
+                assert w in g.dictionary, w
+    assert g.dictionary["xospata"] == ["Z OW S P AA T AH"]  # from the content lexicon
+    assert "xospata" not in base
+    from voiceguide.intents import COMMAND_PHRASES
+    commands = {p for ps in COMMAND_PHRASES.values() for p in ps}
+    assert set(g.skipped) <= commands, "a content name has no pronunciation"  # e.g. "shush" is not in the dictionary
+
+
+def test_neural_voice_commands_are_recognised(recognizer, piper):
+    results = []
+    for text, intent, target in IN_GRAMMAR:
+        got = intent_of(recognizer, render(text, engine=piper, lexicon=GUIDE.lexicon))
+        results.append((text, got == (intent, target), got))
+    right = sum(ok for _, ok, _ in results)
+    wrong = [r for r in results if not r[1] and r[2] != ("none", None)]
+    assert right >= 9, results  # measured: 10 of 12 (see docs/benchmarks.md)
+    assert len(wrong) <= 1, wrong
+
+
+def test_off_topic_speech_is_rejected(recognizer, piper):
+    espeak = get_engine("espeak")
+    for text in OFF_TOPIC:
+        for engine in (piper, espeak):
+            heard = recognizer.recognize(render(text, engine=engine))
+            assert heard.text == "" and heard.confidence == 0.0, (text, engine.name, heard)
+
+
+def test_espeak_commands_are_mostly_recognised_and_never_misheard(recognizer):
+    espeak = get_engine("espeak")
+    right = wrong = 0
+    for text, intent, target in IN_GRAMMAR:
+        got = intent_of(recognizer, render(text, engine=espeak, rate=150, lexicon=GUIDE.lexicon))
+        if got == (intent, target):
+            right += 1
+        elif got != ("none", None):
+            wrong += 1
+    assert right >= 4, f"only {right} right"  # measured: 5 of 12; synthetic espeak speech is hard
+    # Known gap (see docs/benchmarks.md): short commands in synthetic espeak speech are confusable
+    # ("help" -> "do it"); measured 3 of 12. A regression guard, not the goal (which is zero).
+    assert wrong <= 3, f"{wrong} confident wrong answers"
+
+
+def test_noise_at_10_db_gives_no_confident_wrong_answer(recognizer, piper):
+    import numpy as np
+    rng = np.random.default_rng(7)
+    right = wrong = 0
+    for text, intent, target in IN_GRAMMAR[:6]:
+        clean = render(text, engine=piper, lexicon=GUIDE.lexicon)
+        x = np.frombuffer(clean.pcm, "<i2").astype(np.float64)
+        noise = rng.normal(0, 1, len(x))
+        noise *= np.sqrt(np.mean(x ** 2) / np.mean(noise ** 2) / 10 ** (10 / 10))
+        noisy = Audio(np.clip(x + noise, -32768, 32767).astype("<i2").tobytes(), clean.sample_rate)
+        got = intent_of(recognizer, noisy)
+        right += got == (intent, target)
+        wrong += got not in {(intent, target), ("none", None)}
+    assert wrong <= 1  # measured 1 of 6 at 10 dB white noise; the goal is 0 (docs/benchmarks.md)
+    assert right >= 1
+
+
+def test_silence_is_rejected(recognizer):
+    assert recognizer.recognize(A.silence(1.0, 16000)).text == ""
+
+
+def test_vosk_and_whisper_need_a_local_model(monkeypatch):
+    monkeypatch.delenv("VOICEGUIDE_ASR_MODEL", raising=False)
+    for name in ("vosk", "whisper"):
+        with pytest.raises(EngineUnavailable, match=f"the {name} recogniser needs a local model"):
+            get_recognizer(GUIDE, name)
+        with pytest.raises(EngineUnavailable, match="model not found: /nonexistent"):
+            get_recognizer(GUIDE, name, "/nonexistent")
+
+
+def test_recognize_cli_outputs_json_lines_in_order(tmp_path, piper):
+    files = []
+    for i, text in enumerate(["what's Xospata", "play some jazz music", "number two"]):
+        f = tmp_path / f"{i}.wav"
+        A.write_wav(f, render(text, engine=piper, lexicon=GUIDE.lexicon))
+        files.append(str(f))
+    proc = subprocess.run([sys.executable, "-m", "voiceguide", "recognize", "--json", *files],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(l) for l in proc.stdout.splitlines()]
+    assert [r["file"] for r in rows] == files
+    assert [(r["intent"], r["target"]) for r in rows] == [("open", "gilteritinib"), ("none", None), ("number", "2")]
+    assert all({"intent", "target", "text", "confidence"} <= set(r) for r in rows)
+
+
+@pytest.mark.parametrize("content,fragment", [(b"not a wav", "not a readable WAV"), (None, "no such file")])
+def test_recognize_cli_bad_input_is_one_line(tmp_path, content, fragment):
+    f = tmp_path / "bad.wav"
+    if content is not None:
+        f.write_bytes(content)
+    proc = subprocess.run([sys.executable, "-m", "voiceguide", "recognize", str(f)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0 and fragment in proc.stderr and str(f) in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
