@@ -194,6 +194,7 @@ def run_session(guide: Guide, speaker: P.Speaker, listener: P.Listener, *, store
                     store.save(effect.section, effect.rate)
                 elif isinstance(effect, Exit):
                     return effect.status
+            log.write("listen", "", state)  # the microphone opens only now, after speech has ended
             inp = listener.listen(None if state.listening_timeout_off else timeout)
             event = to_event(inp, parser, state)
             intent = event.intent.to_json() if isinstance(event, Heard) else None
