@@ -35,7 +35,7 @@ def test_text_mode_navigates_by_keys_and_words(tmp_path):
     assert GUIDE.term("mutation").definition in out
     assert out.rstrip().endswith("To come back, start VoiceGuide again.")
     turns = [json.loads(l) for l in log.read_text().splitlines()]
-    assert {t["role"] for t in turns} == {"guide", "user"}
+    assert {t["role"] for t in turns} == {"guide", "user", "listen"}  # listen: when the input opened
     users = [t for t in turns if t["role"] == "user"]
     assert [u["text"] for u in users] == ["4", "3", "", "where am i", "what does mutation mean", "q"]
     assert users[0]["intent"]["intent"] == "number" and users[-1]["intent"]["intent"] == "stop"

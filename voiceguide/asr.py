@@ -129,8 +129,13 @@ class SphinxOpenRecognizer:
             text = self.recognizer.recognize_sphinx(data)
         except self.sr.UnknownValueError:
             return Heard("", 0.0, "voice")
-        intent = self.parser.parse(text)
-        return Heard(text if intent.intent != "none" else "", intent.confidence, "voice")
+        return _heard(self.parser, text)
+
+
+def _heard(parser: IntentParser, text: str) -> Heard:
+    """What an open-vocabulary engine heard, kept only if it means something to the guide."""
+    intent = parser.parse(text)
+    return Heard(text if intent.intent != "none" else "", intent.confidence, "voice")
 
 
 def _local_model(name: str, model_path: str | None) -> Path:
@@ -163,8 +168,7 @@ class VoskRecognizer:
         rec = self.vosk.KaldiRecognizer(self.model, RATE)
         rec.AcceptWaveform(A.resample(audio, RATE).pcm)
         text = json.loads(rec.FinalResult()).get("text", "")
-        intent = self.parser.parse(text)
-        return Heard(text if intent.intent != "none" else "", intent.confidence, "voice")
+        return _heard(self.parser, text)
 
 
 class WhisperRecognizer:
@@ -185,8 +189,7 @@ class WhisperRecognizer:
         x = np.frombuffer(A.resample(audio, RATE).pcm, dtype="<i2").astype(np.float32) / 32768
         segments, _ = self.model.transcribe(x, language="en")
         text = " ".join(s.text for s in segments).strip()
-        intent = self.parser.parse(text)
-        return Heard(text if intent.intent != "none" else "", intent.confidence, "voice")
+        return _heard(self.parser, text)
 
 
 RECOGNIZERS = {"pocketsphinx": PocketsphinxRecognizer, "sphinx-open": SphinxOpenRecognizer,

@@ -30,6 +30,7 @@ from pathlib import Path
 from . import audio as A
 from .content import Guide, Section, load_guide
 from .errors import EngineUnavailable, ExportError
+from .files import atomic_write
 from .pronounce import apply
 from .protocols import Audio
 from .tts import ENGINES, get_engine, split_sentences
@@ -104,7 +105,7 @@ class Renderer:
             except Exception:  # a damaged cache file is simply rendered again
                 pass
         audio = self.engine.synthesize(apply(text, self.lexicon), voice=self.voice, rate=self.rate)
-        _atomic_write(path, A.wav_bytes(audio))
+        atomic_write(path, A.wav_bytes(audio))
         self.stats.rendered += 1
         return A.resample(audio, RATE)
 
@@ -399,21 +400,6 @@ def feed_xml(guide: Guide, episodes: list[tuple[Episode, Path]], base_url: str |
 # ---------------------------------------------------------------------- the job
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # published files: readable by the web server
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _progress(stream=sys.stderr):
     if stream.isatty():
         try:
@@ -458,12 +444,12 @@ def export(guide: Guide, out: Path, *, engine: str = "espeak", voice: str | None
             for ep in episodes:
                 audio_path = out / f"{ep.slug}.{fmt}"
                 encode(ep, audio_path, fmt, Path(work))
-                _atomic_write(out / f"{ep.slug}.vtt", webvtt(ep).encode())
-                _atomic_write(out / f"{ep.slug}.srt", srt(ep).encode())
-                _atomic_write(out / f"{ep.slug}.chapters.json", chapters_json(ep).encode())
+                atomic_write(out / f"{ep.slug}.vtt", webvtt(ep).encode())
+                atomic_write(out / f"{ep.slug}.srt", srt(ep).encode())
+                atomic_write(out / f"{ep.slug}.chapters.json", chapters_json(ep).encode())
                 written.append((ep, audio_path))
-        _atomic_write(out / "cover.png", cover_png(guide.title))
-        _atomic_write(out / "feed.xml", feed_xml(guide, written, base_url, fmt))
+        atomic_write(out / "cover.png", cover_png(guide.title))
+        atomic_write(out / "feed.xml", feed_xml(guide, written, base_url, fmt))
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise ExportError(f"the disk is full while writing to {out}") from None

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
+
+from .files import atomic_write
 from pathlib import Path
 
 __all__ = ["Saved", "StateStore", "default_state_path"]
@@ -79,19 +80,7 @@ class StateStore:
             data["voice"] = voice
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(data, fh, indent=2)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            atomic_write(self.path, json.dumps(data, indent=2).encode("utf-8"), mode=0o600)
         except OSError as exc:
             if not self._warned:
                 self._warned = True
