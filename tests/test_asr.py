@@ -16,7 +16,7 @@ from voiceguide.errors import EngineUnavailable
 from voiceguide.grammar import compile_grammar, cmudict
 from voiceguide.intents import IntentParser
 from voiceguide.protocols import Audio
-from voiceguide.tts import get_engine, render
+from voiceguide.tts import PiperEngine, get_engine, render
 
 GUIDE = load_guide(default_content_path())
 PARSER = IntentParser(GUIDE)
@@ -48,7 +48,7 @@ def recognizer():
 @pytest.fixture(scope="module")
 def piper():
     try:
-        return get_engine("piper")
+        return PiperEngine(variation=0.0)  # repeatable speech: Piper otherwise samples noise
     except EngineUnavailable as exc:
         pytest.skip(str(exc))
 

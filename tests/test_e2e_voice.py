@@ -17,7 +17,7 @@ import pytest
 
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import EngineUnavailable
-from voiceguide.tts import get_engine, render
+from voiceguide.tts import PiperEngine, get_engine, render
 
 GUIDE = load_guide(default_content_path())
 
@@ -32,7 +32,7 @@ def _records(log):
 def test_voice_loop_navigates_by_speech_on_virtual_devices(pulse, tmp_path):
     pytest.importorskip("pyaudio", reason="PyAudio is needed for the microphone (pip install 'voiceguide[mic]')")
     try:
-        piper = get_engine("piper")
+        piper = PiperEngine(variation=0.0)  # repeatable speech: Piper otherwise samples noise
     except EngineUnavailable as exc:
         pytest.skip(str(exc))
     # What the listener says at each step, and what they say instead if the guide did not catch it.

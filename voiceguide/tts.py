@@ -152,7 +152,9 @@ class PiperEngine:
 
     name = "piper"
 
-    def __init__(self, model: str | os.PathLike | None = None) -> None:
+    def __init__(self, model: str | os.PathLike | None = None, *, variation: float | None = None) -> None:
+        """``variation``: Piper's sampling noise (None: the voice's own). 0 makes output repeatable."""
+        self.variation = variation
         try:
             from piper import PiperVoice
         except ImportError:
@@ -177,7 +179,8 @@ class PiperEngine:
         from piper import SynthesisConfig
 
         # Piper's natural pace is about 165 wpm; length_scale stretches time.
-        config = SynthesisConfig(length_scale=165 / _clamp(rate))
+        noise = {} if self.variation is None else {"noise_scale": self.variation, "noise_w_scale": self.variation}
+        config = SynthesisConfig(length_scale=165 / _clamp(rate), **noise)
         with self._lock:
             chunks = [c.audio_int16_bytes for c in self.voice.synthesize(text, syn_config=config)]
         return Audio(b"".join(chunks), self.sample_rate)
