@@ -183,3 +183,13 @@ def test_earcons_play_and_can_be_switched_off(pulse):
     time.sleep(0.3)
     rec.stop()
     assert not rec.loud_times()
+
+
+def test_volume_scales_the_audio(tmp_path):
+    loud, quiet = tmp_path / "loud.wav", tmp_path / "quiet.wav"
+    assert cli("say", "--out", str(loud), "Hello there.").returncode == 0
+    assert cli("say", "--volume", "50", "--out", str(quiet), "Hello there.").returncode == 0
+    ratio = A.rms(A.read_wav(quiet)) / A.rms(A.read_wav(loud))
+    assert 0.45 < ratio < 0.55
+    bad = cli("say", "--volume", "0", "hi")
+    assert bad.returncode != 0 and "--volume: 0 is outside 1 to 100" in bad.stderr

@@ -213,13 +213,13 @@ def _notice(msg: str) -> None:
 
 
 def make_speaker(kind: str, guide: Guide, *, engine: str | None, voice: str | None, rate: int,
-                 earcons: bool) -> P.Speaker:
+                 earcons: bool, volume: float = 1.0) -> P.Speaker:
     if kind == "text":
         return TextSpeaker()
     try:
         from .tts import AudioSpeaker
 
-        return AudioSpeaker.create(guide, engine=engine, voice=voice, rate=rate, earcons=earcons)
+        return AudioSpeaker.create(guide, engine=engine, voice=voice, rate=rate, earcons=earcons, volume=volume)
     except (EngineUnavailable, ImportError) as exc:
         if kind == "speech":
             raise EngineUnavailable(f"cannot speak: {exc}. Try --output text, or run 'voiceguide doctor'.") from None
@@ -257,6 +257,7 @@ def register(sub, formatter) -> None:
     p.add_argument("--rate", type=int, metavar="WPM", help="speaking rate in words per minute, 80 to 450")
     p.add_argument("--timeout", default="10", metavar="SECONDS",
                    help="how long to wait for an answer before asking again, or off (default 10)")
+    p.add_argument("--volume", type=int, default=100, metavar="PERCENT", help="loudness of speech, 1 to 100 (default 100)")
     p.add_argument("--no-earcons", action="store_true", help="no listening and didn't-catch-that tones")
     p.add_argument("--log", metavar="FILE", help="write every turn as a JSON line to FILE")
     p.add_argument("--state", metavar="FILE", help="where your place and preferences are kept")
@@ -280,12 +281,14 @@ def cmd_run(args) -> int:
     timeout = _timeout(args.timeout)
     if args.rate is not None and not 80 <= args.rate <= 450:
         raise VoiceGuideError(f"--rate: {args.rate} is outside 80 to 450 words per minute")
+    if not 1 <= args.volume <= 100:
+        raise VoiceGuideError(f"--volume: {args.volume} is outside 1 to 100")
     output, inp = ("text", "keys") if args.text else (args.output, args.input)
     store = StateStore(Path(args.state) if args.state else default_state_path(), guide.id)
     saved = store.load()
     rate = args.rate or saved.rate or DEFAULT_RATE
     speaker = make_speaker(output, guide, engine=args.engine, voice=args.voice or saved.voice, rate=rate,
-                           earcons=not args.no_earcons)
+                           earcons=not args.no_earcons, volume=args.volume / 100)
     if isinstance(speaker, TextSpeaker) and inp == "auto":
         inp = "keys"
     listener = make_listener(inp, guide, speaker, engine=args.asr)

@@ -238,6 +238,14 @@ def render(text: str, *, engine, voice: str | None = None, rate: int = 175,
     return engine.synthesize(apply(text, lexicon), voice=voice, rate=rate)
 
 
+def scale(audio: Audio, volume: float) -> Audio:
+    """Audio at ``volume`` (0..1) of its loudness."""
+    if volume == 1.0:
+        return audio
+    x = np.frombuffer(audio.pcm, dtype="<i2").astype(np.float32) * volume
+    return Audio(np.clip(x, -32768, 32767).astype("<i2").tobytes(), audio.sample_rate)
+
+
 # ---------------------------------------------------------------------- the speaker
 
 
@@ -254,16 +262,14 @@ class AudioSpeaker:
 
     @classmethod
     def create(cls, guide: Guide, *, engine: str | None = None, voice: str | None = None, rate: int = 175,
-               earcons: bool = True) -> "AudioSpeaker":
+               earcons: bool = True, volume: float = 1.0) -> "AudioSpeaker":
         player = A.Player()  # raises AudioDeviceUnavailable with the reason
-        return cls(get_engine(engine), player, lexicon=guide.lexicon, voice=voice, rate=rate, earcons=earcons)
+        return cls(get_engine(engine), player, lexicon=guide.lexicon, voice=voice, rate=rate, earcons=earcons,
+                   volume=volume)
 
     def _render(self, text: str) -> Audio:
-        audio = render(text, engine=self.engine, voice=self.voice, rate=self.rate, lexicon=self.lexicon)
-        if self.volume != 1.0:
-            x = np.frombuffer(audio.pcm, dtype="<i2").astype(np.float32) * self.volume
-            audio = Audio(np.clip(x, -32768, 32767).astype("<i2").tobytes(), audio.sample_rate)
-        return audio
+        return scale(render(text, engine=self.engine, voice=self.voice, rate=self.rate, lexicon=self.lexicon),
+                     self.volume)
 
     def speak(self, text: str) -> bool:
         """Say ``text`` sentence by sentence, rendering the next while one plays. False if stopped."""
@@ -328,6 +334,7 @@ def register(sub, formatter) -> None:
     p.add_argument("--engine", choices=list(ENGINES), help="speech engine (default: espeak, else pyttsx3)")
     p.add_argument("--voice", metavar="VOICE", help="a voice from: voiceguide voices")
     p.add_argument("--rate", type=int, default=175, metavar="WPM", help="words per minute, 80 to 450 (default 175)")
+    p.add_argument("--volume", type=int, default=100, metavar="PERCENT", help="loudness, 1 to 100 (default 100)")
     p.add_argument("--out", metavar="FILE", help="write a WAV file instead of speaking")
     p.add_argument("--content", metavar="PATH", help="content pack whose pronunciations to use")
     p.set_defaults(func=cmd_say)
@@ -342,10 +349,13 @@ def register(sub, formatter) -> None:
 def cmd_say(args) -> int:
     if not MIN_RATE <= args.rate <= MAX_RATE:
         raise VoiceGuideError(f"--rate: {args.rate} is outside {MIN_RATE} to {MAX_RATE} words per minute")
+    if not 1 <= args.volume <= 100:
+        raise VoiceGuideError(f"--volume: {args.volume} is outside 1 to 100")
     text = " ".join(args.text)
     lexicon = load_guide(args.content).lexicon
     if args.out:
-        audio = render(text, engine=get_engine(args.engine), voice=args.voice, rate=args.rate, lexicon=lexicon)
+        audio = scale(render(text, engine=get_engine(args.engine), voice=args.voice, rate=args.rate,
+                             lexicon=lexicon), args.volume / 100)
         try:
             A.write_wav(args.out, audio)
         except OSError as exc:
@@ -359,7 +369,8 @@ def cmd_say(args) -> int:
               file=sys.stderr)
         print(text)
         return 0
-    speaker = AudioSpeaker(get_engine(args.engine), player, lexicon=lexicon, voice=args.voice, rate=args.rate)
+    speaker = AudioSpeaker(get_engine(args.engine), player, lexicon=lexicon, voice=args.voice, rate=args.rate,
+                           volume=args.volume / 100)
     try:
         speaker.speak(text)
     finally:
