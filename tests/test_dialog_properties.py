@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voiceguide.content import default_content_path, load_guide
-from voiceguide.dialog import MAX_RATE, MIN_RATE, Dialog, EndOfInput, Exit, Heard, Interrupted, NoInput, NoMatch, Say
+from voiceguide.dialog import (KEYS, MAX_RATE, MIN_RATE, Dialog, EndOfInput, Exit, Heard, Interrupted, Key, Listen,
+                               NoInput, NoMatch, Say, Start, State)
 from voiceguide.intents import INTENTS, Intent, IntentParser
 from voiceguide.session import to_event
 from voiceguide.protocols import Heard as HeardInput
@@ -24,7 +25,10 @@ TERMS = [e.term for e in GUIDE.glossary]
 targets = st.one_of(st.none(), st.sampled_from(IDS), st.sampled_from(TERMS), st.text(max_size=8),
                     st.integers(-3, 30).map(str))
 intents = st.builds(lambda i, t: Heard(Intent(i, t, "x", 1.0)), st.sampled_from(INTENTS), targets)
-events = st.one_of(intents, st.just(NoInput()), st.builds(NoMatch, st.text(max_size=20)), st.just(Interrupted()))
+keys = st.builds(Key, st.one_of(st.sampled_from(sorted(KEYS)), st.text(max_size=3)))
+events = st.one_of(intents, keys, st.just(NoInput()), st.builds(NoMatch, st.text(max_size=20)),
+                   st.just(Interrupted()), st.builds(Interrupted, st.text(max_size=10)),
+                   st.builds(Start, st.one_of(st.none(), st.sampled_from(IDS)), st.integers(0, 1000)))
 
 
 def check(state, effects):
@@ -35,12 +39,18 @@ def check(state, effects):
     for e in effects:
         if isinstance(e, Say):
             assert isinstance(e.text, str) and e.text.strip()
+    # a turn ends by listening (no timer while paused), or by leaving
+    if state.ended:
+        assert effects and effects[-1] == Exit(0)
+    else:
+        assert effects and effects[-1] == Listen(None if state.paused else 10.0)
+        assert sum(isinstance(e, Listen) for e in effects) == 1
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(events, max_size=60), st.one_of(st.none(), st.sampled_from(IDS)))
 def test_no_event_sequence_crashes(seq, resume):
-    state, effects = D.start(resume_to=resume)
+    state, effects = D.step(State(), Start(resume_to=resume))
     check(state, effects)
     for ev in seq:
         state, effects = D.step(state, ev)
@@ -64,7 +74,7 @@ def test_any_typed_or_heard_text_becomes_an_event_and_a_step(text, via):
 def test_ten_thousand_random_turns_finish_with_flat_memory():
     rng = random.Random(1234)
     pool = [Heard(Intent(i, t, "x", 1.0)) for i in INTENTS for t in (None, rng.choice(IDS), rng.choice(TERMS), "2")]
-    pool += [NoInput(), NoMatch("noise"), Interrupted()]
+    pool += [NoInput(), NoMatch("noise"), Interrupted(), Key("z"), Key("3"), Key(""), Key(" ")]
     state, _ = D.start()
     base = None
     tracemalloc.start()

@@ -10,11 +10,13 @@ import sys
 import pytest
 
 from voiceguide.content import default_content_path, load_guide
+from voiceguide.dialog import split_sentences
 from voiceguide.session import KeyboardListener, TextSpeaker, run_session
 from voiceguide.state import StateStore
 from voiceguide.testing import RecordingSpeaker, ScriptedListener
 
 GUIDE = load_guide(default_content_path())
+MINI_PATH = os.path.join(os.path.dirname(__file__), "data", "mini")
 
 
 def run_text(keys: str, *args: str, env=None) -> subprocess.CompletedProcess:
@@ -30,7 +32,8 @@ def test_text_mode_navigates_by_keys_and_words(tmp_path):
     out = proc.stdout
     assert "\x1b[" not in out and "Traceback" not in proc.stderr
     assert "Targeted Drugs." in out and "Gilteritinib." in out
-    assert GUIDE.section("gilteritinib").body[0] in out
+    for sentence in split_sentences(GUIDE.section("gilteritinib").body[0]):
+        assert f"\n{sentence}\n" in out  # one sentence a line
     assert "You are in Targeted Drugs, Gilteritinib, part 1 of 4." in out
     assert GUIDE.term("mutation").definition in out
     assert out.rstrip().endswith("To come back, start VoiceGuide again.")
@@ -40,6 +43,12 @@ def test_text_mode_navigates_by_keys_and_words(tmp_path):
     assert [u["text"] for u in users] == ["4", "3", "", "where am i", "what does mutation mean", "q"]
     assert users[0]["intent"]["intent"] == "number" and users[-1]["intent"]["intent"] == "stop"
     assert all("state" in t and "t" in t for t in turns)
+    assert [u["event"] for u in users] == ["Key", "Key", "Key", "Heard", "Heard", "Key"]
+    assert users[0]["key"] == "4" and users[3]["intent"]["intent"] == "where"
+    assert users[4]["intent"] == {"intent": "define", "target": "mutation", "text": "what does mutation mean",
+                                  "confidence": 1.0}
+    guide_lines = [t["text"] for t in turns if t["role"] == "guide"]
+    assert [l for l in out.splitlines() if l] == guide_lines  # the log holds exactly what was said
     assert json.loads(state.read_text())["guides"][GUIDE.id]["section"] == "gilteritinib"
 
 
@@ -97,16 +106,40 @@ def test_no_input_timeout_reprompts_and_can_be_switched_off():
     assert listener.timeouts == [None]
 
 
-def test_interrupted_speech_resumes_at_the_cut_paragraph():
-    speaker = RecordingSpeaker()
-    first_para = GUIDE.section("overview").body[0]
-    n_start = len(GUIDE.sections) + 2  # welcome + "Main menu." + one line per section
-    opening = 3  # title, summary, offer
-    speaker.cut_at = {n_start + opening}  # the first body paragraph is cut short
+def test_interrupted_speech_resumes_at_the_cut_sentence(tmp_path):
+    first, second = split_sentences(GUIDE.section("overview").body[0])[:2]
+    speaker = RecordingSpeaker(cut_texts={second})  # cut while saying the second sentence
     listener = ScriptedListener(["1", "", "c", "q"])
-    run_session(GUIDE, speaker, listener, timeout=None)
-    assert speaker.said.count(first_para) == 2
-    assert speaker.said[n_start + opening + 1] == first_para  # said again on continue, nothing in between
+    log = tmp_path / "log.jsonl"
+    run_session(GUIDE, speaker, listener, timeout=None, log_path=str(log))
+    i = speaker.said.index(second)
+    assert speaker.said[i - 1] == first
+    assert speaker.said[i + 1] == second  # on continue: the cut sentence again, nothing in between
+    assert speaker.said.count(first) == 1
+    events = [json.loads(l).get("event") for l in log.read_text().splitlines()]
+    assert "Interrupted" in events
+
+
+def test_voice_and_rate_are_kept_as_preferences(tmp_path):
+    store = StateStore(tmp_path / "s.json", GUIDE.id)
+    run_session(GUIDE, RecordingSpeaker(), ScriptedListener(["f", "f", "3", "q"]), store=store, voice="en-us+f3")
+    saved = store.load()
+    assert (saved.section, saved.rate, saved.voice) == ("transplant", 225, "en-us+f3")
+    speaker = RecordingSpeaker()
+    run_session(GUIDE, speaker, ScriptedListener(["q"]), store=store)
+    assert speaker.rates[0] == 225
+    assert "Last time you were in Stem Cell Transplant. Say continue, or main menu." in speaker.said
+
+
+def test_text_mode_runs_any_content_pack(tmp_path):
+    keys = "2\n1\nwhat's ventolin\nwhat does steroid mean\nwhere am i\nq\n"
+    proc = run_text(keys, "--content", MINI_PATH, "--state", str(tmp_path / "s.json"))
+    assert proc.returncode == 0, proc.stderr
+    mini = load_guide(MINI_PATH)
+    assert "Welcome to Using Your Inhaler." in proc.stdout
+    assert mini.section("albuterol").summary in proc.stdout
+    assert mini.term("corticosteroid").definition in proc.stdout
+    assert "You are in Kinds of Inhaler, Albuterol, at its summary." in proc.stdout
 
 
 def test_keyboard_listener_stops_speech_when_a_key_arrives(tmp_path):

@@ -1,10 +1,12 @@
 """The dialog core: a pure state machine, no audio and no I/O.
 
 ``Dialog(guide).step(state, event) -> (state, effects)``. Events are what
-happened (an understood intent, silence, speech that matched nothing, speech cut
-short, the end of input); effects are what the shell must do (say something,
-play a cue, change rate, save the position, exit). Every path is testable
-without sound, and the same core serves voice, keys and text.
+happened (the start, an understood intent, a key, silence, speech that matched
+nothing, speech cut short, the end of input); effects are what the shell must
+do, in order (say something, play a cue, change rate, save the position, listen
+with a timeout, exit). Every path is testable without sound, and the same core
+serves voice, keys and text. Section bodies are said sentence by sentence, so
+``continue`` after an interruption picks up at the sentence that was cut.
 
 Error handling follows VoiceXML practice: separate no-input and no-match
 counters per prompt, a different and more helpful prompt on each retry (the
@@ -15,6 +17,7 @@ there) waiting quietly without a timeout. Never an endless loop.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Union
 
@@ -22,13 +25,14 @@ from .content import Guide, Section
 from .intents import Intent
 
 __all__ = [
-    "State", "Dialog", "Heard", "NoInput", "NoMatch", "Interrupted", "EndOfInput",
-    "Say", "Earcon", "SetRate", "Save", "Exit", "Event", "Effect",
+    "State", "Dialog", "Start", "Heard", "Key", "NoInput", "NoMatch", "Interrupted", "EndOfInput",
+    "Say", "Earcon", "SetRate", "SavePosition", "Save", "Listen", "Exit", "Event", "Effect",
     "MIN_RATE", "MAX_RATE", "RATE_STEP", "DEFAULT_RATE", "KEYS",
 ]
 
 MIN_RATE, MAX_RATE, RATE_STEP, DEFAULT_RATE = 80, 450, 25, 175
 MAX_TRIES = 3
+DEFAULT_TIMEOUT = 10.0
 
 #: key -> intent for the keyboard path (digits pick menu entries)
 KEYS: dict[str, str] = {
@@ -46,10 +50,25 @@ KEY_HELP = ("Keys: a number picks a topic. Enter for more, s to skip, n for next
 
 
 @dataclass(frozen=True)
+class Start:
+    """The session begins; ``resume_to`` is where a returning listener was last time."""
+
+    resume_to: str | None = None
+    rate: int = DEFAULT_RATE
+
+
+@dataclass(frozen=True)
 class Heard:
     """The listener said or typed something the parser understood (or ``none``)."""
 
     intent: Intent
+
+
+@dataclass(frozen=True)
+class Key:
+    """A key press (a line of one key): a digit picks a menu entry, letters are commands (see :data:`KEYS`)."""
+
+    key: str
 
 
 @dataclass(frozen=True)
@@ -66,7 +85,10 @@ class NoMatch:
 
 @dataclass(frozen=True)
 class Interrupted:
-    """The last utterance was cut short (a key press, or pause); ``continue`` says it again."""
+    """Speech was cut short (a key press); ``continue`` picks up at the cut utterance."""
+
+    text: str = ""
+    """The utterance that was cut (one sentence of the last output)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +96,7 @@ class EndOfInput:
     """Input ended (EOF): save and leave quietly."""
 
 
-Event = Union[Heard, NoInput, NoMatch, Interrupted, EndOfInput]
+Event = Union[Start, Heard, Key, NoInput, NoMatch, Interrupted, EndOfInput]
 
 
 # ---------------------------------------------------------------------- effects
@@ -82,6 +104,8 @@ Event = Union[Heard, NoInput, NoMatch, Interrupted, EndOfInput]
 
 @dataclass(frozen=True)
 class Say:
+    """Say one utterance (a sentence or a short prompt)."""
+
     text: str
     """What to say, exactly."""
     kind: str = "prompt"
@@ -90,28 +114,46 @@ class Say:
 
 @dataclass(frozen=True)
 class Earcon:
+    """Play a short cue."""
+
     name: str
     """``listening`` or ``nomatch``."""
 
 
 @dataclass(frozen=True)
 class SetRate:
+    """Change the speaking rate (words per minute)."""
+
     wpm: int
 
 
 @dataclass(frozen=True)
-class Save:
+class SavePosition:
+    """Keep the position and rate for next time."""
+
     section: str | None
     """Where the listener is (None: main menu)."""
     rate: int
 
 
+Save = SavePosition  # short name
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Wait for the listener: ``timeout`` seconds, or None for no timer (paused, or timeouts switched off)."""
+
+    timeout: float | None
+
+
 @dataclass(frozen=True)
 class Exit:
+    """End the session with this status."""
+
     status: int = 0
 
 
-Effect = Union[Say, Earcon, SetRate, Save, Exit]
+Effect = Union[Say, Earcon, SetRate, SavePosition, Listen, Exit]
 
 
 # ---------------------------------------------------------------------- state
@@ -119,6 +161,8 @@ Effect = Union[Say, Earcon, SetRate, Save, Exit]
 
 @dataclass(frozen=True)
 class State:
+    """Everything the dialog remembers between turns (small and immutable)."""
+
     section: str | None = None
     """Current section id; None at the main menu."""
     para: int = 0
@@ -132,12 +176,14 @@ class State:
     """While paused the no-input timer is off, until ``continue``."""
     interrupted: bool = False
     """The last output was cut short."""
+    cut: int = 0
+    """Index in ``last`` of the utterance that was cut."""
     asking: str | None = None
     """An open yes/no question: ``resume``."""
     resume_to: str | None = None
     """Where the listener was last time (offered at start)."""
     reading_para: int | None = None
-    """The body paragraph said last, if the last output was one."""
+    """The body paragraph said last, if the last output was one (its sentences come first in ``last``)."""
     awaiting_word: bool = False
     """After the ``d`` key: the next input is a word to define."""
     ended: bool = False
@@ -155,6 +201,8 @@ class Dialog:
     """Pure transitions over one guide."""
 
     guide: Guide
+    timeout: float | None = DEFAULT_TIMEOUT
+    """Seconds to wait for an answer before the no-input prompts; None switches the timer off."""
     _order: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
@@ -162,33 +210,60 @@ class Dialog:
 
     # -- start -------------------------------------------------------------
     def start(self, *, resume_to: str | None = None, rate: int = DEFAULT_RATE) -> tuple[State, list[Effect]]:
+        """Shorthand for ``step(State(), Start(resume_to, rate))``."""
+        return self.step(State(), Start(resume_to, rate))
+
+    def _start(self, resume_to: str | None, rate: int) -> tuple[State, list[Effect]]:
         g = self.guide
         rate = _clamp(rate)
-        intro = (f"Welcome to {g.title}. {g.disclaimer} "
+        intro = (f"Welcome to {g.title}.", g.disclaimer,
                  f"Last reviewed {_spoken_date(g.last_reviewed)}. Say help at any time.")
         state = State(rate=rate)
         if resume_to and resume_to in g:
             title = g.section(resume_to).title
             question = f"Last time you were in {title}. Say continue, or main menu."
             state = replace(state, asking="resume", resume_to=resume_to)
-            return self._say(state, intro, question)
-        return self._say(state, intro, *self._menu_lines())
+            state, effects = self._say(state, *intro, question)
+        else:
+            state, effects = self._say(state, *intro, *self._menu_lines())
+        return state, [SetRate(rate), *effects]
 
     # -- step --------------------------------------------------------------
     def step(self, state: State, event: Event) -> tuple[State, list[Effect]]:
+        """One turn: the new state and the effects to perform, in order.
+
+        Unless the session has ended (the effects then end with :class:`Exit`),
+        the last effect is :class:`Listen`: no timer while paused.
+        """
+        state, effects = self._step(state, event)
+        if not state.ended:
+            effects.append(Listen(None if state.paused else self.timeout))
+        return state, effects
+
+    def _step(self, state: State, event: Event) -> tuple[State, list[Effect]]:
+        if isinstance(event, Start):
+            return self._start(event.resume_to, event.rate)
         if state.ended:
             return state, [Exit(0)]
         if isinstance(event, EndOfInput):
-            return replace(state, ended=True), [Save(_position(state), state.rate), Exit(0)]
+            return replace(state, ended=True), [SavePosition(_position(state), state.rate), Exit(0)]
         if isinstance(event, Interrupted):
-            return replace(state, interrupted=True), []
+            if event.text and event.text not in state.last:
+                return state, []  # a passing prompt was cut; the remembered output was complete
+            cut = state.last.index(event.text) if event.text else 0
+            return replace(state, interrupted=True, cut=cut), []
         if isinstance(event, NoInput):
             if state.paused:
                 return state, []
             return self._no_input(state)
         if isinstance(event, NoMatch):
             return self._no_match(state, event.text)
-        intent = event.intent
+        if isinstance(event, Key):
+            intent = key_intent(event.key)
+            if intent is None:
+                return self._no_match(state, event.key, "That key does nothing here. Press h for help.")
+        else:
+            intent = event.intent
         if intent.intent == "none":
             if state.awaiting_word:
                 return self._define(replace(state, awaiting_word=False), None, intent.text)
@@ -220,7 +295,7 @@ class Dialog:
     def _on_repeat(self, s: State, i: Intent):
         if not s.last:
             return self._say(s, "There is nothing to repeat yet.")
-        return replace(s, interrupted=False), [Say(t) for t in s.last]
+        return replace(s, interrupted=False, cut=0), [Say(t) for t in s.last]
 
     def _on_back(self, s: State, i: Intent):
         if s.section is None:
@@ -274,19 +349,18 @@ class Dialog:
         pos = _position(s)
         where = self.guide.section(pos).title if pos else "the main menu"
         return (replace(s, ended=True),
-                [Save(_position(s), s.rate),
+                [SavePosition(_position(s), s.rate),
                  Say(f"Goodbye. I saved your place in {where}. To come back, start VoiceGuide again."),
                  Exit(0)])
 
     def _on_pause(self, s: State, i: Intent):
-        return self._say(replace(s, paused=True, interrupted=True),
-                         "Paused. Say continue when you are ready.", remember=False)
+        return self._say(replace(s, paused=True), "Paused. Say continue when you are ready.", remember=False)
 
     def _on_resume(self, s: State, i: Intent):
         if s.asking == "resume":
             return self._on_yes(s, i)
-        if s.interrupted and s.last:
-            return replace(s, paused=False, interrupted=False), [Say(t) for t in s.last]
+        if s.interrupted and s.last:  # pick up at the utterance that was cut
+            return replace(s, paused=False, interrupted=False, cut=0), [Say(t) for t in s.last[s.cut:]]
         s = replace(s, paused=False)
         if s.section is not None:
             return self._on_more(s, i)
@@ -370,15 +444,15 @@ class Dialog:
         return [f"That is the end of {sec.title}. {tail}"]
 
     def _read(self, s: State, sec: Section, para: int):
-        text = sec.body[para]
-        s = replace(s, para=para + 1, reading_para=para)
-        effects: list[Effect] = [Say(text, "content")]
-        last = (text,)
+        """Say one body paragraph, sentence by sentence (and where to go after the last one)."""
+        sentences = tuple(split_sentences(sec.body[para]))
+        effects: list[Effect] = [Say(t, "content") for t in sentences]
+        last = sentences
         if para + 1 >= len(sec.body):
             end = self._end_of(sec)
             effects += [Say(t) for t in end]
             last += tuple(end)
-        return replace(s, last=last, interrupted=False), effects
+        return replace(s, para=para + 1, reading_para=para, last=last, interrupted=False, cut=0), effects
 
     def _choices(self, s: State) -> tuple[Section, ...]:
         if s.section is None:
@@ -469,11 +543,31 @@ class Dialog:
     def _say(self, s: State, *texts: str, remember: bool = True):
         texts = tuple(t for t in texts if t)
         if remember:
-            s = replace(s, last=texts, reading_para=None, interrupted=False)
+            s = replace(s, last=texts, reading_para=None, interrupted=False, cut=0)
         return s, [Say(t) for t in texts]
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def key_intent(key: str) -> Intent | None:
+    """The intent for a key press: digits pick entries, letters are commands; None for an unknown key."""
+    k = key if not key.strip() else key.strip().lower()
+    if k.isascii() and k.isdigit():
+        return Intent("number", str(int(k)), key, 1.0)
+    if k not in KEYS and not k.strip():
+        k = " "  # any other run of blanks: pause
+    if k in KEYS:
+        return Intent(KEYS[k], None, key, 1.0)
+    return None
+
+
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"\u201d)]))\s+(?=[\"\u201c(]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a paragraph into sentences (at . ! ? followed by a capital or digit)."""
+    return [p.strip() for p in _SENTENCE_END.split(text.strip()) if p.strip()]
 
 
 def _position(s: State) -> str | None:

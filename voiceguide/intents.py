@@ -97,8 +97,11 @@ _DEFINE_RE = [
     re.compile(r"^(?:what is|whats|what are|what s) (?:a |an |the )?(.+)$"),
     re.compile(r"^(?:whats|what is) (?:meant by) (.+)$"),
 ]
-_ADVICE = re.compile(r"\b(should i|shall i|is it safe|will it work|do you recommend|recommend|which is best|"
-                     r"what should|can i take|my doctor said|is it right for me|dose for me)\b")
+#: personal-advice questions: the guide shares information only, and says so
+_ADVICE = re.compile(r"\b(should i|should we|should my|shall i|ought i|must i|do i need|is it safe|will it work|"
+                     r"will it cure|do you recommend|recommend|which is best|what should|can i take|can i stop|"
+                     r"my doctor said|(?:right|good|safe|best|work|ok|okay) for (?:me|my \w+)|how much should|"
+                     r"dose for me)\b")
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ class IntentParser:
         t = normalize(text)
         t = re.sub(r"^(?:(?:um|uh|er|ok|okay|so|well|hey|hi|hello|please|and|now|voice guide|guide)\s+)+", "", t)
         t = re.sub(r"(?:\s+(?:please|thanks|thank you|now|for me))+$", "", t).strip()
-        if not t:
+        if not t or _ADVICE.search(t):  # advice is never guessed into navigation
             return Intent("none", None, raw, 0.0)
         for parse in (self._command, self._number, self._define, self._open, self._fuzzy_command):
             found = parse(t, raw)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import IO, Callable
 
 from .content import Guide, load_guide
-from .dialog import KEYS, Dialog, EndOfInput, Exit, Heard, Interrupted, NoInput, NoMatch, Save, Say, SetRate, State
-from .dialog import Earcon, DEFAULT_RATE
+from .dialog import (DEFAULT_RATE, KEYS, Dialog, Earcon, EndOfInput, Exit, Heard, Interrupted, Key, Listen, NoInput,
+                     NoMatch, SavePosition, Say, SetRate, Start, State, key_intent)
 from .errors import EngineUnavailable, VoiceGuideError
 from .intents import Intent, IntentParser
 from . import protocols as P
@@ -125,7 +125,7 @@ class CombinedListener:
 
 
 def to_event(inp: P.UserInput, parser: IntentParser, state: State):
-    """Turn raw input into a dialog event (keys first, then natural language)."""
+    """Turn raw input into a dialog event: a line of one key is a :class:`Key`; other text is parsed."""
     if isinstance(inp, P.EndOfInput):
         return EndOfInput()
     if isinstance(inp, P.Silence):
@@ -137,14 +137,8 @@ def to_event(inp: P.UserInput, parser: IntentParser, state: State):
     if state.awaiting_word and text:
         found = parser.parse(f"what does {text} mean")
         return Heard(found if found.intent == "define" else Intent("none", None, raw, 0.0))
-    if inp.via == "keys":
-        if raw == " " or (raw and not raw.strip()):
-            return Heard(Intent("pause", None, raw, 1.0))
-        key = text.lower()
-        if key in KEYS:
-            return Heard(Intent(KEYS[key], None, raw, 1.0))
-        if key.isascii() and key.isdigit():
-            return Heard(Intent("number", str(int(key)), raw, 1.0))
+    if inp.via == "keys" and (not text or text.lower() in KEYS or (text.isascii() and text.isdigit())):
+        return Key(raw if not text else text)
     return Heard(parser.parse(text))
 
 
@@ -153,11 +147,13 @@ class _Log:
         self.fh = open(path, "a", encoding="utf-8") if path else None
 
     def write(self, role: str, text: str, state: State, **extra) -> None:
+        """One JSON line: time, role (guide, user or listen), text, the dialog state, and extras."""
         if not self.fh:
             return
         rec = {"t": round(time.time(), 3), "role": role, "text": text,
                "state": {"section": state.section, "para": state.para, "rate": state.rate,
-                         "paused": state.paused, "no_input": state.no_input, "no_match": state.no_match}}
+                         "paused": state.paused, "asking": state.asking, "no_input": state.no_input,
+                         "no_match": state.no_match}}
         rec.update(extra)
         self.fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self.fh.flush()
@@ -169,40 +165,55 @@ class _Log:
 
 def run_session(guide: Guide, speaker: P.Speaker, listener: P.Listener, *, store: StateStore | None = None,
                 timeout: float | None = 10.0, rate: int | None = None, log_path: str | None = None,
-                saved: Saved | None = None) -> int:
-    """Run the guide until the listener leaves; return the exit status."""
-    dialog, parser, log = Dialog(guide), IntentParser(guide), _Log(log_path)
+                saved: Saved | None = None, voice: str | None = None) -> int:
+    """Run the guide until the listener leaves; return the exit status.
+
+    The core loop: perform the dialog's effects in order; ``Listen`` (always
+    last) waits for input, which becomes the next event. Speech cut short
+    becomes an ``Interrupted`` event naming the cut utterance.
+    """
+    dialog, parser, log = Dialog(guide, timeout=timeout), IntentParser(guide), _Log(log_path)
     if saved is None and store is not None:
         saved = store.load()
     start_rate = rate or (saved.rate if saved and saved.rate else DEFAULT_RATE)
-    state, effects = dialog.start(resume_to=saved.section if saved else None, rate=start_rate)
-    speaker.set_rate(state.rate)
+    event = Start(resume_to=saved.section if saved else None, rate=start_rate)
+    state = State()
     try:
         while True:
+            state, effects = dialog.step(state, event)
+            event = None
             for effect in effects:
                 if isinstance(effect, Say):
                     log.write("guide", effect.text, state, kind=effect.kind)
-                    if not speaker.speak(effect.text):  # cut short: remember, and say nothing more now
-                        state, _ = dialog.step(state, Interrupted())
-                        log.write("guide", "(interrupted)", state, event="interrupted")
+                    if not speaker.speak(effect.text):  # cut short: the rest of this turn is not said
+                        log.write("guide", "(interrupted)", state, event="Interrupted")
+                        event = Interrupted(effect.text)
                         break
                 elif isinstance(effect, Earcon):
                     speaker.earcon(effect.name)
                 elif isinstance(effect, SetRate):
                     speaker.set_rate(effect.wpm)
-                elif isinstance(effect, Save) and store:
-                    store.save(effect.section, effect.rate)
+                elif isinstance(effect, SavePosition) and store:
+                    store.save(effect.section, effect.rate, voice)
                 elif isinstance(effect, Exit):
                     return effect.status
-            log.write("listen", "", state)  # the microphone opens only now, after speech has ended
-            inp = listener.listen(None if state.listening_timeout_off else timeout)
-            event = to_event(inp, parser, state)
-            intent = event.intent.to_json() if isinstance(event, Heard) else None
-            log.write("user", getattr(inp, "text", ""), state, event=type(event).__name__, intent=intent,
-                      via=getattr(inp, "via", None))
-            state, effects = dialog.step(state, event)
+                elif isinstance(effect, Listen):
+                    event = _listen(listener, effect.timeout, parser, state, log)
+            if event is None:  # the dialog always ends a turn with Listen or Exit; be safe anyway
+                event = _listen(listener, None, parser, state, log)
     finally:
         log.close()
+
+
+def _listen(listener: P.Listener, timeout: float | None, parser: IntentParser, state: State, log: _Log):
+    log.write("listen", "", state, timeout=timeout)  # the microphone opens only now, after speech has ended
+    inp = listener.listen(timeout)
+    event = to_event(inp, parser, state)
+    intent = event.intent if isinstance(event, Heard) else key_intent(event.key) if isinstance(event, Key) else None
+    log.write("user", getattr(inp, "text", ""), state, event=type(event).__name__,
+              intent=intent.to_json() if intent else None,
+              key=getattr(event, "key", None), via=getattr(inp, "via", None))
+    return event
 
 
 # ---------------------------------------------------------------------- choosing backends
@@ -294,7 +305,7 @@ def cmd_run(args) -> int:
     listener = make_listener(inp, guide, speaker, engine=args.asr)
     try:
         return run_session(guide, speaker, listener, store=store, timeout=timeout, rate=args.rate,
-                           log_path=args.log, saved=saved)
+                           log_path=args.log, saved=saved, voice=args.voice)
     finally:
         listener.close()
         speaker.close()

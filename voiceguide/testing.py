@@ -40,16 +40,24 @@ class ScriptedListener:
 
 @dataclass
 class RecordingSpeaker:
-    """Keeps every utterance; ``cut_at`` makes those utterance numbers (0-based) report an interruption."""
+    """Keeps every utterance and can pretend to be cut short.
+
+    ``cut_at``: utterance numbers (0-based) that report an interruption;
+    ``cut_texts``: utterances that report one the first time they are said.
+    """
 
     said: list[str] = field(default_factory=list)
     earcons: list[str] = field(default_factory=list)
     rates: list[int] = field(default_factory=list)
     cut_at: set[int] = field(default_factory=set)
+    cut_texts: set[str] = field(default_factory=set)
     stopped: int = 0
 
     def speak(self, text: str) -> bool:
         self.said.append(text)
+        if text in self.cut_texts:
+            self.cut_texts.discard(text)
+            return False
         return (len(self.said) - 1) not in self.cut_at
 
     def stop(self) -> None:
