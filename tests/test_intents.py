@@ -94,6 +94,18 @@ TABLE: list[tuple[str, str, str | None]] = [
     ("number two", "number", "2"), ("the second one", "number", "2"), ("2", "number", "2"), ("three", "number", "3"),
     ("option 4", "number", "4"), ("press 1", "number", "1"), ("the first one", "number", "1"),
     ("number to", "number", "2"), ("five", "number", "5"), ("the third", "number", "3"),
+    # names and commands inside longer phrases, in any order; the more specific of a section and its parent
+    ("back to chemo", "open", "chemotherapy"), ("hold on a minute", "pause", None),
+    ("could you go a bit faster", "faster", None), ("what's a remission", "define", "remission"),
+    ("gemtuzumab the cd33 drug", "open", "gemtuzumab-ozogamicin"), ("the drug that is for FLT3", "open", "gilteritinib"),
+    ("I'd like the overview", "open", "overview"), ("flag regimen please", "open", "flag"),
+    ("what do you mean by refractory disease", "define", "refractory"), ("jump to mec", "open", "mec"),
+    ("chemo MEC", "open", "mec"), ("the targeted drugs Xospata", "open", "gilteritinib"),
+    ("take me to the menu", "menu", None), ("go back one level", "back", None), ("stop stop", "stop", None),
+    # two different things, or a leftover word: not a guess
+    ("ivosidenib or enasidenib", "none", None), ("the IDH1 and IDH2 drugs", "none", None),
+    ("should I stop my chemo", "none", None), ("is xospata right for me", "none", None),
+    ("next bus into the city", "none", None), ("stop the car", "none", None),
     # off-topic: must be none, never a guess
     ("what's the weather like", "none", None), ("play some music", "none", None), ("I like turtles", "none", None),
     ("tell me about the weather", "none", None), ("what time is it", "none", None), ("call my daughter", "none", None),
@@ -145,6 +157,25 @@ def test_grammar_comes_from_the_content_not_hard_coded(tmp_path):
     assert (parser.parse("tell me about first one").intent, parser.parse("tell me about first one").target) == ("open", "alpha")
     assert parser.parse("what does widget mean").target == "widget"
     assert parser.parse("xospata").intent == "none"  # not in this pack
+
+
+MINI_TABLE = [
+    ("tell me about ventolin", "open", "albuterol"), ("the blue one", "none", None), ("Pulmicort", "open", "budesonide"),
+    ("what does corticosteroid mean", "define", "corticosteroid"), ("what's a dose", "define", "dose"),
+    ("steroid", "define", "corticosteroid"), ("inhaler types", "open", "inhalers"),
+    ("the rescue inhaler albuterol", "open", "albuterol"), ("spacer device", "open", "spacers"),
+    ("albuterall", "open", "albuterol"), ("go back", "back", None), ("number three", "number", "3"),
+    ("what's xospata", "none", None), ("tell me about chemotherapy", "none", None), ("play some music", "none", None),
+]
+
+
+@pytest.mark.parametrize("text,intent,target", MINI_TABLE)
+def test_a_different_pack_gives_its_own_names(text, intent, target):
+    from pathlib import Path
+
+    parser = IntentParser(load_guide(Path(__file__).parent / "data" / "mini"))
+    got = parser.parse(text)
+    assert (got.intent, got.target) == (intent, target)
 
 
 def test_parse_cli_prints_one_json_line_per_text_in_order():

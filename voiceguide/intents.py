@@ -26,39 +26,53 @@ INTENTS = (
 COMMAND_PHRASES: dict[str, tuple[str, ...]] = {
     "repeat": ("repeat", "repeat that", "say that again", "say it again", "again", "pardon", "come again",
                "what did you say", "what was that", "one more time", "repeat please", "sorry what",
-               "i didnt catch that", "can you repeat that", "say again"),
-    "back": ("back", "go back", "go up", "up", "up one level", "back up", "return", "previous menu", "take me back"),
+               "i didnt catch that", "can you repeat that", "say again", "once more", "huh", "what", "sorry",
+               "missed that", "i missed that", "didnt hear", "didnt get that", "repeat the last part"),
+    "back": ("back", "go back", "go up", "up", "up one level", "up a level", "back up", "return", "previous menu",
+             "take me back", "level up"),
     "next": ("next", "next one", "next section", "next topic", "next part", "go to the next one", "forward",
-             "move on", "whats next", "the next one"),
+             "move on", "whats next", "the next one", "next topic", "go forward", "onward", "onwards"),
     "previous": ("previous", "previous one", "previous section", "previous topic", "last one", "the one before",
-                 "go to the previous one", "before that", "the previous one"),
+                 "go to the previous one", "before that", "the previous one", "one before", "earlier section",
+                 "go backward", "backwards"),
     "more": ("more", "tell me more", "more please", "more details", "details", "go on", "keep going", "read more",
              "read it", "read on", "tell me everything", "the details", "more info", "more information",
-             "read the details", "explain more", "what else"),
+             "read the details", "explain more", "what else", "detail", "then what", "and then", "continue reading this",
+             "say more", "more about this", "more about that", "elaborate"),
     "skip": ("skip", "skip that", "skip this", "skip it", "skip ahead", "next sentence", "next paragraph",
-             "skip this part"),
+             "skip this part", "skip bit", "jump ahead", "skip forward", "fast forward", "skip over"),
     "menu": ("main menu", "menu", "home", "start over", "go home", "main", "top", "topics", "list of topics",
              "all topics", "the menu", "back to the start", "beginning", "go to the main menu", "table of contents",
-             "contents"),
+             "contents", "list the topics", "topic list", "list topics", "take me home", "from the top", "start again",
+             "back to the main menu", "back to the menu"),
     "help": ("help", "help me", "what can i say", "options", "what are my options", "im lost", "i am lost",
-             "how does this work", "what do i do", "commands", "instructions", "i need help", "what can i do"),
+             "how does this work", "what do i do", "commands", "instructions", "i need help", "what can i do",
+             "how do i use this", "what can i ask", "what do i say", "how does it work", "confused", "im confused",
+             "dont know what to say", "i dont know what to say"),
     "stop": ("stop", "quit", "exit", "goodbye", "good bye", "bye", "bye bye", "im done", "i am done", "that is all",
              "thats all", "end", "close", "thats enough for today", "turn off", "shut down", "im finished",
-             "we are done", "stop the guide", "leave", "quit the guide"),
+             "we are done", "stop the guide", "leave", "quit the guide", "were done", "done", "finished", "turn it off",
+             "switch off", "switch it off", "im finished", "thats it", "enough", "see you", "see you later", "good night",
+             "goodnight"),
     "pause": ("pause", "wait", "hold on", "hang on", "one moment", "just a moment", "just a second", "one second",
               "give me a minute", "wait a moment", "wait a second", "hold it", "be quiet", "quiet", "shush",
-              "pause please"),
+              "pause please", "stop talking", "stop reading", "shh", "hush", "pause it", "wait wait", "hold"),
     "resume": ("continue", "resume", "carry on", "keep reading", "go ahead", "im back", "i am back", "unpause",
-               "please continue", "continue reading", "lets continue", "where was i"),
+               "please continue", "continue reading", "lets continue", "where was i", "go on reading", "keep reading",
+               "read on from there", "pick up where you left off", "carry on reading"),
     "faster": ("faster", "speed up", "talk faster", "speak faster", "quicker", "go faster", "a bit faster",
-               "too slow", "read faster"),
+               "too slow", "read faster", "speak more quickly", "speed it up", "hurry up"),
     "slower": ("slower", "slow down", "talk slower", "speak slower", "go slower", "a bit slower", "too fast",
-               "read slower", "slowly"),
+               "read slower", "slowly", "slow it down", "more slowly", "not so fast"),
     "where": ("where am i", "where are we", "what section is this", "what part is this", "where is this",
-              "what am i listening to", "which section", "what is this section", "what section am i in"),
+              "what am i listening to", "which section", "what is this section", "what section am i in",
+              "what part am i in", "which part", "where am i now", "which section am i in", "what topic is this",
+              "what are we on", "what am i on"),
     "yes": ("yes", "yeah", "yep", "yup", "sure", "ok", "okay", "please do", "yes please", "correct", "right",
-            "of course", "alright", "all right", "do it", "go for it"),
-    "no": ("no", "nope", "no thanks", "no thank you", "not now", "not", "not right", "not right now", "nah", "dont", "no way", "not really"),
+            "of course", "alright", "all right", "do it", "go for it", "sure thing", "yes i do", "i do", "definitely",
+            "thats right", "affirmative"),
+    "no": ("no", "nope", "no thanks", "no thank you", "not now", "not", "not right", "not right now", "nah", "dont",
+           "no way", "not really", "not yet", "i dont", "negative", "no i dont"),
 }
 
 _NUMBER_WORDS = {
@@ -80,23 +94,34 @@ read go open take show explain lets let us want would like can could you give wh
 what's on in it its this that those these do does mean means meaning define definition tell talk
 now then ok okay so um uh er well just really again also and or my your we our something anything
 called named word term thing things kind sort drug drugs medicine option options part section
-topic treatment treatments jump switch move get find look up there here be
+topic treatment treatments jump switch move get find look up there here be we wed were our us
+combination combo hear
 """.split())
 _CARRIERS = (
     "tell me about", "tell me more about", "i want to hear about", "i want to know about", "id like to hear about",
     "i would like to hear about", "can you tell me about", "could you tell me about", "lets hear about",
     "lets talk about", "talk about", "go to", "take me to", "open", "jump to", "switch to", "move to", "show me",
-    "read me", "read", "what about", "how about", "info on", "information on", "information about",
+    "read me", "read", "what about", "how about", "back to", "info on", "information on", "information about",
     "learn about", "more about", "explain", "i want", "id like", "lets do", "lets go to", "go back to",
     "what is", "whats", "what are", "who is", "tell me", "play", "start",
 )
+#: "what does X mean" and friends; the first ``_EXPLICIT`` patterns ask for a definition even when a
+#: section has the same name, the rest ("what is X") open the section if there is one
 _DEFINE_RE = [
-    re.compile(r"^what (?:does|do|did) (?:the (?:word|term) )?(.+?) (?:mean|means|stand for)$"),
+    re.compile(r"^what (?:does|do|did) (?:the (?:word|term) )?(.+?) (?:mean|means|stand for|stands for)$"),
     re.compile(r"^(?:what is|whats|what are) (?:the )?(?:meaning|definition) of (?:the (?:word|term) )?(.+)$"),
     re.compile(r"^(?:define|definition of|meaning of|explain the (?:word|term)) (?:the (?:word|term) )?(.+)$"),
-    re.compile(r"^(?:what is|whats|what are|what s) (?:a |an |the )?(.+)$"),
-    re.compile(r"^(?:whats|what is) (?:meant by) (.+)$"),
+    re.compile(r"^(?:what do you mean by|what is meant by|whats meant by|what does it mean by) (?:the (?:word|term) )?(.+)$"),
+    re.compile(r"^(?:what is|whats|what are|what s) (?:a|an) (.+)$"),
+    re.compile(r"^(?:what is|whats|what are|what s) (?:the )?(.+)$"),
 ]
+_EXPLICIT = 5
+#: words people use in commands that carry no meaning of their own
+_COMMAND_FILLER = set("""
+please now for a an the me us can could would will you just little bit ok okay so then and to it
+this that i we id wed lets let want like one of on is be um uh er well oh hey thanks thank go
+moment minute second sec
+""".split())
 #: personal-advice questions: the guide shares information only, and says so
 _ADVICE = re.compile(r"\b(should i|should we|should my|shall i|ought i|must i|do i need|is it safe|will it work|"
                      r"will it cure|do you recommend|recommend|which is best|what should|can i take|can i stop|"
@@ -171,11 +196,13 @@ class IntentParser:
     def parse(self, text: str) -> Intent:
         raw = text
         t = normalize(text)
-        t = re.sub(r"^(?:(?:um|uh|er|ok|okay|so|well|hey|hi|hello|please|and|now|voice guide|guide)\s+)+", "", t)
-        t = re.sub(r"(?:\s+(?:please|thanks|thank you|now|for me))+$", "", t).strip()
+        t = re.sub(r"^(?:(?:um|uh|er|hmm|oh|ok|okay|so|well|hey|hi|hello|please|and|now|sorry|excuse me|"
+                   r"voice guide|guide)\s+)+", "", t)
+        t = re.sub(r"(?:\s+(?:please|thanks|thank you|now|for me|exactly))+$", "", t).strip()
         if not t or _ADVICE.search(t):  # advice is never guessed into navigation
             return Intent("none", None, raw, 0.0)
-        for parse in (self._command, self._number, self._define, self._open, self._fuzzy_command):
+        for parse in (self._command, self._number, self._define, self._open, self._command_words,
+                      self._fuzzy_command):
             found = parse(t, raw)
             if found is not None:
                 return found
@@ -186,9 +213,11 @@ class IntentParser:
         if t in self.commands:
             return Intent(self.commands[t], None, raw, 1.0)
         for prefix in ("can you ", "could you ", "would you ", "please ", "lets ", "i want to ", "id like to ",
-                       "i would like to ", "you can ", "go ahead and "):
-            if t.startswith(prefix) and t[len(prefix):] in self.commands:
-                return Intent(self.commands[t[len(prefix):]], None, raw, 0.95)
+                       "i would like to ", "you can ", "go ahead and ", "take me to ", "go to ", "take me ",
+                       "bring me to ", "back to "):
+            rest = _strip_articles(t[len(prefix):]) if t.startswith(prefix) else ""
+            if rest in self.commands:
+                return Intent(self.commands[rest], None, raw, 0.95)
         return None
 
     def _number(self, t: str, raw: str) -> Intent | None:
@@ -205,12 +234,14 @@ class IntentParser:
             return None
         return Intent("number", str(value), raw, 1.0)
 
-    def _lookup(self, phrase: str, table: dict[str, str]) -> tuple[str, float] | None:
+    def _lookup(self, phrase: str, table: dict[str, str], fuzzy: bool = True) -> tuple[str, float] | None:
         phrase = _strip_articles(phrase)
         if not phrase:
             return None
         if phrase in table:
             return table[phrase], 1.0
+        if not fuzzy:
+            return None
         from rapidfuzz import fuzz, process  # lazily: only needed on a miss
 
         if len(phrase) < 4:
@@ -226,7 +257,7 @@ class IntentParser:
             if not m:
                 continue
             phrase = m.group(1)
-            explicit = i < 3  # "what does X mean", "define X": a definition even when a section has the name
+            explicit = i < _EXPLICIT  # "what does X mean", "define X": a definition even when a section has the name
             # an unknown X falls through, and ends as "none": never a guess
             term = self._lookup(phrase, self.terms)
             section = self._lookup(phrase, self.sections)
@@ -241,36 +272,81 @@ class IntentParser:
         for carrier in sorted(_CARRIERS, key=len, reverse=True):
             if t.startswith(carrier + " "):
                 candidates.append(t[len(carrier) + 1:])
-        for phrase in candidates:
-            phrase = re.sub(r"\s+(?:section|part|topic|one|option|please|again)$", "", phrase)
-            found = self._lookup(phrase, self.sections)
-            if found:
-                return Intent("open", found[0], raw, found[1])
-            found = self._lookup(phrase, self.terms)
-            if found and phrase == t:  # a bare glossary word: define it
-                return Intent("define", found[0], raw, found[1])
-        return self._embedded(t, raw)
+        candidates = [re.sub(r"\s+(?:section|part|topic|one|option|please|again)$", "", c) for c in candidates]
+        # exact names first, then names inside the phrase, and only then near misses (ASR errors)
+        for fuzzy in (False, True):
+            for phrase in candidates:
+                found = self._lookup(phrase, self.sections, fuzzy=fuzzy)
+                if found:
+                    return Intent("open", found[0], raw, found[1])
+                found = self._lookup(phrase, self.terms, fuzzy=fuzzy)
+                if found and phrase == t:  # a bare glossary word: define it
+                    return Intent("define", found[0], raw, found[1])
+            if not fuzzy:
+                embedded = self._embedded(t, raw)
+                if embedded:
+                    return embedded
+        return None
 
     def _embedded(self, t: str, raw: str) -> Intent | None:
-        """A name inside a longer phrase, accepted only when every other word is filler."""
-        words = t.split()
-        found: dict[tuple[str, str], int] = {}
+        """Names inside a longer phrase, in any order, accepted only when they cover every content word.
+
+        "the drug for FLT3" finds the name "flt3 drug"; "MEC chemo" names a
+        section and its parent, and means the more specific one. Two unrelated
+        things named, or any word left unexplained, gives None: never a guess.
+        """
+        words = set(t.split())
+        content = words - _FILLER
+        if not content:
+            return None
+        found: list[tuple[int, str, str]] = []
+        covered: set[str] = set()
         for table, kind in ((self.sections, "open"), (self.terms, "define")):
             for name, target in table.items():
-                n = name.split()
-                for i in range(len(words) - len(n) + 1):
-                    rest = words[:i] + words[i + len(n):]
-                    if words[i:i + len(n)] == n and all(w in _FILLER for w in rest):
-                        found[(kind, target)] = max(found.get((kind, target), 0), len(n))
-        if not found:
+                n = set(name.split())
+                if n <= words and n - _FILLER:
+                    found.append((len(n), kind, target))
+                    covered |= n
+        if not found or content - covered:
             return None
-        longest = max(found.values())
-        best = [key for key, n in found.items() if n == longest]
-        if len({target for _, target in best}) > 1:  # two different things named: do not guess
+        size = max(n for n, _, _ in found)
+        best = {(kind, target) for n, kind, target in found if n == size}
+        opens = {target for kind, target in best if kind == "open"}
+        if opens:
+            target = self._most_specific(opens)
+            if target is None:
+                return None
+            kind = "open"
+        elif len(best) == 1:
+            kind, target = next(iter(best))
+        else:
             return None
-        kind, target = sorted(best)[-1]  # "open" sorts after "define": navigation wins a tie
-        others = len(words) - longest
+        others = len(t.split()) - size
         return Intent(kind, target, raw, round(max(0.6, 1.0 - 0.04 * others), 3))
+
+    def _most_specific(self, ids: set[str]) -> str | None:
+        """The deepest of sections that lie on one path from the top; None if they are unrelated."""
+        paths = sorted(([p.id for p in self.guide.path_to(i)] for i in ids), key=len)
+        deepest = paths[-1]
+        return deepest[-1] if all(p == deepest[:len(p)] for p in paths) else None
+
+    def _command_words(self, t: str, raw: str) -> Intent | None:
+        """A command phrase inside a longer one ("hang on a second", "go back one"), when every other word is filler."""
+        words = set(t.split())
+        found: dict[str, int] = {}
+        covered: set[str] = set()
+        for phrase, intent in self.commands.items():
+            p = set(phrase.split())
+            if p <= words:
+                found[intent] = max(found.get(intent, 0), len(p))
+                covered |= p
+        if not found or words - _COMMAND_FILLER - covered:
+            return None
+        size = max(found.values())
+        best = [intent for intent, n in found.items() if n == size]
+        if len(best) > 1:
+            return None  # two commands at once: ask again rather than guess
+        return Intent(best[0], None, raw, round(max(0.6, 0.95 - 0.05 * (len(t.split()) - size)), 3))
 
     def _fuzzy_command(self, t: str, raw: str) -> Intent | None:
         if len(t.split()) > 4:
