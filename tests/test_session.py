@@ -47,6 +47,7 @@ def test_text_mode_navigates_by_keys_and_words(tmp_path):
     assert users[0]["key"] == "4" and users[3]["intent"]["intent"] == "where"
     assert users[4]["intent"] == {"intent": "define", "target": "mutation", "text": "what does mutation mean",
                                   "confidence": 1.0}
+    assert {t["event"] for t in turns if t["role"] == "guide"} == {"Start", "Key", "Heard"}  # what caused each line
     guide_lines = [t["text"] for t in turns if t["role"] == "guide"]
     assert [l for l in out.splitlines() if l] == guide_lines  # the log holds exactly what was said
     assert json.loads(state.read_text())["guides"][GUIDE.id]["section"] == "gilteritinib"

@@ -137,7 +137,7 @@ def to_event(inp: P.UserInput, parser: IntentParser, state: State):
     if state.awaiting_word and text:
         found = parser.parse(f"what does {text} mean")
         return Heard(found if found.intent == "define" else Intent("none", None, raw, 0.0))
-    if inp.via == "keys" and (not text or text.lower() in KEYS or (text.isascii() and text.isdigit())):
+    if inp.via == "keys" and (not text or len(text) == 1 or text.lower() in KEYS or (text.isascii() and text.isdigit())):
         return Key(raw if not text else text)
     return Heard(parser.parse(text))
 
@@ -181,10 +181,10 @@ def run_session(guide: Guide, speaker: P.Speaker, listener: P.Listener, *, store
     try:
         while True:
             state, effects = dialog.step(state, event)
-            event = None
+            cause, event = type(event).__name__, None
             for effect in effects:
                 if isinstance(effect, Say):
-                    log.write("guide", effect.text, state, kind=effect.kind)
+                    log.write("guide", effect.text, state, kind=effect.kind, event=cause)
                     if not speaker.speak(effect.text):  # cut short: the rest of this turn is not said
                         log.write("guide", "(interrupted)", state, event="Interrupted")
                         event = Interrupted(effect.text)
