@@ -13,7 +13,6 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Callable
 

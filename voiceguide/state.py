@@ -9,12 +9,12 @@ guide carries on. Losing a saved position must never stop someone listening.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 from .files import atomic_write
-from pathlib import Path
 
 __all__ = ["Saved", "StateStore", "default_state_path"]
 
@@ -27,6 +27,8 @@ def default_state_path() -> Path:
 
 @dataclass
 class Saved:
+    """What was kept from last time."""
+
     section: str | None = None
     """Where the listener was in this guide (None: main menu or never)."""
     rate: int | None = None
@@ -35,9 +37,11 @@ class Saved:
 
 @dataclass
 class StateStore:
+    """One JSON file: per-guide position, plus rate and voice shared by all guides."""
+
     path: Path
     guide_id: str
-    warn: callable = field(default=lambda msg: print(f"voiceguide: {msg}", file=sys.stderr))
+    warn: Callable[[str], None] = field(default=lambda msg: print(f"voiceguide: {msg}", file=sys.stderr))
     _warned: bool = False
     _read_warned: bool = False
 
