@@ -1,145 +1,18 @@
-"""Shared fixtures: a private PulseAudio server with a virtual speaker and a virtual microphone.
-
-The ``pulse`` fixture starts ``pulseaudio`` on a private socket with:
-- ``vg_speaker``: a null sink, the default output; its monitor is recorded to prove sound came out;
-- ``vg_micfeed`` + ``vg_mic``: a null sink whose monitor is remapped as the default *source*, so
-  whatever the test plays into ``vg_micfeed`` is what a program hears from its microphone.
-"""
+"""Shared fixtures: a private PulseAudio server with a virtual speaker and a virtual microphone
+(:mod:`voiceguide.rig`)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-import threading
-import time
-from pathlib import Path
-
-import numpy as np
 import pytest
 
-from voiceguide.audio import parse_wav, read_wav, resample, wav_bytes
-from voiceguide.protocols import Audio
-
-RATE = 16000
-
-
-class Recorder:
-    """Records a source to raw 16 kHz mono PCM in the background.
-
-    Times are measured in the sample domain (frame index / rate from the start of
-    the recording): parec delivers data in bursts, so arrival times mean little.
-    """
-
-    def __init__(self, device: str):
-        self.proc = subprocess.Popen(["parec", "-d", device, "--raw", "--format=s16le", f"--rate={RATE}",
-                                      "--channels=1", "--latency-msec=20"], stdout=subprocess.PIPE)
-        self.started = time.monotonic()
-        self.data = bytearray()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while True:
-            chunk = self.proc.stdout.read(640)
-            if not chunk:
-                return
-            self.data += chunk
-
-    def stop(self) -> Audio:
-        """Wait until the recording has caught up with the clock, then end it."""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if len(self.data) / 2 / RATE >= time.monotonic() - self.started - 0.25:
-                break
-            time.sleep(0.05)
-        self.proc.terminate()
-        self.proc.wait(5)
-        self._thread.join(5)
-        return self.audio
-
-    @property
-    def audio(self) -> Audio:
-        return Audio(bytes(self.data[: len(self.data) // 2 * 2]), RATE)
-
-    def loud_times(self, threshold: float = 300.0) -> list[float]:
-        """Start times (seconds into the recording) of the 20 ms frames whose RMS is above ``threshold``."""
-        x = np.frombuffer(self.audio.pcm, dtype="<i2").astype(np.float64)
-        n = len(x) // 320
-        if not n:
-            return []
-        frames = x[: n * 320].reshape(n, 320)
-        loud = np.sqrt((frames ** 2).mean(axis=1)) > threshold
-        return [i * 0.02 for i in np.flatnonzero(loud)]
-
-
-class Pulse:
-    def __init__(self, root: Path):
-        self.root = root
-        self.socket = root / "native"
-        self.env = {"PULSE_SERVER": f"unix:{self.socket}", "XDG_RUNTIME_DIR": str(root)}
-        self.proc = subprocess.Popen(
-            ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit", "--use-pid-file=no",
-             "--log-target=stderr", "--log-level=error",
-             "-L", f"module-native-protocol-unix socket={self.socket} auth-anonymous=1",
-             "-L", "module-null-sink sink_name=vg_speaker",
-             "-L", "module-null-sink sink_name=vg_micfeed",
-             "-L", "module-remap-source master=vg_micfeed.monitor source_name=vg_mic"],
-            env={**os.environ, **self.env, "HOME": str(root)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for _ in range(100):
-            if self.pactl("info").returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("PulseAudio did not start: " + self.proc.stderr.read(2000).decode(errors="replace"))
-        self.pactl("set-default-sink", "vg_speaker")
-        self.pactl("set-default-source", "vg_mic")
-
-    def pactl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["pactl", *args], env={**os.environ, **self.env}, capture_output=True, text=True)
-
-    def record_speaker(self) -> Recorder:
-        return Recorder("vg_speaker.monitor")
-
-    def record_mic(self) -> Recorder:
-        return Recorder("vg_mic")
-
-    def play_into_mic(self, audio: Audio | str | os.PathLike, wait: bool = True) -> subprocess.Popen:
-        if not isinstance(audio, Audio):
-            audio = read_wav(audio)
-        proc = subprocess.Popen(["paplay", "-d", "vg_micfeed", "--raw", "--format=s16le", "--channels=1",
-                                 f"--rate={audio.sample_rate}"], stdin=subprocess.PIPE,
-                                env={**os.environ, **self.env})
-        proc.stdin.write(audio.pcm)
-        proc.stdin.close()
-        if wait:
-            proc.wait(60)
-        return proc
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+from voiceguide.errors import AudioDeviceUnavailable
+from voiceguide.rig import private_pulse
 
 
 @pytest.fixture(scope="session")
 def pulse():
-    if not shutil.which("pulseaudio") or not shutil.which("parec"):
-        pytest.skip("PulseAudio is not installed (apt-get install pulseaudio pulseaudio-utils)")
-    root = Path(tempfile.mkdtemp(prefix="vg-pulse-"))
-    server = Pulse(root)
-    saved = {k: os.environ.get(k) for k in server.env}
-    os.environ.update(server.env)
     try:
-        yield server
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.close()
-        shutil.rmtree(root, ignore_errors=True)
+        with private_pulse() as server:
+            yield server
+    except AudioDeviceUnavailable as exc:
+        pytest.skip(str(exc))

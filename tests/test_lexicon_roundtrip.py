@@ -50,10 +50,12 @@ def test_round_trip_with_the_neural_voice(recognizer):
         pytest.skip(str(exc))
     rate, misses = round_trip(engine, recognizer)
     print(f"piper lexicon round trip: {rate:.0%}, misses: {misses}")
-    assert rate >= 0.35, misses  # measured 47-59%: Piper samples noise inside its model, so runs vary
+    assert rate >= 0.35, misses  # measured 47%
+    assert not [m for m in misses if m[1]], "a miss must be 'not caught', never another word"
 
 
 def test_round_trip_with_espeak(recognizer):
     rate, misses = round_trip(get_engine("espeak"), recognizer)
     print(f"espeak lexicon round trip: {rate:.0%}, misses: {misses}")
-    assert rate >= 0.3, misses  # measured 35%
+    assert rate >= 0.3, misses  # measured 38%
+    assert not [m for m in misses if m[1]], "a miss must be 'not caught', never another word"

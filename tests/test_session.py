@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -11,7 +12,8 @@ import pytest
 
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.dialog import split_sentences
-from voiceguide.session import KeyboardListener, TextSpeaker, run_session
+from voiceguide.protocols import Heard, Silence
+from voiceguide.session import CombinedListener, KeyboardListener, TextSpeaker, run_session
 from voiceguide.state import StateStore
 from voiceguide.testing import RecordingSpeaker, ScriptedListener
 
@@ -88,7 +90,8 @@ def test_unwritable_state_warns_once_and_carries_on(tmp_path):
 
 @pytest.mark.parametrize("args,fragment", [(["--rate", "20"], "--rate: 20 is outside 80 to 450"),
                                            (["--timeout", "soon"], "--timeout: expected a number"),
-                                           (["--content", "/nonexistent"], "content pack not found")])
+                                           (["--content", "/nonexistent"], "content pack not found"),
+                                           (["--end-pause", "5"], "--end-pause: 5.0 is outside 0.2 to 2")])
 def test_bad_options_are_one_line_errors(args, fragment):
     proc = run_text("", *args)
     assert proc.returncode != 0 and fragment in proc.stderr
@@ -153,6 +156,52 @@ def test_keyboard_listener_stops_speech_when_a_key_arrives(tmp_path):
     heard = listener.listen(1)
     assert heard.text == "2" and heard.via == "keys"
     assert type(listener.listen(1)).__name__ == "EndOfInput"
+
+
+class TurnMicrophone:
+    """A voice listener with the microphone's turn/hear shape; counts how often it was opened."""
+
+    def __init__(self, answers):
+        self.answers, self.opened, self.heard_in = list(answers), 0, []
+        self._open = False
+
+    @contextlib.contextmanager
+    def turn(self):
+        self.opened += 1
+        self._open = True
+        try:
+            yield self
+        finally:
+            self._open = False
+
+    def hear(self, timeout):
+        self.heard_in.append(self._open)
+        item = self.answers.pop(0) if self.answers else None
+        return Silence() if item is None else Heard(item, 0.9, "voice")
+
+    def close(self):
+        pass
+
+
+def test_microphone_stays_open_for_a_whole_turn_while_keys_are_checked():
+    r, w = os.pipe()  # a keyboard nobody types on
+    mic = TurnMicrophone([None, None, "next"])
+    combined = CombinedListener(mic, KeyboardListener(os.fdopen(r)), window=0.01)
+    got = combined.listen(None)
+    assert got.text == "next" and got.via == "voice"
+    assert mic.opened == 1 and mic.heard_in == [True, True, True]  # one cue, one open, three windows
+    os.close(w)
+
+
+def test_a_key_ends_the_turn_while_the_microphone_is_open():
+    import io
+    import time
+
+    mic = TurnMicrophone([None] * 1000)
+    keys = KeyboardListener(io.StringIO("q\n"))
+    time.sleep(0.2)
+    got = CombinedListener(mic, keys, window=0.01).listen(5)
+    assert got.text == "q" and got.via == "keys" and mic.opened == 1
 
 
 def test_text_speaker_writes_plain_lines():

@@ -8,11 +8,10 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from voiceguide import audio as A
-from voiceguide.content import LexiconEntry, default_content_path, load_guide
+from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import AudioDeviceUnavailable, EngineUnavailable
 from voiceguide.tts import AudioSpeaker, get_engine, list_engines, render, split_sentences
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
-import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +52,20 @@ def _dither(audio: Audio) -> Audio:
 
 
 class PocketsphinxRecognizer:
-    """pocketsphinx 5 Decoder + content grammar; built once, reused for every utterance."""
+    """pocketsphinx 5 Decoder + content grammar; built once, reused for every utterance.
+
+    Two searches over the content grammar, each built once:
+
+    - ``commands``: only what the guide understands, with pocketsphinx's wide default beams. The
+      most accurate reading, but it forces every sound onto some command.
+    - ``garbage``: the same commands in parallel with a loop of everyday words, with a narrow beam
+      (a wide one costs seconds per phrase in noise).
+
+    A phrase is accepted only when both readings mean the same thing to the intent parser, or when
+    the narrow search found no complete path at all (long drug names, noise: no evidence either way).
+    Out-of-grammar speech falls into the word loop in the second reading and is rejected: the guide
+    would rather say it did not catch something than act on a wrong guess (docs/benchmarks.md).
+    """
 
     name = "pocketsphinx"
 
@@ -68,35 +80,53 @@ class PocketsphinxRecognizer:
         self._tmp = tempfile.TemporaryDirectory(prefix="voiceguide-asr-")
         dict_file = Path(self._tmp.name) / "voiceguide.dict"
         dict_file.write_text(self.grammar.dict_text(), encoding="utf-8")
-        # Two searches over the same grammar: a narrow beam that is fast, and a wide one tried only
-        # when the narrow one finds no complete path (long drug names in synthetic or noisy speech).
-        self.decoders = [self._decoder(Config, Decoder, hmm, dict_file, beam) for beam in (1e-20, 1e-30)]
+        commands_only = self.grammar.jsgf.replace("public <utterance> = <command> | <garbage>;",
+                                                  "public <utterance> = <command>;")
+        self.commands = self._decoder(Config, Decoder, hmm, dict_file, commands_only, beam=None)
+        self.garbage = self._decoder(Config, Decoder, hmm, dict_file, self.grammar.jsgf, 1e-20, 3000)
         self.parser = IntentParser(guide)
 
-    def _decoder(self, Config, Decoder, hmm: Path, dict_file: Path, beam: float):
+    @staticmethod
+    def _decoder(Config, Decoder, hmm: Path, dict_file: Path, jsgf: str, beam: float | None, hmmpf: int = 0):
         config = Config(hmm=str(hmm), dict=str(dict_file), jsgf=None, lm=None, loglevel="FATAL")
         config["samprate"] = RATE
-        config["beam"] = beam
-        config["pbeam"] = beam
-        config["wbeam"] = beam ** 0.75
-        config["maxhmmpf"] = 3000 if beam > 1e-25 else 5000
+        if beam is not None:  # None: pocketsphinx's own (wide) beams
+            config["beam"] = beam
+            config["pbeam"] = beam
+            config["wbeam"] = beam ** 0.75
+            config["maxhmmpf"] = hmmpf
         decoder = Decoder(config)
-        decoder.add_jsgf_string("voiceguide", self.grammar.jsgf)
+        decoder.add_jsgf_string("voiceguide", jsgf)
         decoder.activate_search("voiceguide")
         return decoder
 
+    @staticmethod
+    def _decode(decoder, pcm: bytes) -> str:
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        return hyp.hypstr if hyp and hyp.hypstr else ""
+
+    def _meaning(self, words: str) -> tuple:
+        """What a whole command sentence means; ("none", None) for garbage or a partial path."""
+        if not words or not self.grammar.accepts(words):
+            return ("none", None)
+        intent = self.parser.parse(words.replace("_", " "))
+        return (intent.intent, intent.target)
+
     def transcribe(self, audio: Audio) -> str:
-        """The best in-grammar word sequence ("" for out-of-grammar speech or silence)."""
+        """The in-grammar words heard, or "" when the phrase is out of grammar, unclear, or silence."""
         pcm = _dither(A.resample(audio, RATE)).pcm
-        for decoder in self.decoders:
-            decoder.start_utt()
-            decoder.process_raw(pcm, full_utt=True)
-            decoder.end_utt()
-            hyp = decoder.hyp()
-            if hyp and hyp.hypstr:
-                text = hyp.hypstr.replace("_", " ")
-                return "" if self.grammar.is_garbage(text) else text
-        return ""
+        words = self._decode(self.commands, pcm)
+        meaning = self._meaning(words)
+        if meaning[0] == "none":
+            return ""
+        check = self._decode(self.garbage, pcm)
+        complete = self.grammar.accepts(check) or self.grammar.is_garbage(check)
+        # no complete path in the narrow search (long names, noise) is no evidence either way
+        agreed = not check or not complete or self._meaning(check) == meaning
+        return words.replace("_", " ") if agreed else ""
 
     def recognize(self, audio: Audio) -> Heard:
         text = self.transcribe(audio)
@@ -208,12 +238,14 @@ def get_recognizer(guide: Guide, name: str = "pocketsphinx", model_path: str | N
 class MicListener:
     """Listens on the default microphone through SpeechRecognition (PyAudio/PortAudio).
 
-    Calibrates for room noise with a floor, endpoints quickly (0.5 s of quiet ends a
-    phrase), plays the "listening" cue before it opens the microphone, and only
-    ever listens after the guide has finished speaking.
+    Calibrates for room noise with a floor, endpoints quickly (``end_pause`` seconds of
+    quiet end a phrase: 0.3 s by default, for a quick turn), plays the "listening" cue
+    before it opens the microphone, and only ever listens after the guide has finished
+    speaking. Within a :meth:`turn` the microphone stays open between :meth:`hear` calls.
     """
 
-    def __init__(self, recognizer, speaker: Speaker | None = None, *, device_index: int | None = None):
+    def __init__(self, recognizer, speaker: Speaker | None = None, *, device_index: int | None = None,
+                 end_pause: float = 0.3):
         try:
             import speech_recognition as sr
         except ImportError:
@@ -226,23 +258,32 @@ class MicListener:
         self.recognizer = recognizer
         self.speaker = speaker
         self.ears = sr.Recognizer()
-        self.ears.pause_threshold = 0.5
-        self.ears.non_speaking_duration = 0.3
+        self.ears.pause_threshold = end_pause
+        self.ears.non_speaking_duration = min(0.3, end_pause)
         self.ears.phrase_threshold = 0.15
         self.ears.dynamic_energy_threshold = True
         self.mic = sr.Microphone(device_index=device_index, sample_rate=RATE)
         self._calibrated = False
+        self._source = None
         self.on_speech_end = None  # for the end-to-end latency benchmark
 
     @classmethod
     def create(cls, guide: Guide, *, speaker: Speaker | None = None, engine: str = "pocketsphinx",
-               model_path: str | None = None) -> "MicListener":
+               model_path: str | None = None, end_pause: float = 0.3) -> "MicListener":
         reason = A.probe_input()
         if reason:
             raise AudioDeviceUnavailable(reason)
-        return cls(get_recognizer(guide, engine, model_path), speaker)
+        return cls(get_recognizer(guide, engine, model_path), speaker, end_pause=end_pause)
 
     def listen(self, timeout: float | None) -> UserInput:
+        """One listening turn: the cue, then up to ``timeout`` seconds for speech to start."""
+        with self.turn():
+            return self.hear(timeout)
+
+    @contextmanager
+    def turn(self):
+        """Open the microphone for one turn: the listening cue once (it has finished before the
+        microphone opens, so the guide never hears itself), room-noise calibration once per session."""
         if self.speaker is not None:
             self.speaker.earcon("listening")
         try:
@@ -251,10 +292,20 @@ class MicListener:
                     self.ears.adjust_for_ambient_noise(source, duration=0.5)
                     self.ears.energy_threshold = max(self.ears.energy_threshold, 150)
                     self._calibrated = True
+                self._source = source
                 try:
-                    data = self.ears.listen(source, timeout=timeout, phrase_time_limit=8)
-                except self.sr.WaitTimeoutError:
-                    return Silence()
+                    yield self
+                finally:
+                    self._source = None
+        except OSError as exc:
+            raise AudioDeviceUnavailable(f"the microphone stopped working ({exc})") from None
+
+    def hear(self, timeout: float | None) -> UserInput:
+        """Within a :meth:`turn`: wait up to ``timeout`` seconds for speech, then recognise the phrase."""
+        try:
+            data = self.ears.listen(self._source, timeout=timeout, phrase_time_limit=8)
+        except self.sr.WaitTimeoutError:
+            return Silence()
         except OSError as exc:
             raise AudioDeviceUnavailable(f"the microphone stopped working ({exc})") from None
         if self.on_speech_end:

@@ -10,9 +10,7 @@ recogniser's own dictionary, else the content lexicon's phones.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -32,6 +30,9 @@ CARRIERS = [
 ]
 POST = ["please", "mean", "stand for", "section", "drug", "one"]
 NUMBER_CARRIERS = ["number", "option", "press", "the", "choose", "pick"]
+#: typed commands left out of the *spoken* grammar: short everyday words that other speech is
+#: easily heard as ("quit" came back as "what", "leave" as "wait"); longer phrasings remain
+NOT_SPOKEN = {"what", "huh", "up", "top", "main", "end", "close", "leave", "done", "enough", "hold", "right", "sure"}
 ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
 
 #: common English words that are *not* commands: the path out-of-grammar speech takes
@@ -94,6 +95,13 @@ class CompiledGrammar:
     """Names left out because a word had no pronunciation."""
     junk: frozenset = frozenset()
     """The garbage-path words: a hypothesis made only of these is out-of-grammar speech."""
+    pattern: str = ""
+    """A regular expression matching exactly the grammar's command sentences (in dictionary words)."""
+
+    def accepts(self, hypothesis: str) -> bool:
+        """Whether ``hypothesis`` is a whole command sentence. The recogniser returns its best partial
+        path ("wait a", "what") when no path reached the end of the grammar: those are rejected."""
+        return bool(self.pattern) and re.fullmatch(self.pattern, hypothesis) is not None
 
     def is_garbage(self, hypothesis: str) -> bool:
         words = hypothesis.split()
@@ -161,7 +169,7 @@ def compile_grammar(guide: Guide, dict_path: str) -> CompiledGrammar:
         return out
 
     names = alternatives(sorted(guide.names()))
-    commands = alternatives(sorted({p for ps in COMMAND_PHRASES.values() for p in ps}))
+    commands = alternatives(sorted({p for ps in COMMAND_PHRASES.values() for p in ps if p not in NOT_SPOKEN}))
     carriers = alternatives(CARRIERS)
     post = alternatives(POST)
     numbers = alternatives([spoken_number(n) for n in range(1, 21)] + ORDINALS)
@@ -189,4 +197,10 @@ def compile_grammar(guide: Guide, dict_path: str) -> CompiledGrammar:
     ])
     if "one" not in used:
         spell("one")
-    return CompiledGrammar(jsgf, used, skipped, frozenset(garbage))
+
+    def alt(items) -> str:
+        return "(?:" + "|".join(re.escape(i) for i in sorted(items, key=len, reverse=True)) + ")" if items else "(?!)"
+
+    pattern = (rf"(?:{alt(carriers)} )?{alt(names)}(?: {alt(post)})?|{alt(commands)}"
+               rf"|(?:{alt(number_carriers)} )?{alt(numbers)}(?: one)?")
+    return CompiledGrammar(jsgf, used, skipped, frozenset(garbage), pattern)

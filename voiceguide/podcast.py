@@ -29,7 +29,7 @@ from pathlib import Path
 
 from . import audio as A
 from .content import Guide, Section, load_guide
-from .errors import EngineUnavailable, ExportError
+from .errors import ExportError
 from .files import atomic_write
 from .pronounce import apply
 from .protocols import Audio

@@ -13,6 +13,7 @@ import queue
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, Callable
 
@@ -105,15 +106,18 @@ class CombinedListener:
 
     def listen(self, timeout: float | None) -> P.UserInput:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if self.keys.pending():
-                return self.keys.listen(0)
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return P.Silence()
-            heard = self.voice.listen(self.window if left is None else min(self.window, left))
-            if not isinstance(heard, P.Silence):
-                return heard
+        turn = getattr(self.voice, "turn", None)  # a microphone stays open for the whole turn
+        with turn() if turn else nullcontext():
+            hear = self.voice.hear if turn else self.voice.listen
+            while True:
+                if self.keys.pending():
+                    return self.keys.listen(0)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return P.Silence()
+                heard = hear(self.window if left is None else min(self.window, left))
+                if not isinstance(heard, P.Silence):
+                    return heard
 
     def close(self) -> None:
         self.voice.close()
@@ -237,14 +241,15 @@ def make_speaker(kind: str, guide: Guide, *, engine: str | None, voice: str | No
         return TextSpeaker()
 
 
-def make_listener(kind: str, guide: Guide, speaker: P.Speaker, *, engine: str | None = None) -> P.Listener:
+def make_listener(kind: str, guide: Guide, speaker: P.Speaker, *, engine: str | None = None,
+                  end_pause: float = 0.3) -> P.Listener:
     keys = KeyboardListener(on_input=speaker.stop)
     if kind == "keys":
         return keys
     try:
         from .asr import MicListener
 
-        mic = MicListener.create(guide, speaker=speaker, engine=engine or "pocketsphinx")
+        mic = MicListener.create(guide, speaker=speaker, engine=engine or "pocketsphinx", end_pause=end_pause)
     except (EngineUnavailable, ImportError) as exc:
         if kind == "voice":
             raise EngineUnavailable(f"cannot listen: {exc}. Try --input keys, or run 'voiceguide doctor'.") from None
@@ -268,6 +273,9 @@ def register(sub, formatter) -> None:
     p.add_argument("--timeout", default="10", metavar="SECONDS",
                    help="how long to wait for an answer before asking again, or off (default 10)")
     p.add_argument("--volume", type=int, default=100, metavar="PERCENT", help="loudness of speech, 1 to 100 (default 100)")
+    p.add_argument("--end-pause", type=float, default=0.3, metavar="SECONDS",
+                   help="how long a quiet gap ends what you say, 0.2 to 2 (default 0.3; raise it if the guide "
+                        "cuts you off mid-phrase)")
     p.add_argument("--no-earcons", action="store_true", help="no listening and didn't-catch-that tones")
     p.add_argument("--log", metavar="FILE", help="write every turn as a JSON line to FILE")
     p.add_argument("--state", metavar="FILE", help="where your place and preferences are kept")
@@ -293,6 +301,8 @@ def cmd_run(args) -> int:
         raise VoiceGuideError(f"--rate: {args.rate} is outside 80 to 450 words per minute")
     if not 1 <= args.volume <= 100:
         raise VoiceGuideError(f"--volume: {args.volume} is outside 1 to 100")
+    if not 0.2 <= args.end_pause <= 2:
+        raise VoiceGuideError(f"--end-pause: {args.end_pause} is outside 0.2 to 2 seconds")
     output, inp = ("text", "keys") if args.text else (args.output, args.input)
     store = StateStore(Path(args.state) if args.state else default_state_path(), guide.id)
     saved = store.load()
@@ -301,7 +311,7 @@ def cmd_run(args) -> int:
                            earcons=not args.no_earcons, volume=args.volume / 100)
     if isinstance(speaker, TextSpeaker) and inp == "auto":
         inp = "keys"
-    listener = make_listener(inp, guide, speaker, engine=args.asr)
+    listener = make_listener(inp, guide, speaker, engine=args.asr, end_pause=args.end_pause)
     try:
         return run_session(guide, speaker, listener, store=store, timeout=timeout, rate=args.rate,
                            log_path=args.log, saved=saved, voice=args.voice)
