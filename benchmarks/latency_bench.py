@@ -20,8 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import record  # noqa: E402
 
@@ -33,13 +31,10 @@ COMMANDS = ["number two", "where am I", "go back", "tell me about transplants", 
 LOUD = 300.0  # RMS of a 20 ms frame that counts as sound
 
 
-def loud_spans(audio, gap: float = 0.35) -> list[tuple[float, float]]:
+def loud_spans(recorder, gap: float = 0.35) -> list[tuple[float, float]]:
     """(start, end) seconds of stretches of sound separated by at least ``gap`` seconds of quiet."""
-    x = np.frombuffer(audio.pcm, "<i2").astype(np.float64)
-    n = len(x) // 320
-    loud = np.flatnonzero(np.sqrt((x[: n * 320].reshape(n, 320) ** 2).mean(axis=1)) > LOUD) * 0.02
     spans: list[list[float]] = []
-    for t in loud:
+    for t in recorder.loud_times(LOUD):
         if spans and t - spans[-1][1] <= gap:
             spans[-1][1] = t + 0.02
         else:
@@ -88,11 +83,12 @@ def run(engine: str, turns: int) -> dict:
         finally:
             if proc.poll() is None:
                 proc.kill()
-        mic_audio, spk_audio = mic.stop(), speaker.stop()
+        mic.stop()
+        speaker.stop()
         recs = records(log)
     users = [r for r in recs if r["role"] == "user" and r.get("via") == "voice"]
-    spoken = loud_spans(mic_audio)
-    sound = loud_spans(spk_audio, gap=0.0)
+    spoken = loud_spans(mic)
+    sound = loud_spans(speaker, gap=0.0)
     rows = []
     for i, (text, started) in enumerate(fed):
         until = fed[i + 1][1] if i + 1 < len(fed) else float("inf")

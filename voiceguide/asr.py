@@ -80,9 +80,7 @@ class PocketsphinxRecognizer:
         self._tmp = tempfile.TemporaryDirectory(prefix="voiceguide-asr-")
         dict_file = Path(self._tmp.name) / "voiceguide.dict"
         dict_file.write_text(self.grammar.dict_text(), encoding="utf-8")
-        commands_only = self.grammar.jsgf.replace("public <utterance> = <command> | <garbage>;",
-                                                  "public <utterance> = <command>;")
-        self.commands = self._decoder(Config, Decoder, hmm, dict_file, commands_only, beam=None)
+        self.commands = self._decoder(Config, Decoder, hmm, dict_file, self.grammar.commands_jsgf, beam=None)
         self.garbage = self._decoder(Config, Decoder, hmm, dict_file, self.grammar.jsgf, 1e-20, 3000)
         self.parser = IntentParser(guide)
 
@@ -108,34 +106,35 @@ class PocketsphinxRecognizer:
         hyp = decoder.hyp()
         return hyp.hypstr if hyp and hyp.hypstr else ""
 
-    def _meaning(self, words: str) -> tuple:
-        """What a whole command sentence means; ("none", None) for garbage or a partial path."""
+    def _meaning(self, words: str) -> Intent | None:
+        """What a whole command sentence means; None for garbage, a partial path or no meaning."""
         if not words or not self.grammar.accepts(words):
-            return ("none", None)
+            return None
         intent = self.parser.parse(words.replace("_", " "))
-        return (intent.intent, intent.target)
+        return intent if intent.intent != "none" else None
+
+    def _hear(self, audio: Audio) -> Intent | None:
+        """The meaning of the phrase, or None when it is out of grammar, unclear, or silence."""
+        pcm = _dither(A.resample(audio, RATE)).pcm
+        meaning = self._meaning(self._decode(self.commands, pcm))
+        if meaning is None:
+            return None
+        check = self._decode(self.garbage, pcm)
+        if self.grammar.accepts(check):
+            other = self._meaning(check)
+            agreed = other is not None and (other.intent, other.target) == (meaning.intent, meaning.target)
+        else:  # garbage disagrees; no path or a partial one (long names, noise) is no evidence either way
+            agreed = not check or not self.grammar.is_garbage(check)
+        return meaning if agreed else None
 
     def transcribe(self, audio: Audio) -> str:
         """The in-grammar words heard, or "" when the phrase is out of grammar, unclear, or silence."""
-        pcm = _dither(A.resample(audio, RATE)).pcm
-        words = self._decode(self.commands, pcm)
-        meaning = self._meaning(words)
-        if meaning[0] == "none":
-            return ""
-        check = self._decode(self.garbage, pcm)
-        complete = self.grammar.accepts(check) or self.grammar.is_garbage(check)
-        # no complete path in the narrow search (long names, noise) is no evidence either way
-        agreed = not check or not complete or self._meaning(check) == meaning
-        return words.replace("_", " ") if agreed else ""
+        meaning = self._hear(audio)
+        return meaning.text if meaning else ""
 
     def recognize(self, audio: Audio) -> Heard:
-        text = self.transcribe(audio)
-        if not text:
-            return Heard("", 0.0, "voice")
-        intent = self.parser.parse(text)
-        if intent.intent == "none":
-            return Heard("", 0.0, "voice")
-        return Heard(text, intent.confidence, "voice")
+        meaning = self._hear(audio)
+        return Heard(meaning.text, meaning.confidence, "voice") if meaning else Heard("", 0.0, "voice")
 
 
 class SphinxOpenRecognizer:

@@ -97,6 +97,8 @@ class CompiledGrammar:
     """The garbage-path words: a hypothesis made only of these is out-of-grammar speech."""
     pattern: str = ""
     """A regular expression matching exactly the grammar's command sentences (in dictionary words)."""
+    commands_jsgf: str = ""
+    """The same grammar without the garbage path: every sound is forced onto some command."""
 
     def accepts(self, hypothesis: str) -> bool:
         """Whether ``hypothesis`` is a whole command sentence. The recogniser returns its best partial
@@ -180,10 +182,7 @@ def compile_grammar(guide: Guide, dict_path: str) -> CompiledGrammar:
     def rule(items):
         return " | ".join(items) if items else "<VOID>"
 
-    jsgf = "\n".join([
-        "#JSGF V1.0;",
-        "grammar voiceguide;",
-        "public <utterance> = <command> | <garbage>;",
+    rules = [
         "<command> = [<carrier>] <name> [<post>] | <cmd> | [<numcarrier>] <number> [one];",
         f"<carrier> = {rule(carriers)};",
         f"<post> = {rule(post)};",
@@ -194,7 +193,11 @@ def compile_grammar(guide: Guide, dict_path: str) -> CompiledGrammar:
         "<garbage> = <junk>+;",
         f"<junk> = {rule(garbage)};",
         "",
-    ])
+    ]
+
+    def grammar(utterance: str) -> str:
+        return "\n".join(["#JSGF V1.0;", "grammar voiceguide;", f"public <utterance> = {utterance};", *rules])
+
     if "one" not in used:
         spell("one")
 
@@ -203,4 +206,5 @@ def compile_grammar(guide: Guide, dict_path: str) -> CompiledGrammar:
 
     pattern = (rf"(?:{alt(carriers)} )?{alt(names)}(?: {alt(post)})?|{alt(commands)}"
                rf"|(?:{alt(number_carriers)} )?{alt(numbers)}(?: one)?")
-    return CompiledGrammar(jsgf, used, skipped, frozenset(garbage), pattern)
+    return CompiledGrammar(grammar("<command> | <garbage>"), used, skipped, frozenset(garbage), pattern,
+                           grammar("<command>"))
