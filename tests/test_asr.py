@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from voiceguide import audio as A
-from voiceguide.asr import PocketsphinxRecognizer, get_recognizer
+from voiceguide.asr import PocketsphinxRecognizer, _trim, get_recognizer
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import EngineUnavailable
 from voiceguide.grammar import compile_grammar, cmudict
@@ -108,10 +108,11 @@ def test_espeak_commands_are_mostly_recognised_and_never_misheard(recognizer):
             right += 1
         elif got != ("none", None):
             wrong += 1
-    assert right >= 4, f"only {right} right"  # measured: 5 of 12; synthetic espeak speech is hard
-    # Known gap (see docs/benchmarks.md): short commands in synthetic espeak speech are confusable
-    # ("help" -> "do it"); measured 3 of 12. A regression guard, not the goal (which is zero).
-    assert wrong <= 3, f"{wrong} confident wrong answers"
+    # Synthetic espeak speech fits the acoustic model poorly, so most of it is rejected rather than
+    # guessed: measured 3 of 12 right and none wrong (before the fit check: 5 right, 3 wrong, such as
+    # "help" -> "do it"). See docs/benchmarks.md.
+    assert right >= 3, f"only {right} right"
+    assert wrong <= 1, f"{wrong} confident wrong answers"
 
 
 def test_noise_at_10_db_gives_no_confident_wrong_answer(recognizer, piper):
@@ -197,3 +198,38 @@ def test_single_words_the_model_confuses_are_not_caught_rather_than_misheard(rec
     # is still heard as the whole command "wait" (pause) by both searches (docs/benchmarks.md).
     got = intent_of(recognizer, render(text, engine=piper, lexicon=GUIDE.lexicon))
     assert got in {("stop", None), ("none", None)}, got
+
+
+def _padded(audio: Audio, seconds: float, level: float, seed: int = 3) -> Audio:
+    """``audio`` with ``seconds`` of faint room noise (RMS ``level``) before and after, as a microphone hears it."""
+    import numpy as np
+    x = np.frombuffer(A.resample(audio, 16000).pcm, "<i2").astype(np.float64)
+    pad = np.zeros(int(seconds * 16000))
+    y = np.concatenate([pad, x, pad])
+    y += np.random.default_rng(seed).normal(0, level, len(y))
+    return Audio(np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes(), 16000)
+
+
+def test_quiet_around_a_phrase_is_trimmed_before_decoding(piper):
+    speech = A.resample(render("say that again", engine=piper, lexicon=GUIDE.lexicon), 16000)
+    padded = _padded(speech, 1.0, 20)
+    trimmed = _trim(padded)
+    # the two seconds of room noise go; the phrase and at most 0.15 s each side stay
+    assert speech.duration - 0.3 <= trimmed.duration <= speech.duration + 0.3, (speech.duration, trimmed.duration)
+    silence = A.silence(1.0, 16000)
+    assert _trim(silence).pcm == silence.pcm  # nothing to find: left as it is
+
+
+def test_a_phrase_with_room_noise_around_it_is_recognised(recognizer, piper):
+    for text, intent, target in [("say that again", "repeat", None), ("what's Xospata", "open", "gilteritinib")]:
+        audio = _padded(render(text, engine=piper, lexicon=GUIDE.lexicon), 1.0, 20)
+        assert intent_of(recognizer, audio) == (intent, target), text
+
+
+def test_a_reading_that_fits_the_sound_badly_is_rejected(piper):
+    strict = PocketsphinxRecognizer(GUIDE)
+    audio = render("say that again", engine=piper, lexicon=GUIDE.lexicon)
+    heard = strict.recognize(audio)
+    assert heard.text and 0.5 <= heard.confidence <= 1.0, heard  # a clear command: a good fit
+    strict.sure = strict.unconfirmed = strict.agreed = 0.0  # demand a perfect fit
+    assert strict.recognize(audio).text == ""
