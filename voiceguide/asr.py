@@ -27,7 +27,7 @@ from .content import Guide, load_guide
 from .errors import AudioDeviceUnavailable, EngineUnavailable, VoiceGuideError
 from .grammar import CompiledGrammar, compile_grammar
 from .intents import Intent, IntentParser
-from .protocols import Audio, Heard, Silence, Speaker, UserInput
+from .protocols import END_PAUSE, Audio, Heard, Silence, Speaker, UserInput
 
 __all__ = ["PocketsphinxRecognizer", "SphinxOpenRecognizer", "VoskRecognizer", "WhisperRecognizer", "RECOGNIZERS",
            "get_recognizer", "MicListener", "register"]
@@ -291,13 +291,13 @@ class MicListener:
     """Listens on the default microphone through SpeechRecognition (PyAudio/PortAudio).
 
     Calibrates for room noise with a floor, endpoints quickly (``end_pause`` seconds of
-    quiet end a phrase: 0.3 s by default, for a quick turn), plays the "listening" cue
+    quiet end a phrase: :data:`~voiceguide.protocols.END_PAUSE` by default), plays the "listening" cue
     before it opens the microphone, and only ever listens after the guide has finished
     speaking. Within a :meth:`turn` the microphone stays open between :meth:`hear` calls.
     """
 
     def __init__(self, recognizer, speaker: Speaker | None = None, *, device_index: int | None = None,
-                 end_pause: float = 0.3):
+                 end_pause: float = END_PAUSE):
         try:
             import speech_recognition as sr
         except ImportError:
@@ -321,7 +321,7 @@ class MicListener:
 
     @classmethod
     def create(cls, guide: Guide, *, speaker: Speaker | None = None, engine: str = "pocketsphinx",
-               model_path: str | None = None, end_pause: float = 0.3) -> "MicListener":
+               model_path: str | None = None, end_pause: float = END_PAUSE) -> "MicListener":
         reason = A.probe_input()
         if reason:
             raise AudioDeviceUnavailable(reason)

@@ -19,7 +19,11 @@ __all__ = [
     "TTSEngine",
     "Speaker",
     "Listener",
+    "END_PAUSE",
 ]
+
+END_PAUSE = 0.3
+"""Seconds of quiet that end a spoken phrase, by default: short, for a quick turn (``--end-pause``)."""
 
 
 @dataclass(frozen=True)

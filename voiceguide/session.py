@@ -242,7 +242,7 @@ def make_speaker(kind: str, guide: Guide, *, engine: str | None, voice: str | No
 
 
 def make_listener(kind: str, guide: Guide, speaker: P.Speaker, *, engine: str | None = None,
-                  end_pause: float = 0.3) -> P.Listener:
+                  end_pause: float = P.END_PAUSE) -> P.Listener:
     keys = KeyboardListener(on_input=speaker.stop)
     if kind == "keys":
         return keys
@@ -273,8 +273,8 @@ def register(sub, formatter) -> None:
     p.add_argument("--timeout", default="10", metavar="SECONDS",
                    help="how long to wait for an answer before asking again, or off (default 10)")
     p.add_argument("--volume", type=int, default=100, metavar="PERCENT", help="loudness of speech, 1 to 100 (default 100)")
-    p.add_argument("--end-pause", type=float, default=0.3, metavar="SECONDS",
-                   help="how long a quiet gap ends what you say, 0.2 to 2 (default 0.3; raise it if the guide "
+    p.add_argument("--end-pause", type=float, default=P.END_PAUSE, metavar="SECONDS",
+                   help=f"how long a quiet gap ends what you say, 0.2 to 2 (default {P.END_PAUSE}; raise it if the guide "
                         "cuts you off mid-phrase)")
     p.add_argument("--no-earcons", action="store_true", help="no listening and didn't-catch-that tones")
     p.add_argument("--log", metavar="FILE", help="write every turn as a JSON line to FILE")
