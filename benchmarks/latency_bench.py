@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import record  # noqa: E402
+from _common import DOC, record  # noqa: E402
 
 from voiceguide.content import load_guide  # noqa: E402
 from voiceguide.rig import private_pulse  # noqa: E402
@@ -128,6 +129,25 @@ def summary(result: dict) -> str:
             f"{max(total):.0f} | {statistics.median(rec):.0f} | {statistics.median(spk):.0f} |")
 
 
+HEADING = "End of speech to first guide audio"
+
+
+def earlier_rows(skip: set[str]) -> list[str]:
+    """The table rows of engines not measured in this run, kept from docs/benchmarks.md with their date."""
+    m = re.search(rf"## {HEADING}\n\nMeasured (\S+) on [^\n]*\n(.*?)(?=\n## |\Z)", DOC.read_text(encoding="utf-8"), re.S)
+    if not m:
+        return []
+    date, body = m.groups()
+    rows = []
+    for line in body.splitlines():
+        if not line.startswith("| ") or line.startswith(("| guide voice", "|---")):
+            continue
+        name = line[2:].split(" |")[0].split(" (")[0]
+        if name not in skip:
+            rows.append(line if "(measured " in line else line.replace(f"| {name} |", f"| {name} (measured {date}) |", 1))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", action="append", choices=["espeak", "piper"], help="speech engine(s) of the guide")
@@ -136,14 +156,16 @@ def main() -> None:
     lines = ["| guide voice | turns | end of speech to first audio, median ms | worst ms | "
              "of which endpointing + recognition, median ms | of which dialog + speech start, median ms |",
              "|---|---|---|---|---|---|"]
-    for engine in args.engine or ["espeak", "piper"]:
+    engines = args.engine or ["espeak", "piper"]
+    for engine in engines:
         result = run(engine, args.turns)
         for r in result["rows"]:
             ms = f"{r['total'] * 1000:.0f} ms" if r["total"] is not None else "-"
             print(f"  {engine}: {r['command']!r} -> {r['intent']}: {ms}", flush=True)
         lines.append(summary(result))
         print(lines[-1], flush=True)
-    record("End of speech to first guide audio",
+    lines += earlier_rows(set(engines))
+    record(HEADING,
            "The real loop on PulseAudio virtual devices: Piper-spoken commands into a virtual microphone, the "
            "guide's answer recorded from a null-sink speaker. Goal: first guide audio within 500 ms of the end "
            "of the listener's speech. Times come from the two recordings (20 ms frames; each recording's "
