@@ -11,7 +11,6 @@ Usage: python benchmarks/latency_bench.py [--engine espeak|piper] [--turns N]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -25,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DOC, record  # noqa: E402
 
 from voiceguide.content import load_guide  # noqa: E402
-from voiceguide.rig import private_pulse  # noqa: E402
+from voiceguide.rig import log_records, private_pulse  # noqa: E402
 from voiceguide.tts import PiperEngine, render  # noqa: E402
 
 COMMANDS = ["number two", "where am I", "go back", "tell me about transplants", "repeat that", "main menu"]
@@ -41,10 +40,6 @@ def loud_spans(recorder, gap: float = 0.35) -> list[tuple[float, float]]:
         else:
             spans.append([t, t + 0.02])
     return [(a, b) for a, b in spans]
-
-
-def records(log: Path) -> list[dict]:
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
 
 
 def run(engine: str, turns: int) -> dict:
@@ -65,7 +60,7 @@ def run(engine: str, turns: int) -> dict:
             listens = 0
             deadline = time.monotonic() + 120 + 40 * turns
             while proc.poll() is None and time.monotonic() < deadline and len(fed) < turns:
-                recs = records(log)
+                recs = log_records(log)
                 n = sum(1 for r in recs if r["role"] == "listen")
                 if n > listens:
                     listens = n
@@ -76,7 +71,7 @@ def run(engine: str, turns: int) -> dict:
                 time.sleep(0.05)
             # let the last answer start, then leave by key
             end_wait = time.monotonic() + 20
-            while time.monotonic() < end_wait and sum(1 for r in records(log) if r["role"] == "listen") <= listens:
+            while time.monotonic() < end_wait and sum(1 for r in log_records(log) if r["role"] == "listen") <= listens:
                 time.sleep(0.1)
             proc.stdin.write("q\n")
             proc.stdin.flush()
@@ -86,7 +81,7 @@ def run(engine: str, turns: int) -> dict:
                 proc.kill()
         mic.stop()
         speaker.stop()
-        recs = records(log)
+        recs = log_records(log)
     users = [r for r in recs if r["role"] == "user" and r.get("via") == "voice"]
     spoken = loud_spans(mic)
     sound = loud_spans(speaker, gap=0.0)

@@ -18,15 +18,10 @@ import pytest
 
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import EngineUnavailable
+from voiceguide.rig import log_records
 from voiceguide.tts import PiperEngine, render
 
 GUIDE = load_guide(default_content_path())
-
-
-def _records(log):
-    if not log.exists():
-        return []
-    return [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
 
 
 @pytest.mark.audio
@@ -50,7 +45,7 @@ def test_voice_loop_navigates_by_speech_on_virtual_devices(pulse, tmp_path):
         listens, fed_at, said, tries, understood = 0, None, 0, [0] * len(steps), 0
         deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:
-            records = _records(log)
+            records = log_records(log)
             users = [r for r in records if r["role"] == "user"]
             understood = sum(1 for r in users if (r.get("intent") or {}).get("intent", "none") != "none")
             n = sum(1 for r in records if r["role"] == "listen")
@@ -77,7 +72,7 @@ def test_voice_loop_navigates_by_speech_on_virtual_devices(pulse, tmp_path):
         if proc.poll() is None:
             proc.kill()
     speaker.stop()
-    records = _records(log)
+    records = log_records(log)
     users = [r for r in records if r["role"] == "user"]
     understood = [u for u in users if (u.get("intent") or {}).get("intent", "none") != "none"]
     heard = [(u["text"], (u.get("intent") or {}).get("intent"), u["via"]) for u in users]

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,9 +24,16 @@ from .audio import read_wav
 from .errors import AudioDeviceUnavailable
 from .protocols import Audio
 
-__all__ = ["Pulse", "Recorder", "private_pulse", "RATE"]
+__all__ = ["Pulse", "Recorder", "private_pulse", "log_records", "RATE"]
 
 RATE = 16000
+
+
+def log_records(log: Path) -> list[dict]:
+    """The records a running session has written so far to its ``--log`` (JSON lines); none yet if no file."""
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 class Recorder:
