@@ -61,10 +61,18 @@ def intent_of(recognizer, audio):
     return (got.intent, got.target)
 
 
-def test_grammar_holds_the_content_and_every_word_has_a_pronunciation():
+def _dictionary_path() -> str:
     import pocketsphinx
-    d = os.path.join(pocketsphinx.get_model_path(), "en-us", "cmudict-en-us.dict")
-    g = compile_grammar(GUIDE, d)
+    return os.path.join(pocketsphinx.get_model_path(), "en-us", "cmudict-en-us.dict")
+
+
+@pytest.fixture(scope="module")
+def grammar():
+    return compile_grammar(GUIDE, _dictionary_path())
+
+
+def test_grammar_holds_the_content_and_every_word_has_a_pronunciation(grammar):
+    d, g = _dictionary_path(), grammar
     for name in ["xospata", "gilteritinib", "tell me about", "what does", "seven and three", "flt3", "ara_c"]:
         assert name in g.jsgf, name
     base = cmudict(d)
@@ -171,9 +179,8 @@ def test_recognize_cli_bad_input_is_one_line(tmp_path, content, fragment):
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
 
 
-def test_grammar_accepts_whole_sentences_only():
-    import pocketsphinx
-    g = compile_grammar(GUIDE, os.path.join(pocketsphinx.get_model_path(), "en-us", "cmudict-en-us.dict"))
+def test_grammar_accepts_whole_sentences_only(grammar):
+    g = grammar
     for whole in ["tell me about xospata", "whats xospata", "high dose ara_c", "number two", "pick fourth one",
                   "wait a moment", "stop the guide", "the flt3 drug please"]:
         assert g.accepts(whole), whole
@@ -182,11 +189,9 @@ def test_grammar_accepts_whole_sentences_only():
         assert not g.accepts(partial), partial
 
 
-def test_short_everyday_words_are_not_spoken_commands():
-    import pocketsphinx
+def test_short_everyday_words_are_not_spoken_commands(grammar):
     from voiceguide.grammar import NOT_SPOKEN
-    g = compile_grammar(GUIDE, os.path.join(pocketsphinx.get_model_path(), "en-us", "cmudict-en-us.dict"))
-    cmd = next(line for line in g.jsgf.splitlines() if line.startswith("<cmd>"))
+    cmd = next(line for line in grammar.jsgf.splitlines() if line.startswith("<cmd>"))
     alternatives = {a.strip() for a in cmd.partition("=")[2].rstrip(";").split("|")}
     assert not NOT_SPOKEN & alternatives
     assert {"what did you say", "go back", "stop the guide"} <= alternatives  # longer phrasings stay

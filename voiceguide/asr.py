@@ -59,7 +59,7 @@ def _trim(audio: Audio, margin: float = 0.15) -> Audio:
     it made decoding 2-4 times faster and more accurate (docs/benchmarks.md). Speech is any 10 ms
     frame 6 dB above the room's level (the quietest tenth of frames) and within 40 dB of the loudest.
     """
-    x = np.frombuffer(audio.pcm, dtype="<i2").astype(np.float64)
+    x = A.samples(audio).astype(np.float64)
     step = audio.sample_rate // 100
     n = len(x) // step
     if n < 10:
