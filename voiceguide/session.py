@@ -249,7 +249,7 @@ def make_listener(kind: str, guide: Guide, speaker: P.Speaker, *, engine: str | 
     try:
         from .asr import MicListener
 
-        mic = MicListener.create(guide, speaker=speaker, engine=engine or "pocketsphinx", end_pause=end_pause)
+        mic = MicListener.create(guide, speaker=speaker, engine=engine or "auto", end_pause=end_pause, notice=_notice)
     except (EngineUnavailable, ImportError) as exc:
         if kind == "voice":
             raise EngineUnavailable(f"cannot listen: {exc}. Try --input keys, or run 'voiceguide doctor'.") from None
@@ -267,7 +267,8 @@ def register(sub, formatter) -> None:
     p.add_argument("--input", choices=["auto", "voice", "keys"], default="auto", help="how you answer (default auto)")
     p.add_argument("--output", choices=["auto", "speech", "text"], default="auto", help="how the guide talks (default auto)")
     p.add_argument("--engine", metavar="NAME", help="speech engine: espeak, pyttsx3 or piper")
-    p.add_argument("--asr", metavar="NAME", help="recogniser: pocketsphinx (default), vosk or whisper")
+    p.add_argument("--asr", metavar="NAME", help="recogniser: auto (default: hybrid where Whisper is installed, else pocketsphinx), "
+                                                    "hybrid, pocketsphinx, whisper or vosk")
     p.add_argument("--voice", metavar="VOICE", help="voice name (see: voiceguide voices)")
     p.add_argument("--rate", type=int, metavar="WPM", help="speaking rate in words per minute, 80 to 450")
     p.add_argument("--timeout", default="10", metavar="SECONDS",
