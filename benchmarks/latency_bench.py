@@ -161,7 +161,8 @@ def main() -> None:
         print(lines[-1], flush=True)
     lines += earlier_rows(set(engines))
     record(HEADING,
-           "The real loop on PulseAudio virtual devices: Piper-spoken commands into a virtual microphone, the "
+           "The real loop on PulseAudio virtual devices, with the default recogniser (hybrid where Whisper is installed): "
+           "Piper-spoken commands into a virtual microphone, the "
            "guide's answer recorded from a null-sink speaker. Goal: first guide audio within 500 ms of the end "
            "of the listener's speech. Times come from the two recordings (20 ms frames; each recording's "
            "clock is placed to within about 20 ms), so the split between recognition and speech is rough.\n\n"
