@@ -169,7 +169,7 @@ def test_auto_falls_back_to_the_grammar_and_says_why(monkeypatch):
     assert len(said) == 1 and "content grammar only" in said[0] and "voiceguide[whisper]" in said[0]
 
 
-def test_auto_is_hybrid_where_whisper_is_installed(hybrid):
+def test_auto_is_hybrid_where_whisper_is_installed():
     assert isinstance(get_recognizer(GUIDE), HybridRecognizer)
 
 
@@ -319,7 +319,6 @@ def test_single_words_the_model_confuses_are_not_caught_rather_than_misheard(rec
 
 def _padded(audio: Audio, seconds: float, level: float, seed: int = 3) -> Audio:
     """``audio`` with ``seconds`` of faint room noise (RMS ``level``) before and after, as a microphone hears it."""
-    import numpy as np
     x = np.frombuffer(A.resample(audio, 16000).pcm, "<i2").astype(np.float64)
     pad = np.zeros(int(seconds * 16000))
     y = np.concatenate([pad, x, pad])

@@ -315,6 +315,8 @@ class WhisperRecognizer:
     """Seconds of silence after the phrase: less and the decoder starts repeating itself."""
     clear_logprob, clear_no_speech = -0.1, 0.2
     """A transcript this sure (mean token log-probability, no-speech probability) was heard clearly."""
+    prompt_tokens = 180
+    """How many tokens of the content's names prime the decoder (each costs decoding time)."""
 
     def __init__(self, guide: Guide, model_path: str | None = None):
         path = model_path or os.environ.get("VOICEGUIDE_ASR_MODEL")
@@ -339,19 +341,15 @@ class WhisperRecognizer:
         prompt = _priming_text(guide, self.prompt_tokens, self.tokenizer.encode)
         self._prefix = [self.tokenizer.sot_prev, *prompt, *self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
 
-    prompt_tokens = 180
-    """How many tokens of the content's names prime the decoder (each costs decoding time)."""
-
     def transcribe(self, audio: Audio) -> tuple[str, float, float]:
         """(phrase, mean token log-probability, no-speech probability) for one utterance."""
         a = _trim(A.resample(audio, RATE))
         x = np.concatenate([A.samples(a).astype(np.float32) / 32768, np.zeros(int(self.pad * RATE), np.float32)])
         features = np.ascontiguousarray(self.model.feature_extractor(x)[None], dtype=np.float32)
         encoded = self.model.model.encode(self.ct2.StorageView.from_array(features), to_cpu=False)
-        seconds = len(a.pcm) / 2 / RATE
         result = self.model.model.generate(encoded, [self._prefix], beam_size=1, return_scores=True,
                                            return_no_speech_prob=True,
-                                           max_length=len(self._prefix) + int(4 + 6 * seconds))[0]
+                                           max_length=len(self._prefix) + int(4 + 6 * a.duration))[0]
         tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
         logprob = result.scores[0] / (len(tokens) + 1)
         return _first_phrase(self.tokenizer.decode(tokens)), logprob, result.no_speech_prob
@@ -390,7 +388,6 @@ class HybridRecognizer:
     def __init__(self, guide: Guide, model_path: str | None = None):
         self.whisper = WhisperRecognizer(guide, model_path)
         self.grammar = PocketsphinxRecognizer(guide)
-        self.parser = self.whisper.parser
 
     def recognize(self, audio: Audio) -> Heard:
         text, logprob, no_speech = self.whisper.transcribe(audio)
