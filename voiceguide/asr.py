@@ -9,8 +9,9 @@ Engines, chosen by name (``auto``, the default, is ``hybrid`` where Whisper is i
 - ``whisper``: faster-whisper with the Whisper tiny.en model that ``pip install
   'voiceguide[whisper]'`` installs (or ``--model PATH``); what it transcribes must mean
   something to the intent parser.
-- ``hybrid``: Whisper first, the grammar for what Whisper cannot spell, and Whisper's clear
-  transcript of off-topic speech overruling the grammar (:class:`HybridRecognizer`).
+- ``hybrid``: Whisper first; then Whisper scoring the guide's own phrases against the audio (so a
+  misspelt drug name still finds its phrase); then the grammar, with Whisper's clear transcript of
+  off-topic speech overruling it (:class:`HybridRecognizer`).
 - ``sphinx-open``: SpeechRecognition's plain ``recognize_sphinx``, the benchmark's baseline.
 - ``vosk``: with a model folder the user already has (``--model PATH`` or ``VOICEGUIDE_ASR_MODEL``).
 
@@ -24,19 +25,21 @@ import re
 import sys
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import audio as A
 from .content import Guide, load_guide
 from .errors import AudioDeviceUnavailable, EngineUnavailable, VoiceGuideError
-from .grammar import CompiledGrammar, compile_grammar
-from .intents import Intent, IntentParser
+from .grammar import CARRIERS, NUMBER_CARRIERS, CompiledGrammar, compile_grammar, spoken_number, words_for
+from .intents import COMMAND_PHRASES, Intent, IntentParser
 from .protocols import END_PAUSE, Audio, Heard, Silence, Speaker, UserInput
 
-__all__ = ["PocketsphinxRecognizer", "SphinxOpenRecognizer", "VoskRecognizer", "WhisperRecognizer",
-           "HybridRecognizer", "RECOGNIZERS", "DEFAULT",
+__all__ = ["PocketsphinxRecognizer", "SphinxOpenRecognizer", "VoskRecognizer", "WhisperRecognizer", "Transcript",
+           "HybridRecognizer", "guide_phrases", "RECOGNIZERS", "DEFAULT",
            "get_recognizer", "MicListener", "register"]
 
 RATE = 16000
@@ -163,17 +166,19 @@ class PocketsphinxRecognizer:
         frames = words[-1].end_frame - words[0].start_frame + 1
         return -sum(np.log(max(w.ascore, 1e-300)) for w in words) / frames
 
-    def _hear(self, audio: Audio) -> tuple[Intent, float] | None:
-        """The meaning of the phrase and its fit, or None when it is out of grammar, unclear, or silence."""
+    def _hear(self, audio: Audio) -> tuple[str, tuple[Intent, float] | None]:
+        """The commands search's words, and their meaning and fit when accepted (None when the phrase is
+        out of grammar, unclear, or silence)."""
         pcm = _dither(_trim(A.resample(audio, RATE))).pcm
-        meaning = self._meaning(self._decode(self.commands, pcm))
+        words = self._decode(self.commands, pcm)
+        meaning = self._meaning(words)
         if meaning is None:
-            return None
+            return words, None
         fit = self._fit(self.commands)
         if fit <= self.sure:
-            return meaning, fit
+            return words, (meaning, fit)
         if fit > self.agreed:
-            return None
+            return words, None
         check = self._decode(self.garbage, pcm)
         if self.grammar.accepts(check):
             other = self._meaning(check)
@@ -181,20 +186,26 @@ class PocketsphinxRecognizer:
             limit = self.agreed if agreed else self.sure
         else:  # no complete path is no evidence either way; a path of everyday words is evidence against
             limit = self.unconfirmed if not check or not self.grammar.is_garbage(check) else self.sure
-        return (meaning, fit) if fit <= limit else None
+        return words, ((meaning, fit) if fit <= limit else None)
 
     def transcribe(self, audio: Audio) -> str:
         """The in-grammar words heard, or "" when the phrase is out of grammar, unclear, or silence."""
-        heard = self._hear(audio)
-        return heard[0].text if heard else ""
+        accepted = self._hear(audio)[1]
+        return accepted[0].text if accepted else ""
+
+    def read(self, audio: Audio) -> tuple[str, Heard]:
+        """The commands search's reading (some command, whatever was said), and what is accepted of it:
+        the confidence falls from 1 as the fit worsens (0.5 at the ``agreed`` limit)."""
+        words, accepted = self._hear(audio)
+        words = words.replace("_", " ")
+        if accepted is None:
+            return words, Heard("", 0.0, "voice")
+        meaning, fit = accepted
+        return words, Heard(meaning.text, round(min(meaning.confidence, 1 - fit / (2 * self.agreed)), 3), "voice")
 
     def recognize(self, audio: Audio) -> Heard:
-        """What the phrase means; the confidence falls from 1 as the fit worsens (0.5 at the ``agreed`` limit)."""
-        heard = self._hear(audio)
-        if heard is None:
-            return Heard("", 0.0, "voice")
-        meaning, fit = heard
-        return Heard(meaning.text, round(min(meaning.confidence, 1 - fit / (2 * self.agreed)), 3), "voice")
+        """What the phrase means, when accepted (:meth:`read`)."""
+        return self.read(audio)[1]
 
 
 class SphinxOpenRecognizer:
@@ -299,6 +310,24 @@ def _priming_text(guide: Guide, tokens: int, encode) -> list[int]:
     return head + encode(". Next. Repeat that. Go back. Help.")
 
 
+@dataclass
+class Transcript:
+    """What Whisper made of one utterance."""
+
+    text: str
+    """Its first phrase (:func:`_first_phrase`), lower case."""
+    logprob: float
+    """Mean log-probability of its tokens."""
+    no_speech: float
+    """Whisper's probability that there was no speech."""
+    tokens: list[int]
+    """Every token decoded, for scoring against other phrases."""
+    encoded: Any
+    """The encoder's output, so other phrases can be scored without encoding again."""
+    frames: int
+    """How many feature frames the encoder read."""
+
+
 class WhisperRecognizer:
     """faster-whisper (CTranslate2) with a local model: the packaged tiny.en, or ``--model PATH``.
 
@@ -340,43 +369,86 @@ class WhisperRecognizer:
         self.parser = IntentParser(guide)
         prompt = _priming_text(guide, self.prompt_tokens, self.tokenizer.encode)
         self._prefix = [self.tokenizer.sot_prev, *prompt, *self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        self._start = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]  # scoring: unprimed
+        self._silence = None
+        self._priors: dict[str, float] = {}
 
-    def transcribe(self, audio: Audio) -> tuple[str, float, float]:
-        """(phrase, mean token log-probability, no-speech probability) for one utterance."""
+    def transcribe(self, audio: Audio) -> Transcript:
+        """What Whisper makes of one utterance (:class:`Transcript`)."""
         a = _trim(A.resample(audio, RATE))
         x = np.concatenate([A.samples(a).astype(np.float32) / 32768, np.zeros(int(self.pad * RATE), np.float32)])
-        features = np.ascontiguousarray(self.model.feature_extractor(x)[None], dtype=np.float32)
-        encoded = self.model.model.encode(self.ct2.StorageView.from_array(features), to_cpu=False)
+        encoded, frames = self._encode(x)
         result = self.model.model.generate(encoded, [self._prefix], beam_size=1, return_scores=True,
                                            return_no_speech_prob=True,
                                            max_length=len(self._prefix) + int(4 + 6 * a.duration))[0]
         tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-        logprob = result.scores[0] / (len(tokens) + 1)
-        return _first_phrase(self.tokenizer.decode(tokens)), logprob, result.no_speech_prob
+        return Transcript(_first_phrase(self.tokenizer.decode(tokens)), result.scores[0] / (len(tokens) + 1),
+                          result.no_speech_prob, tokens, encoded, frames)
+
+    def _encode(self, samples: np.ndarray):
+        features = np.ascontiguousarray(self.model.feature_extractor(samples)[None], dtype=np.float32)
+        return self.model.model.encode(self.ct2.StorageView.from_array(features), to_cpu=False), features.shape[-1]
 
     def recognize(self, audio: Audio) -> Heard:
-        return self.heard(*self.transcribe(audio))
+        return self.heard(self.transcribe(audio))
 
-    def heard(self, text: str, logprob: float, no_speech: float) -> Heard:
+    def heard(self, t: Transcript) -> Heard:
         """A transcript kept if it means something to the guide; confidence from the parser and decoder."""
-        intent = self.parser.parse(text)
+        intent = self.parser.parse(t.text)
         if intent.intent == "none":
             return Heard("", 0.0, "voice")
-        return Heard(text, round(min(intent.confidence, float(np.exp(logprob)) * (1 - no_speech)), 3), "voice")
+        return Heard(t.text, round(min(intent.confidence, float(np.exp(t.logprob)) * (1 - t.no_speech)), 3), "voice")
+
+    def clear(self, t: Transcript) -> bool:
+        """Whether Whisper heard this phrase clearly (:attr:`clear_logprob`, :attr:`clear_no_speech`)."""
+        return t.logprob >= self.clear_logprob and t.no_speech <= self.clear_no_speech
+
+    def score(self, t: Transcript, phrases: list[str]) -> tuple[float, list[float]]:
+        """Log-probabilities, given the audio, of Whisper's own reading and of each phrase (unprimed)."""
+        scores = self._align(t.encoded, t.frames, [t.tokens, *(self._tokens(p) for p in phrases)])
+        return scores[0], scores[1:]
+
+    def prior(self, phrases: list[str]) -> list[float]:
+        """Log-probability of each phrase given silence: how likely Whisper finds the words themselves."""
+        if self._silence is None:
+            self._silence = self._encode(np.zeros(int(3 * RATE), np.float32))
+        todo = [p for p in dict.fromkeys(phrases) if p not in self._priors]
+        if todo:
+            self._priors.update(zip(todo, self._align(*self._silence, [self._tokens(p) for p in todo])))
+        return [self._priors[p] for p in phrases]
+
+    def _tokens(self, phrase: str) -> list[int]:
+        """A phrase written the way Whisper writes one: capital first letter, full stop."""
+        return self.tokenizer.encode(" " + phrase[:1].upper() + phrase[1:] + ".")
+
+    def _align(self, encoded, frames: int, sequences: list[list[int]]) -> list[float]:
+        batch = np.repeat(np.asarray(encoded), len(sequences), axis=0)
+        results = self.model.model.align(self.ct2.StorageView.from_array(np.ascontiguousarray(batch)), self._start,
+                                         [[*s, self.tokenizer.eot] for s in sequences], frames)
+        return [float(np.sum(np.log(np.maximum(r.text_token_probs, 1e-12)))) for r in results]
 
 
 class HybridRecognizer:
-    """Whisper first, the content grammar second: each covers the other's blind spot.
+    """Whisper first, then Whisper rescoring the guide's own phrases, then the content grammar.
 
     Whisper (open vocabulary, trained on noisy speech) transcribes everyday English well, in noise
     too, but cannot spell drug names it has never seen; the pocketsphinx grammar search knows every
     name in the content but forces any sound onto some command. So:
 
-    - what Whisper transcribes and the intent parser understands is taken as it is;
-    - when Whisper heard something clearly (:attr:`WhisperRecognizer.clear_logprob`) that means nothing
-      to the guide, and it does not even sound like the grammar's reading (letters :attr:`alike`
-      below 60 of 100), it was off-topic speech: rejected, whatever the grammar says;
-    - otherwise the grammar search decides, with its own fit checks (:class:`PocketsphinxRecognizer`).
+    1. what Whisper transcribes and the intent parser understands is taken as it is;
+    2. otherwise the guide's own phrases that are written most like Whisper's transcript
+       (:attr:`candidates` of them), and the grammar search's reading, are scored by Whisper against
+       the audio. The best one, by its log-probability less :attr:`prior_weight` times its
+       log-probability given silence (so rare drug names are not outvoted by everyday words), is
+       taken when it is within :attr:`gap` of Whisper's own reading and at least :attr:`margin`
+       ahead of every phrase meaning something else. "Tell me about a nassidin" becomes "tell me
+       about enasidenib";
+    3. otherwise, when Whisper heard something clearly that means nothing to the guide and does not
+       even sound like the grammar's reading (letters :attr:`alike` below 60 of 100), it was
+       off-topic speech: rejected, whatever the grammar says;
+    4. otherwise the grammar search decides, with its own fit checks (:class:`PocketsphinxRecognizer`).
+
+    The numbers were set on a development corpus kept apart from the benchmark's (docs/benchmarks.md).
     """
 
     name = "hybrid"
@@ -384,23 +456,72 @@ class HybridRecognizer:
     alike = 60
     """How alike (rapidfuzz ratio of the letters, 0-100) a clear Whisper phrase and the grammar's
     reading must be for the grammar's reading to stand."""
+    candidates = 16
+    """How many of the guide's phrases, the most like Whisper's transcript, are scored."""
+    prior_weight, gap, margin = 0.7, 8.0, 5.0
+    """Rescoring: weight of a phrase's log-probability given silence; how far (natural log) below
+    Whisper's own reading the best phrase may score; how far ahead of other meanings it must be."""
 
     def __init__(self, guide: Guide, model_path: str | None = None):
         self.whisper = WhisperRecognizer(guide, model_path)
         self.grammar = PocketsphinxRecognizer(guide)
+        self.phrases = guide_phrases(guide, self.whisper.parser)
+        self._keys = list(self.phrases)
 
     def recognize(self, audio: Audio) -> Heard:
-        text, logprob, no_speech = self.whisper.transcribe(audio)
-        heard = self.whisper.heard(text, logprob, no_speech)
+        transcript = self.whisper.transcribe(audio)
+        heard = self.whisper.heard(transcript)
         if heard.text:
             return heard
-        reading = self.grammar.recognize(audio)
-        if not reading.text:
-            return reading
-        clear = logprob >= self.whisper.clear_logprob and no_speech <= self.whisper.clear_no_speech
-        if clear and _alike(text, reading.text) < self.alike:
+        words, reading = self.grammar.read(audio)
+        rescored = self.rescore(transcript, words)
+        if rescored.text:
+            return rescored
+        if reading.text and self.whisper.clear(transcript) and _alike(transcript.text, reading.text) < self.alike:
             return Heard("", 0.0, "voice")
         return reading
+
+    def rescore(self, transcript: Transcript, reading: str = "") -> Heard:
+        """The guide phrase Whisper scores best against the audio (step 2), or nothing."""
+        from rapidfuzz import fuzz, process
+
+        query = " ".join(words_for(transcript.text))
+        phrases = [p for p, _, _ in process.extract(query, self._keys, scorer=fuzz.ratio, limit=self.candidates)]
+        meanings = [self.phrases[p] for p in phrases]
+        if reading and reading not in phrases and self.grammar.grammar.accepts(reading):
+            intent = self.whisper.parser.parse(reading)
+            if intent.intent != "none":
+                phrases.append(reading)
+                meanings.append((intent.intent, intent.target))
+        if not phrases:
+            return Heard("", 0.0, "voice")
+        own, scores = self.whisper.score(transcript, phrases)
+        value = [s - self.prior_weight * p for s, p in zip(scores, self.whisper.prior(phrases))]
+        best = max(range(len(phrases)), key=value.__getitem__)
+        rivals = [v for v, m in zip(value, meanings) if m != meanings[best]]
+        if scores[best] - own < -self.gap or (rivals and value[best] - max(rivals) < self.margin):
+            return Heard("", 0.0, "voice")
+        return Heard(phrases[best], round(min(1.0, float(np.exp((scores[best] - own) / self.gap))), 3), "voice")
+
+
+def guide_phrases(guide: Guide, parser: IntentParser) -> dict[str, tuple[str, str | None]]:
+    """Every way to say something to the guide that its grammar spells out, and its meaning:
+    each name alone and after each carrier ("tell me about ..."), "what does ... mean", every
+    command phrasing, and each menu number alone and after "number", "option" and the like."""
+    said = set()
+    for name in guide.names():
+        said.update([name, f"what does {name} mean", *(f"{c} {name}" for c in CARRIERS)])
+    for phrasings in COMMAND_PHRASES.values():
+        said.update(phrasings)
+    for n in range(1, 13):
+        number = spoken_number(n)
+        said.update([number, *(f"{c} {number}" for c in NUMBER_CARRIERS)])
+    out = {}
+    for phrase in sorted(said):
+        intent = parser.parse(phrase)
+        if intent.intent != "none":
+            out[phrase] = (intent.intent, intent.target)
+    return out
 
 
 def _alike(a: str, b: str) -> float:
