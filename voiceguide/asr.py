@@ -166,19 +166,18 @@ class PocketsphinxRecognizer:
         frames = words[-1].end_frame - words[0].start_frame + 1
         return -sum(np.log(max(w.ascore, 1e-300)) for w in words) / frames
 
-    def _hear(self, audio: Audio) -> tuple[str, tuple[Intent, float] | None]:
-        """The commands search's words, and their meaning and fit when accepted (None when the phrase is
-        out of grammar, unclear, or silence)."""
+    def _hear(self, audio: Audio) -> tuple[Intent | None, float | None]:
+        """What the commands search's reading means (None when it is out of grammar or silence), and
+        its fit when the reading is accepted (None when it is unclear or out of grammar)."""
         pcm = _dither(_trim(A.resample(audio, RATE))).pcm
-        words = self._decode(self.commands, pcm)
-        meaning = self._meaning(words)
+        meaning = self._meaning(self._decode(self.commands, pcm))
         if meaning is None:
-            return words, None
+            return None, None
         fit = self._fit(self.commands)
         if fit <= self.sure:
-            return words, (meaning, fit)
+            return meaning, fit
         if fit > self.agreed:
-            return words, None
+            return meaning, None
         check = self._decode(self.garbage, pcm)
         if self.grammar.accepts(check):
             other = self._meaning(check)
@@ -186,22 +185,20 @@ class PocketsphinxRecognizer:
             limit = self.agreed if agreed else self.sure
         else:  # no complete path is no evidence either way; a path of everyday words is evidence against
             limit = self.unconfirmed if not check or not self.grammar.is_garbage(check) else self.sure
-        return words, ((meaning, fit) if fit <= limit else None)
+        return meaning, (fit if fit <= limit else None)
 
     def transcribe(self, audio: Audio) -> str:
         """The in-grammar words heard, or "" when the phrase is out of grammar, unclear, or silence."""
-        accepted = self._hear(audio)[1]
-        return accepted[0].text if accepted else ""
+        meaning, fit = self._hear(audio)
+        return meaning.text if fit is not None else ""
 
-    def read(self, audio: Audio) -> tuple[str, Heard]:
-        """The commands search's reading (some command, whatever was said), and what is accepted of it:
-        the confidence falls from 1 as the fit worsens (0.5 at the ``agreed`` limit)."""
-        words, accepted = self._hear(audio)
-        words = words.replace("_", " ")
-        if accepted is None:
-            return words, Heard("", 0.0, "voice")
-        meaning, fit = accepted
-        return words, Heard(meaning.text, round(min(meaning.confidence, 1 - fit / (2 * self.agreed)), 3), "voice")
+    def read(self, audio: Audio) -> tuple[Intent | None, Heard]:
+        """What the commands search's reading means (some command, whatever was said), and what is
+        accepted of it: the confidence falls from 1 as the fit worsens (0.5 at the ``agreed`` limit)."""
+        meaning, fit = self._hear(audio)
+        if fit is None:
+            return meaning, Heard("", 0.0, "voice")
+        return meaning, Heard(meaning.text, round(min(meaning.confidence, 1 - fit / (2 * self.agreed)), 3), "voice")
 
     def recognize(self, audio: Audio) -> Heard:
         """What the phrase means, when accepted (:meth:`read`)."""
@@ -473,26 +470,24 @@ class HybridRecognizer:
         heard = self.whisper.heard(transcript)
         if heard.text:
             return heard
-        words, reading = self.grammar.read(audio)
-        rescored = self.rescore(transcript, words)
+        forced, reading = self.grammar.read(audio)
+        rescored = self.rescore(transcript, forced)
         if rescored.text:
             return rescored
         if reading.text and self.whisper.clear(transcript) and _alike(transcript.text, reading.text) < self.alike:
             return Heard("", 0.0, "voice")
         return reading
 
-    def rescore(self, transcript: Transcript, reading: str = "") -> Heard:
+    def rescore(self, transcript: Transcript, reading: Intent | None = None) -> Heard:
         """The guide phrase Whisper scores best against the audio (step 2), or nothing."""
         from rapidfuzz import fuzz, process
 
         query = " ".join(words_for(transcript.text))
         phrases = [p for p, _, _ in process.extract(query, self._keys, scorer=fuzz.ratio, limit=self.candidates)]
         meanings = [self.phrases[p] for p in phrases]
-        if reading and reading not in phrases and self.grammar.grammar.accepts(reading):
-            intent = self.whisper.parser.parse(reading)
-            if intent.intent != "none":
-                phrases.append(reading)
-                meanings.append((intent.intent, intent.target))
+        if reading is not None and reading.text not in phrases:
+            phrases.append(reading.text)
+            meanings.append((reading.intent, reading.target))
         if not phrases:
             return Heard("", 0.0, "voice")
         own, scores = self.whisper.score(transcript, phrases)
