@@ -370,3 +370,25 @@ def test_end_of_input_saves_and_exits_quietly_from_anywhere(pack, state_name):
     save = next(e for e in eff if isinstance(e, SavePosition))
     assert save.section == (before.section or before.resume_to)
     assert p.dialog.step(after, Heard(Intent("help", None, "help", 1.0)))[1] == [Exit(0)]
+
+
+@pytest.mark.parametrize("pack", PACKS.values(), ids=PACKS.keys())
+@pytest.mark.parametrize("state_name", STATE_NAMES)
+def test_likely_replies_are_what_the_guide_would_say_first(pack, state_name):
+    """The first utterance after each current choice, then the common commands, then a no-match."""
+    state, d = pack.states()[state_name], pack.dialog
+    replies = d.likely_replies(state)
+    assert len(replies) == len(set(replies))
+    choices = d._choices(state)
+    for n in range(1, len(choices) + 1):
+        first = said(d.step(state, Key(str(n)))[1])[0]
+        assert replies.index(first) < len(choices) + 1, f"choice {n} is not among the likeliest"
+    for command in ("more", "next", "back", "repeat", "help"):
+        assert said(go(state, command, dialog=d)[1])[0] in replies, command
+    assert said(d.step(state, NoMatch(""))[1])[0] == replies[-1]
+    assert d.likely_replies(replace(state, ended=True)) == []
+
+
+def test_likely_replies_offer_the_resumed_section_when_asked():
+    state = D.start(resume_to="transplant")[0]
+    assert f"{GUIDE.section('transplant').title}." in D.likely_replies(state)

@@ -219,3 +219,14 @@ def test_auto_output_without_audio_degrades_to_text_with_a_notice(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "No speaker found; using text output." in proc.stderr
     assert "Welcome to" in proc.stdout
+
+
+def test_the_speaker_is_told_the_likely_replies_before_each_turn():
+    """Before listening, the shell hands the speaker what it may have to say next; the answer to a
+    menu choice is among them, so a speaker that renders ahead can start it at once."""
+    speaker = RecordingSpeaker()
+    run_session(GUIDE, speaker, ScriptedListener(["2", "q"]), timeout=None)
+    assert len(speaker.prepared) == 2  # one per listening turn
+    answer = speaker.said.index(f"{GUIDE.sections[1].title}.")
+    assert speaker.said[answer] in speaker.prepared[0]
+    assert speaker.prepared[1] != speaker.prepared[0]  # the choices in a section differ from the menu's

@@ -192,3 +192,61 @@ def test_volume_scales_the_audio(tmp_path):
     assert 0.45 < ratio < 0.55
     bad = cli("say", "--volume", "0", "hi")
     assert bad.returncode != 0 and "--volume: 0 is outside 1 to 100" in bad.stderr
+
+
+class _Counting:
+    """The real espeak engine, counting what it is asked to render."""
+
+    def __init__(self):
+        self.engine, self.rendered = get_engine("espeak"), []
+        self.name = "espeak"
+
+    def voices(self):
+        return self.engine.voices()
+
+    def synthesize(self, text, *, voice=None, rate=175):
+        self.rendered.append(text)
+        return self.engine.synthesize(text, voice=voice, rate=rate)
+
+
+def _wait_ready(speaker, n, limit=10.0):
+    end = time.monotonic() + limit
+    while len(speaker._ready) < n and time.monotonic() < end:
+        time.sleep(0.02)
+    return len(speaker._ready)
+
+
+@pytest.mark.audio
+def test_prepared_first_sentences_are_not_rendered_again(pulse):
+    engine = _Counting()
+    speaker = AudioSpeaker(engine, A.Player(), rate=220)
+    replies = ["Stem Cell Transplant. A transplant replaces the bone marrow.", "Main menu.", "Help is here."]
+    speaker.prepare(replies)
+    assert _wait_ready(speaker, 3) == 3
+    assert engine.rendered == ["Stem Cell Transplant.", "Main menu.", "Help is here."]
+    rec = pulse.record_speaker()
+    time.sleep(0.3)
+    assert speaker.speak(replies[0]) is True
+    rec.stop()
+    assert engine.rendered[3:] == ["A transplant replaces the bone marrow."], "the first sentence was rendered twice"
+    loud = rec.loud_times()
+    whole = render(replies[0], engine=get_engine("espeak"), rate=220).duration
+    assert loud and loud[-1] - loud[0] > 0.7 * whole, "the prepared sentence was not played"
+    speaker.set_rate(300)  # another rate: what was ready no longer fits
+    speaker.speak("Main menu.")
+    assert engine.rendered[-1] == "Main menu."
+
+
+@pytest.mark.audio
+def test_speaking_stops_rendering_ahead(pulse):
+    engine = _Counting()
+    speaker = AudioSpeaker(engine, A.Player(), rate=220, earcons=False)
+    many = [f"Reply number {n}." for n in range(60)]
+    speaker.prepare(many)
+    worker = speaker._ahead_thread
+    speaker.speak("Yes.")
+    worker.join(5)
+    assert "Yes." in engine.rendered
+    assert len(engine.rendered) < 20, f"{len(engine.rendered)} renders: speaking did not stop the work ahead"
+    speaker.prepare(many[:2])  # a new set drops what was ready for the old one
+    assert set(k[0] for k in speaker._ready) <= set(many[:2])

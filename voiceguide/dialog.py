@@ -240,6 +240,27 @@ class Dialog:
             effects.append(Listen(None if state.paused else self.timeout))
         return state, effects
 
+    LIKELY = ("more", "next", "back", "menu", "repeat", "help")
+    """Commands a listener is likely to give anywhere, after the current choices (:meth:`likely_replies`)."""
+
+    def likely_replies(self, state: State) -> list[str]:
+        """What the guide would say first after the likeliest next inputs, most likely first: each
+        current choice, ``yes`` to an open question, the common commands, then not being understood.
+        The shell hands these to the speaker while the listener thinks, so the answer starts at once."""
+        if state.ended:
+            return []
+        events = [Heard(Intent("number", str(n), str(n), 1.0)) for n in range(1, len(self._choices(state)) + 1)]
+        if state.asking:
+            events.append(Heard(Intent("yes", None, "yes", 1.0)))
+        events += [Heard(Intent(name, None, name, 1.0)) for name in self.LIKELY]
+        events.append(NoMatch(""))
+        replies: dict[str, None] = {}
+        for event in events:
+            says = [e.text for e in self._step(state, event)[1] if isinstance(e, Say)]
+            if says:
+                replies.setdefault(says[0])
+        return list(replies)
+
     def _step(self, state: State, event: Event) -> tuple[State, list[Effect]]:
         if isinstance(event, Start):
             return self._start(event.resume_to, event.rate)

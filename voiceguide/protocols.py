@@ -7,7 +7,7 @@ these; the dialog shell only ever talks to the Protocols.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Literal, Protocol, runtime_checkable
+from typing import Iterator, Literal, Protocol, Sequence, runtime_checkable
 
 __all__ = [
     "Audio",
@@ -113,6 +113,11 @@ class Speaker(Protocol):
 
     def earcon(self, name: str) -> None:
         """Play a short cue: ``listening`` or ``nomatch``."""
+        ...
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        """While the listener thinks: get ready to say any of ``texts`` at once (render their first
+        sentences ahead). Work it may drop at any time, or not do at all; returns at once."""
         ...
 
     def close(self) -> None: ...

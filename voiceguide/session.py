@@ -53,6 +53,9 @@ class TextSpeaker:
     def earcon(self, name: str) -> None:
         pass
 
+    def prepare(self, texts) -> None:
+        pass  # text appears at once
+
     def close(self) -> None:
         pass
 
@@ -201,6 +204,7 @@ def run_session(guide: Guide, speaker: P.Speaker, listener: P.Listener, *, store
                 elif isinstance(effect, Exit):
                     return effect.status
                 elif isinstance(effect, Listen):
+                    speaker.prepare(dialog.likely_replies(state))
                     event = _listen(listener, effect.timeout, parser, state, log)
             if event is None:  # the dialog always ends a turn with Listen or Exit; be safe anyway
                 event = _listen(listener, None, parser, state, log)

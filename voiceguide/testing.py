@@ -52,6 +52,8 @@ class RecordingSpeaker:
     cut_at: set[int] = field(default_factory=set)
     cut_texts: set[str] = field(default_factory=set)
     stopped: int = 0
+    prepared: list[list[str]] = field(default_factory=list)
+    """What the shell asked to get ready before each listening turn."""
 
     def speak(self, text: str) -> bool:
         self.said.append(text)
@@ -68,6 +70,9 @@ class RecordingSpeaker:
 
     def earcon(self, name: str) -> None:
         self.earcons.append(name)
+
+    def prepare(self, texts) -> None:
+        self.prepared.append(list(texts))
 
     def close(self) -> None:
         pass

@@ -259,6 +259,10 @@ class AudioSpeaker:
         self._stopped = threading.Event()
         self.last_interrupted_sentence_index: int | None = None
         self.on_first_audio: Callable[[], None] | None = None  # for the latency benchmark
+        self._ready: dict[tuple, Audio] = {}  # first sentences rendered ahead (prepare), by _key
+        self._ahead: list[str] = []  # sentences still to render ahead, next first
+        self._ahead_lock = threading.Lock()
+        self._ahead_thread: threading.Thread | None = None  # alive while _ahead is being worked off
 
     @classmethod
     def create(cls, guide: Guide, *, engine: str | None = None, voice: str | None = None, rate: int = 175,
@@ -267,12 +271,52 @@ class AudioSpeaker:
         return cls(get_engine(engine), player, lexicon=guide.lexicon, voice=voice, rate=rate, earcons=earcons,
                    volume=volume)
 
+    def _key(self, sentence: str) -> tuple:
+        return sentence, self.rate, self.voice, self.volume
+
     def _render(self, text: str) -> Audio:
+        ready = self._ready.get(self._key(text))
+        if ready is not None:
+            return ready
         return scale(render(text, engine=self.engine, voice=self.voice, rate=self.rate, lexicon=self.lexicon),
                      self.volume)
 
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Render the first sentence of each text in the background, in order, keeping what is
+        ready for this set only; the next :meth:`speak` stops the work (a render in progress ends)."""
+        firsts = list(dict.fromkeys((split_sentences(t) or [t])[0] for t in texts if t.strip()))
+        keys = {self._key(f) for f in firsts}
+        with self._ahead_lock:
+            self._ready = {k: a for k, a in self._ready.items() if k in keys}
+            self._ahead = [f for f in firsts if self._key(f) not in self._ready]
+            if self._ahead and self._ahead_thread is None:
+                self._ahead_thread = threading.Thread(target=self._render_ahead, daemon=True,
+                                                      name="voiceguide-prepare")
+                self._ahead_thread.start()
+
+    def _render_ahead(self) -> None:
+        while True:
+            with self._ahead_lock:
+                if not self._ahead:
+                    self._ahead_thread = None  # under the lock: prepare() starts a new one if needed
+                    return
+                sentence = self._ahead.pop(0)
+                key = self._key(sentence)
+            try:
+                audio = self._render(sentence)
+            except VoiceGuideError:
+                continue  # speak() will meet the same error and report it
+            except BaseException:
+                with self._ahead_lock:
+                    self._ahead_thread = None
+                raise
+            with self._ahead_lock:
+                self._ready[key] = audio
+
     def speak(self, text: str) -> bool:
         """Say ``text`` sentence by sentence, rendering the next while one plays. False if stopped."""
+        with self._ahead_lock:
+            self._ahead = []  # the guide is answering: rendering ahead would only compete with it
         self._stopped.clear()
         self.last_interrupted_sentence_index = None
         sentences = split_sentences(text) or [text]
