@@ -392,3 +392,10 @@ def test_likely_replies_are_what_the_guide_would_say_first(pack, state_name):
 def test_likely_replies_offer_the_resumed_section_when_asked():
     state = D.start(resume_to="transplant")[0]
     assert f"{GUIDE.section('transplant').title}." in D.likely_replies(state)
+
+
+def test_a_section_with_one_part_says_part_not_parts():
+    one = next(s for s in GUIDE.walk() if len(s.children) == 1)
+    many = next(s for s in GUIDE.walk() if len(s.children) > 1)
+    assert "It has one part: 1, " in said(go(fresh(), "open", one.id)[1])[-1]
+    assert f"It has {len(many.children)} parts: 1, " in said(go(fresh(), "open", many.id)[1])[-1]

@@ -3,7 +3,8 @@
 PulseAudio runs with a null-sink speaker and a virtual microphone. Spoken commands (Piper voice) are
 played into the microphone whenever the guide starts listening (another phrasing when it did not catch
 one); the log and the speaker recording show that it navigated and left by voice, and never listened
-while it was talking.
+while it was talking. The second test does the same in a noisy room: unrelated speech plays into the
+microphone all the time, 10 dB below the commands, and the guide must never act on it.
 """
 
 from __future__ import annotations
@@ -16,26 +17,48 @@ import time
 
 import pytest
 
+from voiceguide import audio as A
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import EngineUnavailable
-from voiceguide.rig import log_records
-from voiceguide.tts import PiperEngine, render
+from voiceguide.rig import log_records, room_noise
+from voiceguide.protocols import Audio
+from voiceguide.tts import PiperEngine, get_engine, render
 
 GUIDE = load_guide(default_content_path())
 
 
-@pytest.mark.audio
-def test_voice_loop_navigates_by_speech_on_virtual_devices(pulse, tmp_path):
+def _piper():
     pytest.importorskip("pyaudio", reason="PyAudio is needed for the microphone (pip install 'voiceguide[mic]')")
     try:
-        piper = PiperEngine(variation=0.0)  # repeatable speech: Piper otherwise samples noise
+        return PiperEngine(variation=0.0)  # repeatable speech: Piper otherwise samples noise
     except EngineUnavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.mark.audio
+def test_voice_loop_navigates_by_speech_on_virtual_devices(pulse, tmp_path):
+    _navigate_by_voice(pulse, tmp_path, _piper())
+
+
+@pytest.mark.audio
+def test_voice_loop_in_a_noisy_room_never_acts_on_the_noise(pulse, tmp_path):
+    """Unrelated speech 10 dB below the commands, all the time: the guide still ends each phrase,
+    navigates and leaves by voice, and takes nothing from the babble alone (the assertions allow
+    no understood turn beyond the two commands)."""
+    _navigate_by_voice(pulse, tmp_path, _piper(), room_snr=10.0)
+
+
+def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
     # What the listener says at each step; what they say instead when the guide did not catch it.
     steps = [["number two", "number two please", "option two"], ["stop the guide", "that is all", "goodbye"]]
     audio = {t: render(t, engine=piper, lexicon=GUIDE.lexicon) for step in steps for t in step}
     log = tmp_path / "turns.jsonl"
     speaker = pulse.record_speaker()
+    room, mic = None, None
+    if room_snr is not None:
+        babble = room_noise("babble", room_snr, list(audio.values()), [piper, get_engine("espeak")])
+        mic = pulse.record_mic()
+        room = pulse.play_into_mic(babble, wait=False)
     proc = subprocess.Popen([sys.executable, "-m", "voiceguide", "--input", "voice", "--output", "speech",
                              "--engine", "espeak", "--rate", "450", "--timeout", "off", "--log", str(log),
                              "--state", str(tmp_path / "state.json")],
@@ -71,7 +94,12 @@ def test_voice_loop_navigates_by_speech_on_virtual_devices(pulse, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        if room:
+            room.kill()
     speaker.stop()
+    if mic:  # the room really was noisy: the microphone heard the babble before the first command
+        heard = mic.stop()
+        assert A.rms(Audio(heard.pcm[16000:16000 * 2 * 3], 16000)) > 0.5 * A.rms(babble)
     records = log_records(log)
     users = [r for r in records if r["role"] == "user"]
     understood = [u for u in users if (u.get("intent") or {}).get("intent", "none") != "none"]

@@ -452,7 +452,8 @@ class Dialog:
     def _offer(self, sec: Section) -> str:
         if sec.children:
             parts = "; ".join(f"{n}, {c.title}" for n, c in enumerate(sec.children, 1))
-            return (f"It has {len(sec.children)} parts: {parts}. Say a part's name or number, "
+            count = "one part" if len(sec.children) == 1 else f"{len(sec.children)} parts"
+            return (f"It has {count}: {parts}. Say a part's name or number, "
                     f"or say more to hear about {sec.title}.")
         return "Say more for the details, next for the next section, or back."
 

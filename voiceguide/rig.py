@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import read_wav
+from .audio import read_wav, resample
 from .errors import AudioDeviceUnavailable
 from .protocols import Audio
 
-__all__ = ["Pulse", "Recorder", "private_pulse", "log_records", "RATE"]
+__all__ = ["Pulse", "Recorder", "private_pulse", "log_records", "room_noise", "RATE"]
 
 RATE = 16000
 
@@ -34,6 +34,33 @@ def log_records(log: Path) -> list[dict]:
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+BABBLE = ["People were queueing outside the bakery before dawn.", "He painted the fence a pale shade of green.",
+          "The match was postponed because of the storm.", "She keeps her bicycle in the hallway."]
+"""Unrelated sentences: summed, they make the babble of a room with the radio on."""
+
+
+def room_noise(kind: str, snr_db: float, speech: list[Audio], voices: list, seconds: float = 300.0) -> Audio:
+    """``seconds`` of room noise at 16 kHz, ``snr_db`` below the mean power of ``speech``: ``white``
+    noise, or ``babble`` (the :data:`BABBLE` sentences, each spoken by one of ``voices`` in turn,
+    offset in time and summed)."""
+    from .tts import render
+
+    def samples(audio: Audio) -> np.ndarray:
+        return np.frombuffer(resample(audio, RATE).pcm, "<i2").astype(np.float64)
+
+    n = int(RATE * seconds)
+    if kind == "white":
+        noise = np.random.default_rng(7).normal(0, 1, n)
+    elif kind == "babble":
+        noise = sum(np.roll(np.resize(samples(render(t, engine=voices[i % len(voices)])), n), 7919 * i)
+                    for i, t in enumerate(BABBLE))
+    else:
+        raise ValueError(f"unknown room noise {kind!r}: white or babble")
+    power = np.mean([np.mean(samples(a) ** 2) for a in speech])
+    noise = noise * np.sqrt(power / np.mean(noise ** 2) / 10 ** (snr_db / 10))
+    return Audio(np.clip(noise, -32768, 32767).astype("<i2").tobytes(), RATE)
 
 
 class Recorder:
@@ -126,10 +153,18 @@ class Pulse:
         proc = subprocess.Popen(["paplay", "-d", "vg_micfeed", "--raw", "--format=s16le", "--channels=1",
                                  f"--rate={audio.sample_rate}"], stdin=subprocess.PIPE,
                                 env={**os.environ, **self.env})
-        proc.stdin.write(audio.pcm)
-        proc.stdin.close()
+        def feed() -> None:  # paplay reads in real time: a long sound would block the caller
+            try:
+                proc.stdin.write(audio.pcm)
+                proc.stdin.close()
+            except (BrokenPipeError, ValueError):
+                pass  # killed before the end
+
         if wait:
-            proc.wait(60)
+            feed()
+            proc.wait(60 + audio.duration)
+        else:
+            threading.Thread(target=feed, daemon=True).start()
         return proc
 
     def close(self) -> None:
