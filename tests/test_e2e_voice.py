@@ -43,8 +43,10 @@ def test_voice_loop_navigates_by_speech_on_virtual_devices(pulse, tmp_path):
 @pytest.mark.audio
 def test_voice_loop_in_a_noisy_room_never_acts_on_the_noise(pulse, tmp_path):
     """Unrelated speech 10 dB below the commands, all the time: the guide still ends each phrase,
-    navigates and leaves by voice, and takes nothing from the babble alone (the assertions allow
-    no understood turn beyond the two commands)."""
+    navigates and leaves by voice, takes nothing from the babble alone, and enters no section but
+    the one chosen. A misheard command it refuses is allowed: a CI run heard "number two" as
+    "number 10", and the guide answered "Please pick a number from 1 to 5" (recognition errors in
+    noise are measured in benchmarks/asr_bench.py, not asserted here)."""
     _navigate_by_voice(pulse, tmp_path, _piper(), room_snr=10.0)
 
 
@@ -64,30 +66,36 @@ def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
                              "--state", str(tmp_path / "state.json")],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ))
+    # A step is done when the guide has acted on it: entered the section, said goodbye.
+    done = [lambda lines: "More Chemotherapy." in lines, lambda lines: any(t.startswith("Goodbye.") for t in lines)]
+    fed = []  # (phrase, wall-clock time it was played into the microphone)
     try:
-        listens, fed_at, said, tries, understood = 0, None, 0, [0] * len(steps), 0
+        listens, fed_at, tries, achieved = 0, None, [0] * len(steps), 0
         deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:
             records = log_records(log)
             users = [r for r in records if r["role"] == "user"]
-            understood = sum(1 for r in users if (r.get("intent") or {}).get("intent", "none") != "none")
+            lines = [r["text"] for r in records if r["role"] == "guide"]
+            achieved = next((i for i, ok in enumerate(done) if not ok(lines)), len(steps))
             n = sum(1 for r in records if r["role"] == "listen")
-            if understood >= len(steps):
-                break  # it should be saying goodbye and leaving now
+            if achieved >= len(steps):
+                break  # it should be leaving now
             if n > listens:
                 listens = n
-                step = steps[understood]
-                if tries[understood] >= len(step):
+                step = steps[achieved]
+                if tries[achieved] >= len(step):
                     break  # not understood after every phrasing: the assertions below say so
-                time.sleep(1.2 if not said else 0.6)  # the cue; the first turn also calibrates the microphone
-                pulse.play_into_mic(audio[step[tries[understood]]])
-                tries[understood] += 1
-                said, fed_at, heard_then = said + 1, time.monotonic(), len(users)
+                time.sleep(1.2 if not fed else 0.6)  # the cue; the first turn also calibrates the microphone
+                fed.append((step[tries[achieved]], time.time()))
+                pulse.play_into_mic(audio[step[tries[achieved]]])
+                tries[achieved] += 1
+                fed_at, heard_then = time.monotonic(), len(users)
             elif fed_at and time.monotonic() - fed_at > 12 and len(users) == heard_then:
-                pulse.play_into_mic(audio[steps[min(understood, len(steps) - 1)][0]])  # not heard at all: again
+                fed.append((steps[min(achieved, len(steps) - 1)][0], time.time()))
+                pulse.play_into_mic(audio[fed[-1][0]])  # not heard at all: again
                 fed_at = time.monotonic()
             time.sleep(0.1)
-        if understood < len(steps) and proc.poll() is None:
+        if achieved < len(steps) and proc.poll() is None:
             proc.stdin.write("q\n")  # keys always work: leave, so the assertions can report what was heard
             proc.stdin.flush()
         assert proc.wait(timeout=30) == 0, proc.stderr.read()
@@ -104,13 +112,21 @@ def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
     users = [r for r in records if r["role"] == "user"]
     understood = [u for u in users if (u.get("intent") or {}).get("intent", "none") != "none"]
     heard = [(u["text"], (u.get("intent") or {}).get("intent"), u["via"]) for u in users]
-    assert [u["intent"]["intent"] for u in understood] == ["number", "stop"], heard
-    assert understood[0]["intent"]["target"] == "2"
-    assert [u["via"] for u in understood] == ["voice", "voice"], heard  # left by voice, not by the key
-    assert len(users) <= 6  # at most a couple of retries per step
     guide_lines = [r["text"] for r in records if r["role"] == "guide"]
-    assert "More Chemotherapy." in guide_lines
-    assert guide_lines[-1].startswith("Goodbye.")
+    assert "More Chemotherapy." in guide_lines, heard
+    assert guide_lines[-1].startswith("Goodbye."), heard
+    assert all(u["via"] == "voice" for u in users), heard  # left by voice, not by the key
+    if room_snr is None:  # in quiet, every phrase is understood as said
+        assert [u["intent"]["intent"] for u in understood] == ["number", "stop"], heard
+        assert understood[0]["intent"]["target"] == "2"
+        assert len(users) <= 6  # at most a couple of retries per step
+    else:
+        # Nothing was taken from the babble alone: every understood turn came while a command was said.
+        for u in understood:
+            assert any(t <= u["t"] <= t + audio[p].duration + 4.0 for p, t in fed), f"acted on the noise: {u['text']!r}"
+        # And it went nowhere it was not asked to: the only section entered is the one chosen.
+        titles = {f"{sec.title}." for sec in GUIDE.walk()}
+        assert {t for t in guide_lines if t in titles} == {"More Chemotherapy."}, heard
     # never listened while talking: every listen record comes after the guide lines before it
     for i, r in enumerate(records):
         if r["role"] == "listen":
