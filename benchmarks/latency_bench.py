@@ -28,10 +28,9 @@ from _common import DOC, record  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from voiceguide import audio as A  # noqa: E402
 from voiceguide.content import load_guide  # noqa: E402
 from voiceguide.protocols import Audio  # noqa: E402
-from voiceguide.rig import log_records, private_pulse, room_noise  # noqa: E402
+from voiceguide.rig import log_records, loud_times, private_pulse, room_noise, samples  # noqa: E402
 from voiceguide.tts import PiperEngine, get_engine, render  # noqa: E402
 
 COMMANDS = ["number two", "where am I", "go back", "tell me about transplants", "repeat that", "main menu"]
@@ -49,13 +48,9 @@ def loud_spans(recorder, gap: float = 0.35) -> list[tuple[float, float]]:
     return [(a, b) for a, b in spans]
 
 
-def _samples(audio: Audio) -> np.ndarray:
-    return np.frombuffer(A.resample(audio, 16000).pcm, "<i2").astype(np.float64)
-
-
 def place(recording: Audio, clean: Audio, lo: float, hi: float) -> float:
     """Where (seconds into ``recording``) ``clean`` starts, searched between ``lo`` and ``hi``."""
-    x, c = _samples(recording), _samples(clean)
+    x, c = samples(recording), samples(clean)
     a, b = max(0, int(lo * 16000)), min(len(x), int(hi * 16000) + len(c))
     seg = x[a:b]
     if len(seg) < len(c):
@@ -67,10 +62,8 @@ def place(recording: Audio, clean: Audio, lo: float, hi: float) -> float:
 
 def loud_edges(audio: Audio) -> tuple[float, float]:
     """Start of the first and end of the last loud 20 ms frame of a clean recording."""
-    x = _samples(audio)
-    frames = x[: len(x) // 320 * 320].reshape(-1, 320)
-    loud = np.flatnonzero(np.sqrt((frames ** 2).mean(axis=1)) > LOUD)
-    return loud[0] * 0.02, loud[-1] * 0.02 + 0.02
+    loud = loud_times(audio, LOUD)
+    return loud[0], loud[-1] + 0.02
 
 
 def run(engine: str, turns: int, room: str = "quiet", snr: float = 10.0) -> dict:

@@ -24,7 +24,7 @@ from .audio import read_wav, resample
 from .errors import AudioDeviceUnavailable
 from .protocols import Audio
 
-__all__ = ["Pulse", "Recorder", "private_pulse", "log_records", "room_noise", "RATE"]
+__all__ = ["Pulse", "Recorder", "private_pulse", "log_records", "room_noise", "samples", "loud_times", "RATE"]
 
 RATE = 16000
 
@@ -34,6 +34,22 @@ def log_records(log: Path) -> list[dict]:
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def samples(audio: Audio) -> np.ndarray:
+    """The audio at :data:`RATE`, as floats."""
+    return np.frombuffer(resample(audio, RATE).pcm, "<i2").astype(np.float64)
+
+
+def loud_times(audio: Audio, threshold: float = 300.0) -> list[float]:
+    """Start times (seconds) of the 20 ms frames of ``audio`` whose RMS is above ``threshold``."""
+    x = samples(audio)
+    n = len(x) // 320
+    if not n:
+        return []
+    frames = x[: n * 320].reshape(n, 320)
+    loud = np.sqrt((frames ** 2).mean(axis=1)) > threshold
+    return [i * 0.02 for i in np.flatnonzero(loud)]
 
 
 BABBLE = ["People were queueing outside the bakery before dawn.", "He painted the fence a pale shade of green.",
@@ -46,9 +62,6 @@ def room_noise(kind: str, snr_db: float, speech: list[Audio], voices: list, seco
     noise, or ``babble`` (the :data:`BABBLE` sentences, each spoken by one of ``voices`` in turn,
     offset in time and summed)."""
     from .tts import render
-
-    def samples(audio: Audio) -> np.ndarray:
-        return np.frombuffer(resample(audio, RATE).pcm, "<i2").astype(np.float64)
 
     n = int(RATE * seconds)
     if kind == "white":
@@ -107,13 +120,7 @@ class Recorder:
 
     def loud_times(self, threshold: float = 300.0) -> list[float]:
         """Start times (seconds into the recording) of the 20 ms frames whose RMS is above ``threshold``."""
-        x = np.frombuffer(self.audio.pcm, dtype="<i2").astype(np.float64)
-        n = len(x) // 320
-        if not n:
-            return []
-        frames = x[: n * 320].reshape(n, 320)
-        loud = np.sqrt((frames ** 2).mean(axis=1)) > threshold
-        return [i * 0.02 for i in np.flatnonzero(loud)]
+        return loud_times(self.audio, threshold)
 
 
 class Pulse:
