@@ -89,14 +89,17 @@ class EspeakEngine:
 
 
 _PYTTSX3_CHILD = r"""
-import sys, pyttsx3
+import os, sys, pyttsx3
 text, path, rate, voice = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 engine = pyttsx3.init()
 engine.setProperty("rate", rate)
 if voice:
     engine.setProperty("voice", voice)
-engine.save_to_file(text, path)
-engine.runAndWait()
+for _ in range(3):  # pyttsx3 2.99's espeak driver: a runAndWait can return before anything is saved
+    engine.save_to_file(text, path)
+    engine.runAndWait()
+    if os.path.exists(path) and os.path.getsize(path) > 44:
+        break
 """
 
 _PYTTSX3_VOICES = r"""
