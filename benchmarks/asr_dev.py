@@ -1,0 +1,228 @@
+"""Development corpus and evaluator for speech-recognition experiments.
+
+Tune recognisers on this corpus, never on the held-out benchmark (benchmarks/asr_bench.py): its
+phrasings, voices, rates and babble sentences are all different from the benchmark's and from the
+phrases in tests/test_asr.py (checked when the corpus is built). 32 command phrasings and 12
+everyday off-topic phrases, spoken by espeak-ng (en-us at 160 wpm, en-us+m3 at 185) and Piper (150
+and 200 wpm), each clean, in white noise at 10 dB SNR and in babble at 10 dB SNR. The truth labels
+come from the intent parser. The mixed 16 kHz audio is cached under benchmarks/corpus/dev/ (git
+ignores it) with an index.json, so later runs do not render again; delete the folder to rebuild.
+
+From another script::
+
+    from asr_dev import evaluate, load_corpus   # with benchmarks/ on sys.path
+    result = evaluate(my_recognizer.recognize, load_corpus(), IntentParser(load_guide()))
+    for r in result["errors"]: ...
+
+Usage: python benchmarks/asr_dev.py [--engine hybrid|pocketsphinx|whisper] [--limit N]
+                                    [--conditions clean,white10,babble10]
+Prints the table and the wrong answers and false accepts; writes nothing to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import asr_bench  # noqa: E402
+from asr_bench import mix  # noqa: E402
+
+from voiceguide import audio as A  # noqa: E402
+from voiceguide.content import load_guide  # noqa: E402
+from voiceguide.intents import IntentParser  # noqa: E402
+from voiceguide.protocols import Audio, Heard  # noqa: E402
+
+CORPUS = HERE / "corpus" / "dev"
+SEED = 20261126
+
+COMMANDS = [
+    "tell me about the transplant", "go to chemotherapy", "what is Xospata", "tell me about ivosidenib",
+    "open enasidenib", "what is Tibsovo", "tell me about gemtuzumab ozogamicin", "go to FLAG",
+    "high dose cytarabine", "tell me about mitoxantrone", "repeat induction",
+    "what does induction mean", "what is the meaning of remission", "define monoclonal antibody",
+    "option two", "number four", "can you repeat that", "more", "skip this part", "move on", "previous section",
+    "take me back", "back to the main menu", "just a moment", "please continue", "speak faster", "a bit slower",
+    "where am I now", "what can I say", "yes", "no thanks", "bye bye",
+]
+OFF_TOPIC = [
+    "turn it up a bit", "what time is it", "call my daughter back", "can you pass the salt",
+    "the dog needs to go out", "is the kettle on", "open the window please", "where are my keys",
+    "next week is my birthday", "we need more milk", "stop at the shop on the way home", "I'll be back in a minute",
+]
+BABBLE_TEXT = ["The bus was late again this afternoon.", "She painted the fence a pale shade of green.",
+               "Our cousins are driving up from the coast in May.", "He left his umbrella on the train."]
+VOICES = [("espeak en-us 160", "espeak", "en-us", 160), ("espeak en-us+m3 185", "espeak", "en-us+m3", 185),
+          ("piper 150", "piper", None, 150), ("piper 200", "piper", None, 200)]
+CONDITIONS = [("clean", None, None), ("white10", "white", 10), ("babble10", "babble", 10)]
+
+
+@dataclass(frozen=True)
+class Item:
+    audio: Audio
+    text: str
+    intent: str
+    target: str | None
+    voice: str
+    condition: str
+
+    @property
+    def group(self) -> str:
+        """``espeak`` or ``piper``."""
+        return self.voice.split()[0]
+
+
+def _meaning(parser: IntentParser, text: str) -> tuple[str, str | None]:
+    if not text:
+        return "none", None
+    got = parser.parse(text)
+    return got.intent, got.target
+
+
+def _check_fresh() -> None:
+    """No phrasing may be one of the benchmark's or a string in tests/test_asr.py."""
+    tree = ast.parse((HERE.parent / "tests" / "test_asr.py").read_text(encoding="utf-8"))
+    used = {n.value.lower() for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    used |= {t.lower() for t, _, _ in asr_bench.COMMANDS} | {t.lower() for t in asr_bench.OFF_TOPIC}
+    clash = [t for t in COMMANDS + OFF_TOPIC if t.lower() in used]
+    assert not clash, f"not fresh (in asr_bench.py or tests/test_asr.py): {clash}"
+    assert not set(BABBLE_TEXT) & set(asr_bench.BABBLE_TEXT)
+
+
+def _spec() -> dict:
+    return {"seed": SEED, "commands": COMMANDS, "off_topic": OFF_TOPIC, "babble": BABBLE_TEXT,
+            "voices": [list(v) for v in VOICES], "conditions": [list(c) for c in CONDITIONS]}
+
+
+def build_corpus() -> None:
+    """Render, mix and write every utterance, then the index (last, so a broken build is redone)."""
+    from voiceguide.tts import get_engine, render
+
+    _check_fresh()
+    guide = load_guide()
+    parser = IntentParser(guide)
+    truth = {t: _meaning(parser, t) for t in COMMANDS + OFF_TOPIC}
+    bad = [t for t in COMMANDS if truth[t][0] == "none"] + [t for t in OFF_TOPIC if truth[t][0] != "none"]
+    assert not bad, f"truth labels would be wrong for: {bad}"
+    engines = {"espeak": get_engine("espeak"), "piper": get_engine("piper")}
+    rng = np.random.default_rng(SEED)
+    babble = sum(np.resize(np.frombuffer(A.resample(render(t, engine=engines["piper" if i % 2 else "espeak"]), 16000)
+                                         .pcm, "<i2").astype(np.float64), 16000 * 6) for i, t in enumerate(BABBLE_TEXT))
+    CORPUS.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for vname, ename, voice, rate in VOICES:
+        print(f"rendering {vname}", file=sys.stderr, flush=True)
+        for n, text in enumerate(COMMANDS + OFF_TOPIC):
+            lexicon = guide.lexicon if text in COMMANDS else ()
+            clean = A.resample(render(text, engine=engines[ename], voice=voice, rate=rate, lexicon=lexicon), 16000)
+            for cname, kind, snr in CONDITIONS:
+                audio = clean if kind is None else mix(clean, rng.normal(0, 1, 16000 * 8) if kind == "white" else babble, snr)
+                name = f"{vname.replace(' ', '_')}-{cname}-{n:02d}.wav"
+                A.write_wav(CORPUS / name, audio)
+                rows.append({"text": text, "intent": truth[text][0], "target": truth[text][1], "voice": vname,
+                             "condition": cname, "file": name})
+    (CORPUS / "index.json").write_text(json.dumps({"spec": _spec(), "items": rows}, indent=1), encoding="utf-8")
+
+
+def load_corpus() -> list[Item]:
+    """Every utterance of the development corpus, built first if it is missing or out of date."""
+    index = CORPUS / "index.json"
+    data = json.loads(index.read_text(encoding="utf-8")) if index.is_file() else None
+    if data is None or data["spec"] != _spec():
+        build_corpus()
+        data = json.loads(index.read_text(encoding="utf-8"))
+    return [Item(A.read_wav(CORPUS / r["file"]), r["text"], r["intent"], r["target"], r["voice"], r["condition"])
+            for r in data["items"]]
+
+
+def _row(results: list[dict]) -> dict:
+    commands = [r for r in results if r["truth"][0] != "none"]
+    ms = [r["ms"] for r in results]
+    return {"commands": len(commands), "right": sum(r["outcome"] == "right" for r in results),
+            "wrong": sum(r["outcome"] == "wrong" for r in results), "off_topic": len(results) - len(commands),
+            "false_accepts": sum(r["outcome"] == "false accept" for r in results),
+            "median_ms": statistics.median(ms) if ms else 0.0, "mean_ms": statistics.fmean(ms) if ms else 0.0}
+
+
+def _share(k: int, n: int) -> str:
+    return f"{k}/{n} ({k / n:.0%})" if n else "-"
+
+
+def evaluate(recognize, items: list[Item], parser: IntentParser) -> dict:
+    """Run ``recognize`` (Audio -> Heard) on every item; print a table by condition and voice group.
+
+    Returns ``{"rows": [...], "overall": {...}, "results": [...], "errors": [...]}``: one row per
+    (condition, group) and overall, with commands/right/wrong/off_topic/false_accepts/median_ms/mean_ms;
+    one result per item (text, voice, condition, truth, heard, got, ms, outcome: right, missed, wrong,
+    rejected or false accept); errors are the results that are wrong answers or false accepts.
+    """
+    results = []
+    for item in items:
+        t0 = time.perf_counter()
+        heard: Heard = recognize(item.audio)
+        ms = 1000 * (time.perf_counter() - t0)
+        truth, got = (item.intent, item.target), _meaning(parser, heard.text)
+        if truth[0] == "none":
+            outcome = "rejected" if got[0] == "none" else "false accept"
+        else:
+            outcome = "right" if got == truth else "missed" if got[0] == "none" else "wrong"
+        results.append({"text": item.text, "voice": item.voice, "group": item.group, "condition": item.condition,
+                        "truth": truth, "heard": heard.text, "got": got, "ms": ms, "outcome": outcome})
+    order = [c for c, _, _ in CONDITIONS]
+    keys = sorted({(r["condition"], r["group"]) for r in results}, key=lambda k: (order.index(k[0]), k[1]))
+    rows = [{"condition": c, "group": g, **_row([r for r in results if (r["condition"], r["group"]) == (c, g)])}
+            for c, g in keys]
+    overall = _row(results)
+    print("| condition | voices | commands right | false accepts | wrong answers | median ms | mean ms |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['condition']} | {r['group']} | {_share(r['right'], r['commands'])} | "
+              f"{_share(r['false_accepts'], r['off_topic'])} | {r['wrong']} | {r['median_ms']:.0f} | {r['mean_ms']:.0f} |")
+    print(f"\noverall ({len(results)} utterances): commands right {_share(overall['right'], overall['commands'])}, "
+          f"false accepts {_share(overall['false_accepts'], overall['off_topic'])}, wrong answers {overall['wrong']}; "
+          f"decode {overall['median_ms']:.0f} ms median, {overall['mean_ms']:.0f} ms mean")
+    errors = [r for r in results if r["outcome"] in ("wrong", "false accept")]
+    return {"rows": rows, "overall": overall, "results": results, "errors": errors}
+
+
+def main() -> None:
+    from voiceguide.asr import get_recognizer
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--engine", choices=["hybrid", "pocketsphinx", "whisper"], default="hybrid")
+    ap.add_argument("--limit", type=int, metavar="N", help="evaluate N utterances drawn at random (seeded)")
+    ap.add_argument("--conditions", default=",".join(c for c, _, _ in CONDITIONS),
+                    help="comma-separated, from: " + ", ".join(c for c, _, _ in CONDITIONS))
+    args = ap.parse_args()
+    wanted = args.conditions.split(",")
+    unknown = set(wanted) - {c for c, _, _ in CONDITIONS}
+    if unknown:
+        ap.error(f"unknown condition(s): {', '.join(sorted(unknown))}")
+    items = [it for it in load_corpus() if it.condition in wanted]
+    if args.limit is not None and args.limit < len(items):
+        keep = set(random.Random(0).sample(range(len(items)), args.limit))
+        items = [it for i, it in enumerate(items) if i in keep]
+    guide = load_guide()
+    recognizer = get_recognizer(guide, args.engine)
+    print(f"{args.engine} on {len(items)} utterances of the development corpus ({CORPUS})\n", flush=True)
+    result = evaluate(recognizer.recognize, items, IntentParser(guide))
+    for kind, title in (("wrong", "wrong answers"), ("false accept", "false accepts")):
+        found = [r for r in result["errors"] if r["outcome"] == kind]
+        print(f"\n{title} ({len(found)}):")
+        for r in found:
+            got = " ".join(str(x) for x in r["got"] if x)
+            print(f"- {r['voice']}, {r['condition']}: {r['text']!r} heard as {r['heard']!r} -> {got}")
+
+
+if __name__ == "__main__":
+    main()
