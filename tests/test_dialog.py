@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from voiceguide.content import default_content_path, load_guide
-from voiceguide.dialog import (DEFAULT_RATE, MAX_RATE, MIN_RATE, RATE_STEP, Dialog, Earcon, EndOfInput, Exit, Heard,
-                               Interrupted, Key, Listen, NoInput, NoMatch, SavePosition, Say, SetRate, Start, State,
-                               split_sentences)
+from voiceguide.dialog import (DEFAULT_RATE, DEFAULT_VOLUME, MAX_RATE, MAX_VOLUME, MIN_RATE, MIN_VOLUME, RATE_STEP,
+                               Dialog, Earcon, EndOfInput, Exit, Heard, Interrupted, Key, Listen, NoInput, NoMatch,
+                               SavePosition, Say, SetRate, SetVolume, Start, State, key_intent, split_sentences)
 from voiceguide.intents import Intent
 
 MINI_PATH = Path(__file__).parent / "data" / "mini"
@@ -75,7 +75,7 @@ class Pack:
 PACKS = {"aml": Pack(GUIDE), "mini": Pack(MINI)}
 STATE_NAMES = list(PACKS["aml"].states())
 COMMANDS = ["help", "repeat", "back", "menu", "next", "previous", "more", "skip", "pause", "resume", "faster",
-            "slower", "where", "define", "yes", "no", "stop"]
+            "slower", "louder", "quieter", "where", "define", "yes", "no", "stop"]
 
 
 def test_start_welcomes_discloses_and_lists_the_menu_with_numbers():
@@ -147,6 +147,12 @@ def test_every_universal_command_works_in_every_state(pack, state_name, command)
         assert SetRate(after.rate) in effects
     elif command == "slower":
         assert after.rate == max(MIN_RATE, before.rate - RATE_STEP)
+    elif command in ("louder", "quieter"):
+        assert after.rate == before.rate and after.section == before.section and after.last == before.last
+        if after.volume != before.volume:
+            assert SetVolume(after.volume) in effects
+        else:
+            assert after.volume == (MAX_VOLUME if command == "louder" else MIN_VOLUME) and "already" in texts[0]
     elif command == "pause":
         assert after.paused and texts == ["Paused. Say continue when you are ready."]
         assert effects[-1] == Listen(None)  # no timer while paused
@@ -278,8 +284,41 @@ def test_rate_is_clamped_and_reported():
     s2, eff = go(s, "slower")
     assert s2.rate == MIN_RATE and "already the slowest" in said(eff)[0]
     s2, eff = go(fresh(), "faster")
-    assert SavePosition(None, DEFAULT_RATE + RATE_STEP) in eff
+    assert SavePosition(None, DEFAULT_RATE + RATE_STEP, DEFAULT_VOLUME) in eff
     assert D.start(rate=9999)[0].rate == MAX_RATE
+
+
+def test_louder_and_quieter_step_by_3_db_are_clamped_saved_and_reported():
+    s = fresh()
+    assert s.volume == DEFAULT_VOLUME == MAX_VOLUME
+    s2, eff = go(s, "louder")  # at full loudness the guide says where louder can come from
+    assert s2.volume == MAX_VOLUME and not any(isinstance(e, SetVolume) for e in eff)
+    assert "already the loudest" in said(eff)[0] and "speaker" in said(eff)[0]
+    s2, eff = go(s, "quieter")
+    assert s2.volume == 71 and eff[:2] == [SetVolume(71), SavePosition(None, DEFAULT_RATE, 71)]
+    assert said(eff) == ["Quieter: volume 71 percent."]
+    assert go(s2, "repeat")[1] == go(s, "repeat")[1], "a volume change is not what repeat says again"
+    levels = [s2.volume]
+    while True:
+        s2, eff = go(s2, "quieter")
+        if s2.volume == levels[-1]:
+            break
+        levels.append(s2.volume)
+    assert levels == [71, 50, 35, 25, 18, 13, 9, 6, 4, 3, 2, MIN_VOLUME] and "already the quietest" in said(eff)[0]
+    s3, eff = go(s2, "louder")
+    assert s3.volume == 2 and said(eff) == ["Louder: volume 2 percent."]
+    assert go(replace(fresh(), volume=13), "louder")[0].volume == 18
+    assert go(replace(fresh(), section="mec", volume=50), "stop")[1][0] == SavePosition("mec", DEFAULT_RATE, 50)
+
+
+def test_start_sets_the_saved_volume_and_keys_change_it():
+    state, effects = D.start(volume=50)
+    assert state.volume == 50 and effects[:2] == [SetRate(DEFAULT_RATE), SetVolume(50)]
+    assert D.start(volume=0)[0].volume == MIN_VOLUME and D.start(volume=400)[0].volume == MAX_VOLUME
+    assert key_intent("+").intent == "louder" and key_intent("-").intent == "quieter"
+    assert D.step(state, Key("-"))[0].volume == 35 and D.step(state, Key("+"))[0].volume == 71
+    help_text = said(go(state, "help")[1])[0]
+    assert "louder, quieter" in help_text and "plus for louder, minus for quieter" in help_text
 
 
 def test_advice_requests_are_declined():

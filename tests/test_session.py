@@ -135,6 +135,22 @@ def test_voice_and_rate_are_kept_as_preferences(tmp_path):
     assert "Last time you were in Stem Cell Transplant. Say continue, or main menu." in speaker.said
 
 
+def test_volume_said_by_voice_reaches_the_speaker_and_is_kept(tmp_path):
+    store = StateStore(tmp_path / "s.json", GUIDE.id)
+    speaker = RecordingSpeaker()
+    said = [Heard("turn it down a bit", 0.9, "voice"), Heard("quieter", 0.9, "voice"), Heard("louder", 0.9, "voice"), "q"]
+    run_session(GUIDE, speaker, ScriptedListener(said), store=store)
+    assert speaker.volumes == [100, 71, 50, 71]
+    assert "Quieter: volume 50 percent." in speaker.said and "Louder: volume 71 percent." in speaker.said
+    assert store.load().volume == 71 and json.loads((tmp_path / "s.json").read_text())["volume"] == 71
+    speaker = RecordingSpeaker()
+    run_session(GUIDE, speaker, ScriptedListener(["+", "q"]), store=store)
+    assert speaker.volumes == [71, 100]  # the saved loudness first, then the key
+    speaker = RecordingSpeaker()
+    run_session(GUIDE, speaker, ScriptedListener(["q"]), store=store, volume=30)
+    assert speaker.volumes == [30] and store.load().volume == 30  # --volume wins over the saved loudness
+
+
 def test_text_mode_runs_any_content_pack(tmp_path):
     keys = "2\n1\nwhat's ventolin\nwhat does steroid mean\nwhere am i\nq\n"
     proc = run_text(keys, "--content", MINI_PATH, "--state", str(tmp_path / "s.json"))

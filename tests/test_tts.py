@@ -194,6 +194,28 @@ def test_volume_scales_the_audio(tmp_path):
     assert bad.returncode != 0 and "--volume: 0 is outside 1 to 100" in bad.stderr
 
 
+@pytest.mark.audio
+def test_set_volume_makes_speech_and_cues_quieter_on_the_speaker(pulse):
+    speaker = AudioSpeaker(get_engine("espeak"), A.Player(), rate=200)
+
+    def heard() -> float:
+        """RMS on the speaker of a sentence and a cue: they carry about the same energy, so the
+        ratio below stays near 0.8 if either one ignores the volume."""
+        rec = pulse.record_speaker()
+        time.sleep(0.2)
+        speaker.speak("Hello there.")
+        speaker.earcon("listening")
+        assert speaker.player.wait(5), "the cue did not play to its end"
+        time.sleep(0.3)
+        return A.rms(rec.stop())
+
+    full = heard()
+    speaker.set_volume(50)
+    half = heard()
+    assert full > 100, "nothing was heard on the speaker"
+    assert 0.4 < half / full < 0.6
+
+
 class _Counting:
     """The real espeak engine, counting what it is asked to render."""
 

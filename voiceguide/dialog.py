@@ -26,11 +26,14 @@ from .intents import Intent
 
 __all__ = [
     "State", "Dialog", "Start", "Heard", "Key", "NoInput", "NoMatch", "Interrupted", "EndOfInput",
-    "Say", "Earcon", "SetRate", "SavePosition", "Save", "Listen", "Exit", "Event", "Effect",
-    "MIN_RATE", "MAX_RATE", "RATE_STEP", "DEFAULT_RATE", "KEYS",
+    "Say", "Earcon", "SetRate", "SetVolume", "SavePosition", "Save", "Listen", "Exit", "Event", "Effect",
+    "MIN_RATE", "MAX_RATE", "RATE_STEP", "DEFAULT_RATE", "MIN_VOLUME", "MAX_VOLUME", "DEFAULT_VOLUME", "KEYS",
 ]
 
 MIN_RATE, MAX_RATE, RATE_STEP, DEFAULT_RATE = 80, 450, 25, 175
+MIN_VOLUME, MAX_VOLUME, DEFAULT_VOLUME = 1, 100, 100
+VOLUME_STEP = 2 ** 0.5
+"""Louder and quieter change the loudness by this factor (3 dB): a step a listener can hear at any level."""
 MAX_TRIES = 3
 DEFAULT_TIMEOUT = 10.0
 
@@ -38,11 +41,12 @@ DEFAULT_TIMEOUT = 10.0
 KEYS: dict[str, str] = {
     "h": "help", "?": "help", "r": "repeat", "b": "back", "m": "menu", "n": "next", "p": "previous",
     "": "more", "s": "skip", " ": "pause", "c": "resume", "f": "faster", "l": "slower", "w": "where",
-    "y": "yes", "q": "stop", "d": "define",
+    "y": "yes", "q": "stop", "d": "define", "+": "louder", "-": "quieter",
 }
 KEY_HELP = ("Keys: a number picks a topic. Enter for more, s to skip, n for next, p for previous, "
             "b for back, m for the main menu, r to repeat, space to pause, c to continue, f for faster, "
-            "l for slower, w for where am I, d then a word for a definition, h for help, q to quit. "
+            "l for slower, plus for louder, minus for quieter, w for where am I, d then a word for a definition, "
+            "h for help, q to quit. "
             "You can also type what you would say.")
 
 
@@ -55,6 +59,8 @@ class Start:
 
     resume_to: str | None = None
     rate: int = DEFAULT_RATE
+    volume: int = DEFAULT_VOLUME
+    """Loudness of speech, percent."""
 
 
 @dataclass(frozen=True)
@@ -128,12 +134,21 @@ class SetRate:
 
 
 @dataclass(frozen=True)
+class SetVolume:
+    """Change the loudness of speech (percent of full loudness)."""
+
+    percent: int
+
+
+@dataclass(frozen=True)
 class SavePosition:
-    """Keep the position and rate for next time."""
+    """Keep the position, rate and loudness for next time."""
 
     section: str | None
     """Where the listener is (None: main menu)."""
     rate: int
+    volume: int
+    """Loudness of speech, percent."""
 
 
 Save = SavePosition  # short name
@@ -153,7 +168,7 @@ class Exit:
     status: int = 0
 
 
-Effect = Union[Say, Earcon, SetRate, SavePosition, Listen, Exit]
+Effect = Union[Say, Earcon, SetRate, SetVolume, SavePosition, Listen, Exit]
 
 
 # ---------------------------------------------------------------------- state
@@ -168,6 +183,8 @@ class State:
     para: int = 0
     """Index of the next body paragraph to read in this section."""
     rate: int = DEFAULT_RATE
+    volume: int = DEFAULT_VOLUME
+    """Loudness of speech, percent."""
     last: tuple[str, ...] = ()
     """The last output, exactly, for ``repeat``."""
     no_input: int = 0
@@ -209,16 +226,17 @@ class Dialog:
         object.__setattr__(self, "_order", tuple(s.id for s in self.guide.walk()))
 
     # -- start -------------------------------------------------------------
-    def start(self, *, resume_to: str | None = None, rate: int = DEFAULT_RATE) -> tuple[State, list[Effect]]:
-        """Shorthand for ``step(State(), Start(resume_to, rate))``."""
-        return self.step(State(), Start(resume_to, rate))
+    def start(self, *, resume_to: str | None = None, rate: int = DEFAULT_RATE,
+              volume: int = DEFAULT_VOLUME) -> tuple[State, list[Effect]]:
+        """Shorthand for ``step(State(), Start(resume_to, rate, volume))``."""
+        return self.step(State(), Start(resume_to, rate, volume))
 
-    def _start(self, resume_to: str | None, rate: int) -> tuple[State, list[Effect]]:
+    def _start(self, resume_to: str | None, rate: int, volume: int) -> tuple[State, list[Effect]]:
         g = self.guide
-        rate = _clamp(rate)
+        rate, volume = _clamp(rate), _clamp_volume(volume)
         intro = (f"Welcome to {g.title}.", g.disclaimer,
                  f"Last reviewed {_spoken_date(g.last_reviewed)}. Say help at any time.")
-        state = State(rate=rate)
+        state = State(rate=rate, volume=volume)
         if resume_to and resume_to in g:
             title = g.section(resume_to).title
             question = f"Last time you were in {title}. Say continue, or main menu."
@@ -226,7 +244,7 @@ class Dialog:
             state, effects = self._say(state, *intro, question)
         else:
             state, effects = self._say(state, *intro, *self._menu_lines())
-        return state, [SetRate(rate), *effects]
+        return state, [SetRate(rate), SetVolume(volume), *effects]
 
     # -- step --------------------------------------------------------------
     def step(self, state: State, event: Event) -> tuple[State, list[Effect]]:
@@ -263,11 +281,11 @@ class Dialog:
 
     def _step(self, state: State, event: Event) -> tuple[State, list[Effect]]:
         if isinstance(event, Start):
-            return self._start(event.resume_to, event.rate)
+            return self._start(event.resume_to, event.rate, event.volume)
         if state.ended:
             return state, [Exit(0)]
         if isinstance(event, EndOfInput):
-            return replace(state, ended=True), [SavePosition(_position(state), state.rate), Exit(0)]
+            return replace(state, ended=True), [SavePosition(_position(state), state.rate, state.volume), Exit(0)]
         if isinstance(event, Interrupted):
             if event.text and event.text not in state.last:
                 return state, []  # a passing prompt was cut; the remembered output was complete
@@ -370,7 +388,7 @@ class Dialog:
         pos = _position(s)
         where = self.guide.section(pos).title if pos else "the main menu"
         return (replace(s, ended=True),
-                [SavePosition(_position(s), s.rate),
+                [SavePosition(_position(s), s.rate, s.volume),
                  Say(f"Goodbye. I saved your place in {where}. To come back, start VoiceGuide again."),
                  Exit(0)])
 
@@ -392,6 +410,12 @@ class Dialog:
 
     def _on_slower(self, s: State, i: Intent):
         return self._rate(s, s.rate - RATE_STEP)
+
+    def _on_louder(self, s: State, i: Intent):
+        return self._volume(s, max(s.volume + 1, round(s.volume * VOLUME_STEP)))
+
+    def _on_quieter(self, s: State, i: Intent):
+        return self._volume(s, min(s.volume - 1, round(s.volume / VOLUME_STEP)))
 
     def _on_where(self, s: State, i: Intent):
         if s.section is None:
@@ -489,7 +513,19 @@ class Dialog:
         word = "Faster" if wpm > s.rate else "Slower"
         s = replace(s, rate=wpm)
         state, effects = self._say(s, f"{word}: {wpm} words a minute.", remember=False)
-        return state, [SetRate(wpm), Save(s.section, wpm), *effects]
+        return state, [SetRate(wpm), Save(s.section, wpm, s.volume), *effects]
+
+    def _volume(self, s: State, percent: int):
+        percent = _clamp_volume(percent)
+        if percent == s.volume:
+            if percent == MAX_VOLUME:
+                return self._say(s, "This is already the loudest I can speak. "
+                                    "To hear me louder, turn up your speaker or headphones.", remember=False)
+            return self._say(s, "This is already the quietest I can speak.", remember=False)
+        word = "Louder" if percent > s.volume else "Quieter"
+        s = replace(s, volume=percent)
+        state, effects = self._say(s, f"{word}: volume {percent} percent.", remember=False)
+        return state, [SetVolume(percent), Save(s.section, s.rate, percent), *effects]
 
     def _help_text(self, s: State) -> str:
         if s.asking == "resume":
@@ -503,7 +539,7 @@ class Dialog:
             if sec.children:
                 here += f", or a part's number from 1 to {len(sec.children)}"
             here += ". Say next or previous to move between sections, back to go up, or main menu."
-        common = ("At any time you can say: repeat, pause, continue, faster, slower, where am I, "
+        common = ("At any time you can say: repeat, pause, continue, faster, slower, louder, quieter, where am I, "
                   "what does a word mean, or stop to leave.")
         return f"{here} {common} {KEY_HELP}"
 
@@ -603,6 +639,10 @@ def _ok(s: State) -> State:
 
 def _clamp(wpm: int) -> int:
     return max(MIN_RATE, min(MAX_RATE, int(wpm)))
+
+
+def _clamp_volume(percent: int) -> int:
+    return max(MIN_VOLUME, min(MAX_VOLUME, int(percent)))
 
 
 def _cap(text: str) -> str:

@@ -19,7 +19,7 @@ __all__ = ["Intent", "IntentParser", "INTENTS", "COMMAND_PHRASES", "number_value
 
 INTENTS = (
     "open", "define", "repeat", "back", "next", "previous", "more", "skip", "menu", "help", "stop",
-    "pause", "resume", "faster", "slower", "where", "yes", "no", "number", "none",
+    "pause", "resume", "faster", "slower", "louder", "quieter", "where", "yes", "no", "number", "none",
 )
 
 #: universal commands and the ways people say them (already normalised)
@@ -64,6 +64,12 @@ COMMAND_PHRASES: dict[str, tuple[str, ...]] = {
                "too slow", "read faster", "speak more quickly", "speed it up", "hurry up"),
     "slower": ("slower", "slow down", "talk slower", "speak slower", "go slower", "a bit slower", "too fast",
                "read slower", "slowly", "slow it down", "more slowly", "not so fast"),
+    "louder": ("louder", "speak up", "turn it up", "turn it up a bit", "turn up the volume", "volume up", "a bit louder",
+               "speak louder", "talk louder", "louder please", "too quiet", "too soft", "i cant hear you", "more volume",
+               "turn the volume up", "up the volume"),
+    "quieter": ("quieter", "softer", "turn it down", "turn it down a bit", "turn down the volume", "volume down",
+                "a bit quieter", "speak quieter", "speak more quietly", "talk quieter", "not so loud", "too loud",
+                "less loud", "less volume", "turn the volume down", "a bit softer", "speak softer", "lower the volume"),
     "where": ("where am i", "where are we", "what section is this", "what part is this", "where is this",
               "what am i listening to", "which section", "what is this section", "what section am i in",
               "what part am i in", "which part", "where am i now", "which section am i in", "what topic is this",

@@ -111,6 +111,10 @@ class Speaker(Protocol):
         """Words per minute, 80..450."""
         ...
 
+    def set_volume(self, percent: int) -> None:
+        """Loudness of speech and cues, percent of full loudness (1..100)."""
+        ...
+
     def earcon(self, name: str) -> None:
         """Play a short cue: ``listening`` or ``nomatch``."""
         ...

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import IO, Callable
 
 from .content import Guide, load_guide
-from .dialog import (DEFAULT_RATE, KEYS, Dialog, Earcon, EndOfInput, Exit, Heard, Interrupted, Key, Listen, NoInput,
-                     NoMatch, SavePosition, Say, SetRate, Start, State, key_intent)
+from .dialog import (DEFAULT_RATE, DEFAULT_VOLUME, KEYS, Dialog, Earcon, EndOfInput, Exit, Heard, Interrupted, Key,
+                     Listen, NoInput, NoMatch, SavePosition, Say, SetRate, SetVolume, Start, State, key_intent)
 from .errors import EngineUnavailable, VoiceGuideError
 from .intents import Intent, IntentParser
 from . import protocols as P
@@ -38,6 +38,7 @@ class TextSpeaker:
     def __init__(self, stream: IO[str] | None = None):
         self.stream = stream or sys.stdout
         self.rate = DEFAULT_RATE
+        self.volume = DEFAULT_VOLUME
 
     def speak(self, text: str) -> bool:
         self.stream.write(text + "\n")
@@ -49,6 +50,9 @@ class TextSpeaker:
 
     def set_rate(self, wpm: int) -> None:
         self.rate = wpm
+
+    def set_volume(self, percent: int) -> None:
+        self.volume = percent  # text has no loudness; kept so the setting survives a switch of speaker
 
     def earcon(self, name: str) -> None:
         pass
@@ -157,7 +161,7 @@ class _Log:
         if not self.fh:
             return
         rec = {"t": round(time.time(), 3), "role": role, "text": text,
-               "state": {"section": state.section, "para": state.para, "rate": state.rate,
+               "state": {"section": state.section, "para": state.para, "rate": state.rate, "volume": state.volume,
                          "paused": state.paused, "asking": state.asking, "no_input": state.no_input,
                          "no_match": state.no_match}}
         rec.update(extra)
@@ -171,7 +175,7 @@ class _Log:
 
 def run_session(guide: Guide, speaker: P.Speaker, listener: P.Listener, *, store: StateStore | None = None,
                 timeout: float | None = 10.0, rate: int | None = None, log_path: str | None = None,
-                saved: Saved | None = None, voice: str | None = None) -> int:
+                saved: Saved | None = None, voice: str | None = None, volume: int | None = None) -> int:
     """Run the guide until the listener leaves; return the exit status.
 
     The core loop: perform the dialog's effects in order; ``Listen`` (always
@@ -182,7 +186,8 @@ def run_session(guide: Guide, speaker: P.Speaker, listener: P.Listener, *, store
     if saved is None and store is not None:
         saved = store.load()
     start_rate = rate or (saved.rate if saved and saved.rate else DEFAULT_RATE)
-    event = Start(resume_to=saved.section if saved else None, rate=start_rate)
+    start_volume = volume or (saved.volume if saved and saved.volume else DEFAULT_VOLUME)
+    event = Start(resume_to=saved.section if saved else None, rate=start_rate, volume=start_volume)
     state = State()
     try:
         while True:
@@ -199,8 +204,10 @@ def run_session(guide: Guide, speaker: P.Speaker, listener: P.Listener, *, store
                     speaker.earcon(effect.name)
                 elif isinstance(effect, SetRate):
                     speaker.set_rate(effect.wpm)
+                elif isinstance(effect, SetVolume):
+                    speaker.set_volume(effect.percent)
                 elif isinstance(effect, SavePosition) and store:
-                    store.save(effect.section, effect.rate, voice)
+                    store.save(effect.section, effect.rate, voice, effect.volume)
                 elif isinstance(effect, Exit):
                     return effect.status
                 elif isinstance(effect, Listen):
@@ -277,7 +284,8 @@ def register(sub, formatter) -> None:
     p.add_argument("--rate", type=int, metavar="WPM", help="speaking rate in words per minute, 80 to 450")
     p.add_argument("--timeout", default="10", metavar="SECONDS",
                    help="how long to wait for an answer before asking again, or off (default 10)")
-    p.add_argument("--volume", type=int, default=100, metavar="PERCENT", help="loudness of speech, 1 to 100 (default 100)")
+    p.add_argument("--volume", type=int, metavar="PERCENT",
+                   help="loudness of speech, 1 to 100 (default: as last time, else 100; say louder or quieter to change it)")
     p.add_argument("--end-pause", type=float, default=P.END_PAUSE, metavar="SECONDS",
                    help=f"how long a quiet gap ends what you say, 0.2 to 2 (default {P.END_PAUSE}; raise it if the guide "
                         "cuts you off mid-phrase)")
@@ -304,7 +312,7 @@ def cmd_run(args) -> int:
     timeout = _timeout(args.timeout)
     if args.rate is not None and not 80 <= args.rate <= 450:
         raise VoiceGuideError(f"--rate: {args.rate} is outside 80 to 450 words per minute")
-    if not 1 <= args.volume <= 100:
+    if args.volume is not None and not 1 <= args.volume <= 100:
         raise VoiceGuideError(f"--volume: {args.volume} is outside 1 to 100")
     if not 0.2 <= args.end_pause <= 2:
         raise VoiceGuideError(f"--end-pause: {args.end_pause} is outside 0.2 to 2 seconds")
@@ -312,14 +320,15 @@ def cmd_run(args) -> int:
     store = StateStore(Path(args.state) if args.state else default_state_path(), guide.id)
     saved = store.load()
     rate = args.rate or saved.rate or DEFAULT_RATE
+    volume = args.volume or saved.volume or DEFAULT_VOLUME
     speaker = make_speaker(output, guide, engine=args.engine, voice=args.voice or saved.voice, rate=rate,
-                           earcons=not args.no_earcons, volume=args.volume / 100)
+                           earcons=not args.no_earcons, volume=volume / 100)
     if isinstance(speaker, TextSpeaker) and inp == "auto":
         inp = "keys"
     listener = make_listener(inp, guide, speaker, engine=args.asr, end_pause=args.end_pause)
     try:
         return run_session(guide, speaker, listener, store=store, timeout=timeout, rate=args.rate,
-                           log_path=args.log, saved=saved, voice=args.voice)
+                           log_path=args.log, saved=saved, voice=args.voice, volume=args.volume)
     finally:
         listener.close()
         speaker.close()

@@ -33,6 +33,8 @@ class Saved:
     """Where the listener was in this guide (None: main menu or never)."""
     rate: int | None = None
     voice: str | None = None
+    volume: int | None = None
+    """Loudness of speech, percent (shared by all guides, like the rate)."""
 
 
 @dataclass
@@ -67,13 +69,15 @@ class StateStore:
         data = self._read_all()
         guide = data.get("guides", {}).get(self.guide_id, {}) if isinstance(data.get("guides"), dict) else {}
         section = guide.get("section") if isinstance(guide, dict) else None
-        rate = data.get("rate")
+        rate, volume = data.get("rate"), data.get("volume")
         voice = data.get("voice")
         return Saved(section if isinstance(section, str) else None,
                      rate if isinstance(rate, int) and not isinstance(rate, bool) else None,
-                     voice if isinstance(voice, str) else None)
+                     voice if isinstance(voice, str) else None,
+                     volume if isinstance(volume, int) and not isinstance(volume, bool) and 1 <= volume <= 100 else None)
 
-    def save(self, section: str | None, rate: int | None = None, voice: str | None = None) -> None:
+    def save(self, section: str | None, rate: int | None = None, voice: str | None = None,
+             volume: int | None = None) -> None:
         data = self._read_all() if self.path.exists() else {}
         guides = data.get("guides") if isinstance(data.get("guides"), dict) else {}
         guides[self.guide_id] = {"section": section}
@@ -82,6 +86,8 @@ class StateStore:
             data["rate"] = rate
         if voice is not None:
             data["voice"] = voice
+        if volume is not None:
+            data["volume"] = volume
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, json.dumps(data, indent=2).encode("utf-8"), mode=0o600)

@@ -49,6 +49,7 @@ class RecordingSpeaker:
     said: list[str] = field(default_factory=list)
     earcons: list[str] = field(default_factory=list)
     rates: list[int] = field(default_factory=list)
+    volumes: list[int] = field(default_factory=list)
     cut_at: set[int] = field(default_factory=set)
     cut_texts: set[str] = field(default_factory=set)
     stopped: int = 0
@@ -67,6 +68,9 @@ class RecordingSpeaker:
 
     def set_rate(self, wpm: int) -> None:
         self.rates.append(wpm)
+
+    def set_volume(self, percent: int) -> None:
+        self.volumes.append(percent)
 
     def earcon(self, name: str) -> None:
         self.earcons.append(name)

@@ -361,9 +361,12 @@ class AudioSpeaker:
     def set_rate(self, wpm: int) -> None:
         self.rate = _clamp(wpm)
 
+    def set_volume(self, percent: int) -> None:
+        self.volume = max(1, min(100, int(percent))) / 100
+
     def earcon(self, name: str) -> None:
         if self.earcons:
-            self.player.play(A.earcon(name))
+            self.player.play(scale(A.earcon(name), self.volume))
             self.player.wait()
 
     def close(self) -> None:
