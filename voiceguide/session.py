@@ -52,7 +52,7 @@ class TextSpeaker:
         self.rate = wpm
 
     def set_volume(self, percent: int) -> None:
-        self.volume = percent  # text has no loudness; kept so the setting survives a switch of speaker
+        self.volume = percent  # text has no loudness; the setting is kept, as the rate is
 
     def earcon(self, name: str) -> None:
         pass
