@@ -2,8 +2,8 @@
 
 PulseAudio runs with a null-sink speaker and a virtual microphone. Spoken commands (Piper voice) are
 played into the microphone whenever the guide starts listening (another phrasing when it did not catch
-one); the log and the speaker recording show that it navigated and left by voice, and never listened
-while it was talking. The second test does the same in a noisy room: unrelated speech plays into the
+one); the log and the speaker recording show that it navigated, turned itself down and left by voice,
+and never listened while it was talking. The second test does the same in a noisy room: unrelated speech plays into the
 microphone all the time, 20 dB below the commands, and the guide must never act on it.
 """
 
@@ -15,12 +15,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from voiceguide import audio as A
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import EngineUnavailable
-from voiceguide.rig import log_records, room_noise
+from voiceguide.rig import RATE, log_records, room_noise, samples
 from voiceguide.protocols import Audio
 from voiceguide.tts import PiperEngine, get_engine, render
 
@@ -53,7 +54,14 @@ def test_voice_loop_in_a_noisy_room_never_acts_on_the_noise(pulse, tmp_path):
 
 def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
     # What the listener says at each step; what they say instead when the guide did not catch it.
-    steps = [["number two", "number two please", "option two"], ["stop the guide", "that is all", "goodbye"]]
+    # In quiet the listener also turns the guide down, and the speaker recording must get quieter.
+    steps = [["number two", "number two please", "option two"],
+             *([["turn it down", "a bit quieter", "quieter please"]] if room_snr is None else []),
+             ["stop the guide", "that is all", "goodbye"]]
+    # A step is done when the guide has acted on it: entered the section, turned down, said goodbye.
+    done = [lambda lines: "More Chemotherapy." in lines,
+            *([lambda lines: "Quieter: volume 71 percent." in lines] if room_snr is None else []),
+            lambda lines: any(t.startswith("Goodbye.") for t in lines)]
     audio = {t: render(t, engine=piper, lexicon=GUIDE.lexicon) for step in steps for t in step}
     log = tmp_path / "turns.jsonl"
     speaker = pulse.record_speaker()
@@ -67,8 +75,6 @@ def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
                              "--state", str(tmp_path / "state.json")],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ))
-    # A step is done when the guide has acted on it: entered the section, said goodbye.
-    done = [lambda lines: "More Chemotherapy." in lines, lambda lines: any(t.startswith("Goodbye.") for t in lines)]
     fed = []  # (phrase, wall-clock time it was played into the microphone)
     try:
         listens, fed_at, tries, achieved = 0, None, [0] * len(steps), 0
@@ -105,7 +111,8 @@ def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
             proc.kill()
         if room:
             room.kill()
-    speaker.stop()
+    out = speaker.stop()
+    wall_minus_mono = time.time() - time.monotonic()
     if mic:  # the room really was noisy: the microphone heard the babble before the first command
         heard = mic.stop()
         assert A.rms(Audio(heard.pcm[16000:16000 * 2 * 3], 16000)) > 0.5 * A.rms(babble)
@@ -118,9 +125,15 @@ def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
     assert guide_lines[-1].startswith("Goodbye."), heard
     assert all(u["via"] == "voice" for u in users), heard  # left by voice, not by the key
     if room_snr is None:  # in quiet, every phrase is understood as said
-        assert [u["intent"]["intent"] for u in understood] == ["number", "stop"], heard
+        assert [u["intent"]["intent"] for u in understood] == ["number", "quieter", "stop"], heard
         assert understood[0]["intent"]["target"] == "2"
-        assert len(users) <= 6  # at most a couple of retries per step
+        assert len(users) <= 3 * len(steps)  # at most a couple of retries per step
+        # What came out of the speaker after "Quieter" is 3 dB down on what came before it.
+        at = {t: r["t"] - wall_minus_mono - speaker.t0 for r in records if r["role"] == "guide" for t in [r["text"]]}
+        before = _level(out, at["More Chemotherapy."], at["Quieter: volume 71 percent."])
+        after = _level(out, at["Quieter: volume 71 percent."], len(out.pcm) / 2 / RATE)
+        assert 0.55 < after / before < 0.87, (before, after)
+        assert json.loads((tmp_path / "state.json").read_text())["volume"] == 71
     else:
         # Nothing was taken from the babble alone: every understood turn came while a command was said.
         for u in understood:
@@ -134,3 +147,12 @@ def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
             assert all(p["t"] <= r["t"] for p in records[:i] if p["role"] == "guide")
     assert speaker.loud_times(), "no speech came out of the speaker"
     assert json.loads((tmp_path / "state.json").read_text())["guides"][GUIDE.id]["section"] == "chemotherapy"
+
+
+def _level(audio: Audio, start: float, end: float) -> float:
+    """How loud the speech between two times (seconds into the recording) is: the 95th percentile of
+    its 20 ms frames that are not silent."""
+    x = samples(audio)[int(start * RATE):int(end * RATE)]
+    n = len(x) // 320
+    rms = np.sqrt(np.mean(x[:n * 320].reshape(n, 320) ** 2, axis=1))
+    return float(np.percentile(rms[rms > 30], 95))
