@@ -91,7 +91,8 @@ def test_unwritable_state_warns_once_and_carries_on(tmp_path):
 @pytest.mark.parametrize("args,fragment", [(["--rate", "20"], "--rate: 20 is outside 80 to 450"),
                                            (["--timeout", "soon"], "--timeout: expected a number"),
                                            (["--content", "/nonexistent"], "content pack not found"),
-                                           (["--end-pause", "5"], "--end-pause: 5.0 is outside 0.2 to 2")])
+                                           (["--end-pause", "5"], "--end-pause: 5.0 is outside 0.2 to 2"),
+                                           (["--volume", "0"], "--volume: 0 is outside 1 to 100")])
 def test_bad_options_are_one_line_errors(args, fragment):
     proc = run_text("", *args)
     assert proc.returncode != 0 and fragment in proc.stderr
@@ -149,6 +150,17 @@ def test_volume_said_by_voice_reaches_the_speaker_and_is_kept(tmp_path):
     speaker = RecordingSpeaker()
     run_session(GUIDE, speaker, ScriptedListener(["q"]), store=store, volume=30)
     assert speaker.volumes == [30] and store.load().volume == 30  # --volume wins over the saved loudness
+
+
+@pytest.mark.parametrize("bad", ["loud", 0, 250, True, None])
+def test_a_saved_volume_that_makes_no_sense_is_ignored(tmp_path, bad):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"guides": {}, "rate": 200, "volume": bad}))
+    saved = StateStore(path, GUIDE.id).load()
+    assert saved.volume is None and saved.rate == 200
+    speaker = RecordingSpeaker()
+    run_session(GUIDE, speaker, ScriptedListener(["q"]), saved=saved)
+    assert speaker.volumes == [100]
 
 
 def test_text_mode_runs_any_content_pack(tmp_path):
