@@ -21,7 +21,7 @@ import pytest
 from voiceguide import audio as A
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import EngineUnavailable
-from voiceguide.rig import RATE, log_records, room_noise, samples
+from voiceguide.rig import RATE, frame_rms, log_records, room_noise
 from voiceguide.protocols import Audio
 from voiceguide.tts import PiperEngine, get_engine, render
 
@@ -129,7 +129,7 @@ def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
         assert understood[0]["intent"]["target"] == "2"
         assert len(users) <= 3 * len(steps)  # at most a couple of retries per step
         # What came out of the speaker after "Quieter" is 3 dB down on what came before it.
-        at = {t: r["t"] - wall_minus_mono - speaker.t0 for r in records if r["role"] == "guide" for t in [r["text"]]}
+        at = {r["text"]: r["t"] - wall_minus_mono - speaker.t0 for r in records if r["role"] == "guide"}
         before = _level(out, at["More Chemotherapy."], at["Quieter: volume 71 percent."])
         after = _level(out, at["Quieter: volume 71 percent."], len(out.pcm) / 2 / RATE)
         assert 0.55 < after / before < 0.87, (before, after)
@@ -152,7 +152,5 @@ def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
 def _level(audio: Audio, start: float, end: float) -> float:
     """How loud the speech between two times (seconds into the recording) is: the 95th percentile of
     its 20 ms frames that are not silent."""
-    x = samples(audio)[int(start * RATE):int(end * RATE)]
-    n = len(x) // 320
-    rms = np.sqrt(np.mean(x[:n * 320].reshape(n, 320) ** 2, axis=1))
+    rms = frame_rms(audio)[int(start / 0.02):int(end / 0.02)]
     return float(np.percentile(rms[rms > 30], 95))

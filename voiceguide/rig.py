@@ -24,7 +24,7 @@ from .audio import read_wav, resample
 from .errors import AudioDeviceUnavailable
 from .protocols import Audio
 
-__all__ = ["Pulse", "Recorder", "private_pulse", "log_records", "room_noise", "samples", "loud_times", "RATE"]
+__all__ = ["Pulse", "Recorder", "private_pulse", "log_records", "room_noise", "samples", "frame_rms", "loud_times", "RATE"]
 
 RATE = 16000
 
@@ -41,15 +41,16 @@ def samples(audio: Audio) -> np.ndarray:
     return np.frombuffer(resample(audio, RATE).pcm, "<i2").astype(np.float64)
 
 
-def loud_times(audio: Audio, threshold: float = 300.0) -> list[float]:
-    """Start times (seconds) of the 20 ms frames of ``audio`` whose RMS is above ``threshold``."""
+def frame_rms(audio: Audio) -> np.ndarray:
+    """The RMS of each whole 20 ms frame of ``audio`` (at :data:`RATE`)."""
     x = samples(audio)
     n = len(x) // 320
-    if not n:
-        return []
-    frames = x[: n * 320].reshape(n, 320)
-    loud = np.sqrt((frames ** 2).mean(axis=1)) > threshold
-    return [i * 0.02 for i in np.flatnonzero(loud)]
+    return np.sqrt((x[: n * 320].reshape(n, 320) ** 2).mean(axis=1))
+
+
+def loud_times(audio: Audio, threshold: float = 300.0) -> list[float]:
+    """Start times (seconds) of the 20 ms frames of ``audio`` whose RMS is above ``threshold``."""
+    return [i * 0.02 for i in np.flatnonzero(frame_rms(audio) > threshold)]
 
 
 BABBLE = ["People were queueing outside the bakery before dawn.", "He painted the fence a pale shade of green.",
