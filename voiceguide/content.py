@@ -37,6 +37,8 @@ __all__ = [
     "normalize",
     "MAX_SUMMARY_WORDS",
     "ARPABET",
+    "Replies",
+    "REPLY_KINDS",
 ]
 
 MAX_SUMMARY_WORDS = 60
@@ -107,6 +109,24 @@ class LexiconEntry:
     """Optional espeak-ng phoneme string, used by espeak backends instead of ``say``."""
 
 
+#: the replies a pack's replies.yaml must give (voiceguide/ask.py says them)
+REPLY_KINDS = ("advice", "support", "unknown")
+
+
+@dataclass(frozen=True)
+class Replies:
+    """What the guide says to questions its content does not answer (``replies.yaml``)."""
+
+    advice: str
+    """Questions about one's own treatment, dose, stopping a drug, prognosis: sends them to the care team."""
+    support: str
+    """Fear and distress: a kind reply and where to find support."""
+    unknown: str
+    """The guide does not cover it; ``{topics}`` is filled in with the nearest sections' titles."""
+    synonyms: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(the pack's word, (words listeners use instead, ...)), normalised."""
+
+
 @dataclass(frozen=True)
 class Guide:
     id: str
@@ -119,6 +139,8 @@ class Guide:
     """Top-level sections, in order."""
     glossary: tuple[GlossaryEntry, ...] = ()
     lexicon: tuple[LexiconEntry, ...] = ()
+    replies: Replies | None = None
+    """From the optional replies.yaml (None when the pack has none)."""
     authors: tuple[str, ...] = ()
     description: str = ""
     adapted_from: str = ""
@@ -419,6 +441,7 @@ class _Checker:
             sections.append(sec)
 
         glossary = self.glossary()
+        replies = self.replies()
         lexicon = self.lexicon()
         self.check_names()
         self.check_terms(glossary)
@@ -428,6 +451,7 @@ class _Checker:
                 id=gid, title=title, language=language, last_reviewed=reviewed, disclaimer=disclaimer,
                 sources=tuple(sources), sections=tuple(sections), glossary=glossary, lexicon=lexicon,
                 authors=authors, description=description, adapted_from=adapted, path=str(self.root),
+                replies=replies,
             )
             self.check_lexicon_used(guide)
         return None if self.errors else guide
@@ -505,6 +529,46 @@ class _Checker:
             self.claims += [(a, target, f, kp + ("aliases", j)) for j, a in enumerate(aliases)]
             out.append(GlossaryEntry(term, self.text(f, kp + ("definition",), t.get("definition")), aliases, srcs))
         return tuple(out)
+
+    def replies(self) -> Replies | None:
+        """replies.yaml: every kind in :data:`REPLY_KINDS`, non-empty plain spoken text; synonyms."""
+        if not (self.root / "replies.yaml").exists():
+            return None
+        f = self.open("replies.yaml")
+        if not f.ok or not self.mapping(f, (), f.data, {"replies"}, {"synonyms"}):
+            return None
+        raw = f.data.get("replies")
+        if not self.mapping(f, ("replies",), raw, set(REPLY_KINDS), set()):
+            return None
+        texts = {}
+        for kind in REPLY_KINDS:
+            kp = ("replies", kind)
+            text = texts[kind] = self.text(f, kp, raw.get(kind)) if kind in raw else ""
+            plain = text.replace("{topics}", "", 1) if kind == "unknown" else text
+            bad = sorted(set(re.findall(r"[<>{}\[\]*_#|`~^\\]", plain)))
+            if bad:
+                self.err(f, kp, f"not plain spoken text (has {' '.join(bad)}); write it as it is said")
+            elif re.search(r"https?:|www\.", plain):
+                self.err(f, kp, "not plain spoken text (a web address); say where to find it in words")
+            if kind == "unknown" and text and "{topics}" not in text:
+                self.err(f, kp, "must contain {topics}, where the nearest topics are named")
+            if len(text.split()) > 80:
+                self.err(f, kp, f"has {len(text.split())} words; keep a reply under 80 (it is spoken)")
+        synonyms: list[tuple[str, tuple[str, ...]]] = []
+        raw_syn = f.data.get("synonyms")
+        if raw_syn is not None and not isinstance(raw_syn, dict):
+            self.err(f, ("synonyms",), f"expected a mapping of a guide word to the words listeners use, got {_typename(raw_syn)}")
+            raw_syn = {}
+        for word, said in (raw_syn or {}).items():
+            kp = ("synonyms", word)
+            if not normalize(str(word)):
+                self.err(f, kp, "expected a word or phrase")
+                continue
+            said = self.texts(f, kp, said, required=True)
+            synonyms.append((normalize(str(word)), tuple(normalize(s) for s in said if normalize(s))))
+        if any(not texts[k] for k in REPLY_KINDS):
+            return None
+        return Replies(texts["advice"], texts["support"], texts["unknown"], tuple(synonyms))
 
     def lexicon(self) -> tuple[LexiconEntry, ...]:
         if not (self.root / "lexicon.yaml").exists():
