@@ -33,12 +33,13 @@ from .errors import ExportError
 from .files import atomic_write
 from .pronounce import apply
 from .protocols import Audio
+from .render import RATE, Renderer, Stats
+from .render import ffmpeg as _ffmpeg
+from .render import progress as _progress
 from .tts import ENGINES, get_engine, split_sentences
 
 __all__ = ["export", "Episode", "register", "LOUDNESS_TARGET", "TRUE_PEAK"]
 
-RATE = 44100
-CACHE_VERSION = "1"
 LOUDNESS_TARGET = -19.0  # LUFS: the podcast standard for mono (-16 for stereo)
 TRUE_PEAK = -1.5  # dBTP target, leaving margin under the -1 dBTP limit
 GAP_SENTENCE, GAP_TITLE, GAP_SECTION = 0.35, 0.6, 1.2
@@ -72,51 +73,6 @@ class Episode:
     audio: Audio
     cues: list[Cue] = field(default_factory=list)
     chapters: list[Chapter] = field(default_factory=list)
-
-
-@dataclass
-class Stats:
-    rendered: int = 0
-    cached: int = 0
-
-
-# ---------------------------------------------------------------------- rendering with a cache
-
-
-class Renderer:
-    def __init__(self, engine, voice: str | None, rate: int, lexicon, cache: Path, jobs: int, progress):
-        self.engine, self.voice, self.rate, self.lexicon = engine, voice, rate, lexicon
-        self.cache, self.jobs, self.progress = cache, jobs, progress
-        self.stats = Stats()
-        cache.mkdir(parents=True, exist_ok=True)
-
-    def key(self, text: str) -> str:
-        spoken = apply(text, self.lexicon)
-        raw = json.dumps([CACHE_VERSION, spoken, self.engine.name, self.voice, self.rate])
-        return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-    def _one(self, text: str) -> Audio:
-        path = self.cache / f"{self.key(text)}.wav"
-        if path.exists():
-            try:
-                audio = A.read_wav(path)
-                self.stats.cached += 1
-                return A.resample(audio, RATE)
-            except Exception:  # a damaged cache file is simply rendered again
-                pass
-        audio = self.engine.synthesize(apply(text, self.lexicon), voice=self.voice, rate=self.rate)
-        atomic_write(path, A.wav_bytes(audio))
-        self.stats.rendered += 1
-        return A.resample(audio, RATE)
-
-    def render_all(self, texts: list[str]) -> dict[str, Audio]:
-        unique = list(dict.fromkeys(texts))
-        out: dict[str, Audio] = {}
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            for i, (text, audio) in enumerate(zip(unique, pool.map(self._one, unique)), 1):
-                out[text] = audio
-                self.progress(i, len(unique))
-        return out
 
 
 # ---------------------------------------------------------------------- building episodes
@@ -192,14 +148,6 @@ def build_episodes(guide: Guide, renderer: Renderer, per_section: bool) -> list[
 
 
 # ---------------------------------------------------------------------- encoding
-
-
-def _ffmpeg() -> str:
-    exe = shutil.which("ffmpeg")
-    if not exe:
-        raise ExportError("ffmpeg is not installed; it is needed for podcast export "
-                          "(Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)")
-    return exe
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -398,29 +346,6 @@ def feed_xml(guide: Guide, episodes: list[tuple[Episode, Path]], base_url: str |
 
 
 # ---------------------------------------------------------------------- the job
-
-
-def _progress(stream=sys.stderr):
-    if stream.isatty():
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            tqdm = None
-        if tqdm:
-            bar = {}
-
-            def update(i, n):
-                if "b" not in bar:
-                    bar["b"] = tqdm(total=n, desc="Rendering", unit="sentence")
-                bar["b"].update(1)
-                if i == n:
-                    bar["b"].close()
-            return update
-
-    def plain(i, n):
-        if i == n or i % 25 == 0:
-            print(f"Rendered {i} of {n} sentences.", file=stream, flush=True)
-    return plain
 
 
 def export(guide: Guide, out: Path, *, engine: str = "espeak", voice: str | None = None, rate: int = 175,

@@ -1,0 +1,355 @@
+"""Audio export plumbing shared by the podcast and talking-book exports.
+
+- :class:`Renderer`: every sentence rendered once and cached in ``OUT/.cache``
+  by (text after pronunciations, engine, voice, rate, cache version); the cache
+  keeps the engine's own WAV (``<key>.wav``) and, beside it, what was measured
+  on it at :data:`RATE` (``<key>.json``: length, true peak, loudness in 10 ms
+  steps), so loudness is known without reading the audio again.
+- :func:`resample`: a polyphase resampler (scipy), not linear interpolation.
+- :func:`run`: ffmpeg (or any tool) run so that it dies with us (Linux
+  ``PR_SET_PDEATHSIG``), in its own process group (a terminal's Ctrl-C reaches
+  only us, and we stop it), and a failure is one line.
+- :func:`work_dir`: temporary files live in the output folder's hidden
+  ``.work`` folder, emptied at the start and end of each run (never /tmp).
+- :func:`progress`: the "Rendered i of n sentences" display.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import hashlib
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+from . import audio as A
+from .errors import ExportError
+from .files import atomic_write
+from .pronounce import apply
+from .protocols import Audio
+
+__all__ = ["RATE", "CACHE_VERSION", "Stats", "Clip", "Renderer", "resample", "run", "ffmpeg", "progress",
+           "work_dir", "kweighted_energy", "true_peak", "integrated_loudness", "STEP"]
+
+RATE = 44100
+CACHE_VERSION = "1"  # part of every sentence's key: bump to re-render everything
+META_VERSION = 1  # the measurements beside each cached sentence
+STEP = 441  # 10 ms at RATE: the loudness steps stored per sentence
+
+
+@dataclass
+class Stats:
+    rendered: int = 0
+    cached: int = 0
+    encoded: int = 0  # audio pieces encoded (podcast: segments)
+    reused: int = 0  # audio pieces taken from the cache
+
+
+@dataclass(frozen=True)
+class Clip:
+    """What is known about one cached sentence at RATE without reading its audio."""
+
+    key: str
+    samples: int
+    peak: float  # true peak (4x oversampled), linear, full scale = 1
+    energy: tuple[float, ...]  # K-weighted sum of squares per 10 ms step (last step partial)
+
+    @property
+    def duration(self) -> float:
+        return self.samples / RATE
+
+
+# ---------------------------------------------------------------------- signal helpers
+
+
+def resample(audio: Audio, rate: int) -> Audio:
+    """Polyphase resampling (scipy.signal.resample_poly, Kaiser window): no images above the old Nyquist."""
+    if audio.sample_rate == rate or not audio.pcm:
+        return Audio(audio.pcm, rate)
+    y = _resample_array(A.samples(audio).astype(np.float64), audio.sample_rate, rate)
+    return Audio(np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes(), rate)
+
+
+def _resample_array(x: np.ndarray, src: int, dst: int) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    g = gcd(src, dst)
+    return resample_poly(x, dst // g, src // g, window=("kaiser", 8.0))
+
+
+def _k_filter(rate: int):
+    """ITU-R BS.1770 K-weighting as second-order sections at ``rate`` (libebur128's formulation)."""
+    f0, gain, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
+    k = np.tan(np.pi * f0 / rate)
+    vh = 10 ** (gain / 20)
+    vb = vh ** 0.4996667741545416
+    a0 = 1 + k / q + k * k
+    shelf = [(vh + vb * k / q + k * k) / a0, 2 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0,
+             1, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]
+    f0, q = 38.13547087602444, 0.5003270373238773
+    k = np.tan(np.pi * f0 / rate)
+    a0 = 1 + k / q + k * k
+    highpass = [1, -2, 1, 1, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]
+    return np.array([shelf, highpass])
+
+
+def kweighted_energy(x: np.ndarray, rate: int = RATE) -> np.ndarray:
+    """K-weighted sum of squares per 10 ms step of ``x`` (floats, full scale 1)."""
+    from scipy.signal import sosfilt
+
+    y = sosfilt(_k_filter(rate), x)
+    step = rate // 100
+    pad = (-len(y)) % step
+    y = np.concatenate([y, np.zeros(pad)]) if pad else y
+    return (y * y).reshape(-1, step).sum(axis=1)
+
+
+def integrated_loudness(energy: np.ndarray, rate: int = RATE) -> float:
+    """Gated integrated loudness (LUFS, BS.1770-4) of a mono signal from its 10 ms K-weighted energies.
+
+    Blocks are 400 ms with 75 % overlap, as the standard says; only the block edges are rounded
+    to 10 ms. A dual-mono stereo file of the same channel reads 3 LU louder."""
+    step = rate // 100
+    if len(energy) < 40:
+        energy = np.concatenate([energy, np.zeros(40 - len(energy))])
+    csum = np.concatenate([[0.0], np.cumsum(energy)])
+    starts = np.arange(0, len(energy) - 40 + 1, 10)
+    z = (csum[starts + 40] - csum[starts]) / (40 * step)
+    loud = -0.691 + 10 * np.log10(np.maximum(z, 1e-20))
+    z = z[loud > -70]
+    if not len(z):
+        return -70.0
+    rel = -0.691 + 10 * np.log10(z.mean()) - 10
+    z = z[-0.691 + 10 * np.log10(z) > rel]
+    return float(-0.691 + 10 * np.log10(z.mean()))
+
+
+def true_peak(x: np.ndarray) -> float:
+    """Peak of ``x`` oversampled 4x (floats, full scale 1): the BS.1770 true-peak estimate."""
+    if not len(x):
+        return 0.0
+    from scipy.signal import resample_poly
+
+    return float(max(np.abs(x).max(), np.abs(resample_poly(x, 4, 1)).max()))
+
+
+# ---------------------------------------------------------------------- rendering with a cache
+
+
+class Renderer:
+    """Renders sentences through ``engine`` (an engine object, or its name: built on first use),
+    caching each one in ``cache``. ``progress(i, n)`` is called as sentences are ready."""
+
+    def __init__(self, engine, voice: str | None, rate: int, lexicon, cache: Path, jobs: int, progress):
+        self._engine = engine
+        self.engine_name = engine if isinstance(engine, str) else engine.name
+        self.voice, self.rate, self.lexicon = voice, rate, lexicon
+        self.cache, self.jobs, self.progress = cache, max(1, int(jobs)), progress
+        self.stats = Stats()
+        self._lock = threading.Lock()
+        cache.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def engine(self):
+        with self._lock:
+            if isinstance(self._engine, str):
+                from .tts import get_engine
+
+                self._engine = get_engine(self._engine)
+            return self._engine
+
+    def key(self, text: str) -> str:
+        spoken = apply(text, self.lexicon)
+        raw = json.dumps([CACHE_VERSION, spoken, self.engine_name, self.voice, self.rate])
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    def _wav(self, key: str) -> Path:
+        return self.cache / f"{key}.wav"
+
+    def _read(self, key: str) -> Audio | None:
+        path = self._wav(key)
+        if path.exists():
+            try:
+                return A.read_wav(path)
+            except Exception:  # a damaged cache file is simply rendered again
+                return None
+        return None
+
+    def _synth(self, text: str, key: str) -> Audio:
+        audio = self.engine.synthesize(apply(text, self.lexicon), voice=self.voice, rate=self.rate)
+        atomic_write(self._wav(key), A.wav_bytes(audio))
+        with self._lock:
+            self.stats.rendered += 1
+        return audio
+
+    def _one(self, text: str) -> Audio:
+        """The sentence at RATE, rendered if it is not cached."""
+        key = self.key(text)
+        audio = self._read(key)
+        if audio is None:
+            audio = self._synth(text, key)
+        else:
+            with self._lock:
+                self.stats.cached += 1
+        return resample(audio, RATE)
+
+    def render_all(self, texts: list[str]) -> dict[str, Audio]:
+        """Every distinct text -> its audio at RATE (rendering what is not cached, in parallel)."""
+        unique = list(dict.fromkeys(texts))
+        out: dict[str, Audio] = {}
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            for i, (text, audio) in enumerate(zip(unique, pool.map(self._one, unique)), 1):
+                out[text] = audio
+                self.progress(i, len(unique))
+        return out
+
+    # -- measured clips: what the podcast needs to plan an episode without reading audio
+
+    def _clip_from_meta(self, key: str) -> Clip | None:
+        try:
+            meta = json.loads((self.cache / f"{key}.json").read_text())
+            if meta.get("v") != META_VERSION or not self._wav(key).exists():
+                return None
+            return Clip(key, int(meta["samples"]), float(meta["peak"]), tuple(meta["energy"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _measure(self, key: str, audio: Audio) -> Clip:
+        x = A.samples(resample(audio, RATE)).astype(np.float64) / 32768
+        energy = kweighted_energy(x)
+        clip = Clip(key, len(x), true_peak(x), tuple(float(f"{e:.6g}") for e in energy))
+        atomic_write(self.cache / f"{key}.json", json.dumps(
+            {"v": META_VERSION, "samples": clip.samples, "peak": clip.peak, "energy": clip.energy}).encode())
+        return clip
+
+    def _clip(self, text: str) -> Clip:
+        key = self.key(text)
+        clip = self._clip_from_meta(key)
+        if clip is not None:
+            with self._lock:
+                self.stats.cached += 1
+            return clip
+        audio = self._read(key)
+        if audio is None:
+            audio = self._synth(text, key)
+        else:
+            with self._lock:
+                self.stats.cached += 1
+        return self._measure(key, audio)
+
+    def clips(self, texts: list[str]) -> dict[str, Clip]:
+        """Every distinct text -> its :class:`Clip`, rendering and measuring only what is missing."""
+        unique = list(dict.fromkeys(texts))
+        out: dict[str, Clip] = {}
+        todo = []
+        for text in unique:  # the quick pass: what is cached and measured already
+            clip = self._clip_from_meta(self.key(text))
+            if clip is None:
+                todo.append(text)
+            else:
+                out[text] = clip
+        self.stats.cached += len(out)
+        if todo:
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                for i, (text, clip) in enumerate(zip(todo, pool.map(self._clip, todo)), len(out) + 1):
+                    out[text] = clip
+                    self.progress(i, len(unique))
+        return {t: out[t] for t in unique}
+
+    def samples(self, clip: Clip) -> np.ndarray:
+        """A cached clip's audio at RATE as floats (full scale 1)."""
+        audio = self._read(clip.key)
+        if audio is None:
+            raise ExportError(f"the cached sentence {clip.key} disappeared from {self.cache} during the export")
+        return A.samples(resample(audio, RATE)).astype(np.float64) / 32768
+
+
+# ---------------------------------------------------------------------- running tools
+
+
+def ffmpeg() -> str:
+    exe = shutil.which("ffmpeg")
+    if not exe:
+        raise ExportError("ffmpeg is not installed; it is needed for podcast export "
+                          "(Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)")
+    return exe
+
+
+try:
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if _PRCTL is not None:
+        _PRCTL(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+
+def run(cmd: list[str], input: bytes | None = None, what: str = "ffmpeg") -> bytes:
+    """Run ``cmd`` (feeding ``input``), return its stdout; raise ExportError with one line if it fails.
+
+    The child is killed if we die (even by SIGKILL: PR_SET_PDEATHSIG, tied to the calling thread,
+    which waits here for it), and sits in its own process group so a terminal's Ctrl-C reaches only
+    us; on KeyboardInterrupt or any other exception it is killed before the exception goes on."""
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent,
+                                start_new_session=True)
+    except OSError as exc:
+        raise ExportError(f"cannot run {what}: {exc.strerror or exc}") from None
+    try:
+        out, err = proc.communicate(input)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        text = err.decode(errors="replace")
+        tail = (text.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        if "No space left" in text:
+            raise ExportError(f"the disk is full ({tail})")
+        raise ExportError(f"{what} failed: {tail}")
+    return out
+
+
+def work_dir(out: Path) -> Path:
+    """``out/.work``, empty: temporary files of this run (left-overs of a killed run are removed)."""
+    work = out / ".work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def progress(stream=sys.stderr):
+    """A ``progress(i, n)`` callable: a tqdm bar on a terminal, else a line every 25 sentences."""
+    if stream.isatty():
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        if tqdm:
+            bar = {}
+
+            def update(i, n):
+                if "b" not in bar:
+                    bar["b"] = tqdm(total=n, initial=i - 1, desc="Rendering", unit="sentence")
+                bar["b"].update(1)
+                if i == n:
+                    bar["b"].close()
+            return update
+
+    def plain(i, n):
+        if i == n or i % 25 == 0:
+            print(f"Rendered {i} of {n} sentences.", file=stream, flush=True)
+    return plain
