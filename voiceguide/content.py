@@ -30,6 +30,7 @@ __all__ = [
     "Section",
     "GlossaryEntry",
     "LexiconEntry",
+    "PodcastInfo",
     "Guide",
     "load_guide",
     "validate",
@@ -128,6 +129,26 @@ class Replies:
 
 
 @dataclass(frozen=True)
+class PodcastInfo:
+    """The optional ``podcast:`` block of guide.yaml: what a published feed needs (voiceguide/podcast.py)."""
+
+    base_url: str = ""
+    """Where the exported files will be served (http or https); without it no publishable feed is written."""
+    author: str = ""
+    owner_name: str = ""
+    owner_email: str = ""
+    """Directories mail this address to verify ownership: the producer's own, never a patient's."""
+    copyright: str = ""
+    link: str = ""
+    """The show's web page (default: base_url)."""
+    guid: str = ""
+    """podcast:guid (default: UUIDv5 of the feed URL, as Podcasting 2.0 says)."""
+    category: str = "Health & Fitness"
+    subcategory: str = "Medicine"
+    explicit: bool = False
+
+
+@dataclass(frozen=True)
 class Guide:
     id: str
     title: str
@@ -145,6 +166,8 @@ class Guide:
     description: str = ""
     adapted_from: str = ""
     path: str = ""
+    podcast: PodcastInfo | None = None
+    """From the optional ``podcast:`` block of guide.yaml."""
     _index: dict[str, Section] = field(default_factory=dict, repr=False, compare=False)
     _parents: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
 
@@ -371,7 +394,7 @@ class _Checker:
         if not self.mapping(
             g, (), meta,
             {"id", "title", "language", "last_reviewed", "disclaimer", "sources", "sections"},
-            {"authors", "description", "adapted_from"},
+            {"authors", "description", "adapted_from", "podcast"},
         ):
             return None
         gid = self.text(g, ("id",), meta.get("id"))
@@ -394,6 +417,7 @@ class _Checker:
         disclaimer = self.text(g, ("disclaimer",), meta.get("disclaimer"))
         authors = self.texts(g, ("authors",), meta.get("authors"))
         description = self.text(g, ("description",), meta.get("description"), required=False)
+        podcast = self.podcast(g, meta["podcast"]) if "podcast" in meta else None
 
         sources: list[Source] = []
         raw_sources = meta.get("sources")
@@ -451,10 +475,44 @@ class _Checker:
                 id=gid, title=title, language=language, last_reviewed=reviewed, disclaimer=disclaimer,
                 sources=tuple(sources), sections=tuple(sections), glossary=glossary, lexicon=lexicon,
                 authors=authors, description=description, adapted_from=adapted, path=str(self.root),
-                replies=replies,
+                replies=replies, podcast=podcast,
             )
             self.check_lexicon_used(guide)
         return None if self.errors else guide
+
+    def podcast(self, g: _File, data: Any) -> "PodcastInfo | None":
+        kp = ("podcast",)
+        fields = {"base_url", "author", "owner", "copyright", "link", "guid", "category", "subcategory", "explicit"}
+        if not self.mapping(g, kp, data, set(), fields):
+            return None
+        out: dict[str, Any] = {}
+        for name in ("base_url", "link"):
+            if name in data:
+                url = self.text(g, kp + (name,), data[name])
+                if url and not re.match(r"^https?://[^\s/?#]+\.[^\s/?#]+(/\S*)?$", url):
+                    self.err(g, kp + (name,), f"expected an http:// or https:// address, got '{url}'")
+                out[name] = url
+        for name in ("author", "copyright", "category", "subcategory"):
+            if name in data:
+                out[name] = self.text(g, kp + (name,), data[name])
+        if "guid" in data:
+            guid = self.text(g, kp + ("guid",), data["guid"])
+            if guid and not re.match(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", guid):
+                self.err(g, kp + ("guid",), "expected a UUID such as ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
+            out["guid"] = guid
+        if "explicit" in data:
+            if not isinstance(data["explicit"], bool):
+                self.err(g, kp + ("explicit",), f"expected true or false, got {_typename(data['explicit'])}")
+            else:
+                out["explicit"] = data["explicit"]
+        owner = data.get("owner")
+        if "owner" in data and self.mapping(g, kp + ("owner",), owner, {"name", "email"}, set()):
+            out["owner_name"] = self.text(g, kp + ("owner", "name"), owner.get("name"))
+            email = self.text(g, kp + ("owner", "email"), owner.get("email"))
+            if email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
+                self.err(g, kp + ("owner", "email"), f"expected an e-mail address, got '{email}'")
+            out["owner_email"] = email
+        return PodcastInfo(**out)
 
     def section(self, f: _File, kp: tuple, data: Any) -> Section | None:
         if not self.mapping(f, kp, data, {"id", "title", "summary", "body", "sources"},
