@@ -392,7 +392,9 @@ def register(sub, formatter) -> None:
     p.add_argument("--engine", choices=[e for e in ENGINES if e != "silent"], default="espeak", help="speech engine")
     p.add_argument("--voice", metavar="VOICE", help="voice (see: voiceguide voices)")
     p.add_argument("--rate", type=int, default=165, metavar="WPM", help="words per minute (default 165)")
-    p.add_argument("--format", choices=["mp3", "m4a"], default="mp3", help="audio format (default mp3)")
+    p.add_argument("--format", choices=["mp3", "m4a", "epub3", "daisy202"], default="mp3",
+                   help="podcast audio format (default mp3), or a talking book: epub3 (DIR/<id>.epub, EPUB 3 with "
+                        "Media Overlays) or daisy202 (the folder DIR/<id>-daisy202)")
     p.add_argument("--base-url", metavar="URL", help="where the files will be published (default: relative links)")
     p.add_argument("--per-section", action="store_true", help="also write one episode per section")
     p.add_argument("--jobs", type=int, metavar="N", help="parallel renders (default: all cores)")
@@ -400,6 +402,10 @@ def register(sub, formatter) -> None:
 
 
 def cmd_export(args) -> int:
+    if args.format in ("epub3", "daisy202"):  # talking books: voiceguide/talkingbook.py
+        from .talkingbook import cmd_export_book
+
+        return cmd_export_book(args)
     if not 80 <= args.rate <= 450:
         raise ExportError(f"--rate: {args.rate} is outside 80 to 450 words per minute")
     guide = load_guide(args.content)
