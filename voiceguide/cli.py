@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+import textwrap
 
 from . import __version__
 from .errors import VoiceGuideError
@@ -20,6 +22,7 @@ COMMAND_MODULES = [
     "voiceguide.session",   # run (the default)
     "voiceguide.content_cli",  # validate, outline
     "voiceguide.intents",   # parse
+    "voiceguide.ask",       # ask
     "voiceguide.asr",       # recognize
     "voiceguide.tts",       # say, voices
     "voiceguide.podcast",   # export
@@ -29,12 +32,57 @@ COMMAND_MODULES = [
 DESCRIPTION = """\
 VoiceGuide: a spoken guide to patient-education content. It reads short
 summaries aloud and you choose where to go by voice or by keys.
-Run it with no command to start the guide.
+Run it with no command to start the guide; add --text for keys in and plain
+text out, for screen readers and braille displays.
 """
+
+#: examples shown right after each command's description (a screen reader meets them before the usage line)
+EXAMPLES = {
+    None: ["voiceguide                  start the guide: speech where devices exist, else text",
+           "voiceguide --text           keys in, plain text out, no time limits",
+           "voiceguide doctor           what works on this machine, and what to install"],
+    "validate": ["voiceguide validate                 check the shipped guide",
+                 "voiceguide validate content/aml     check a pack folder"],
+    "outline": ["voiceguide outline", "voiceguide outline --json"],
+    "parse": ['voiceguide parse "what\'s Xospata" "hold on"', 'voiceguide parse --json "number two"'],
+    "ask": ['voiceguide ask "how long does a transplant take"'],
+    "recognize": ["voiceguide recognize command.wav", "voiceguide recognize --json a.wav b.wav"],
+    "say": ['voiceguide say "Hello there."', 'voiceguide say --out hello.wav "Hello there."'],
+    "voices": ["voiceguide voices"],
+    "export": ["voiceguide export --out podcast"],
+    "doctor": ["voiceguide doctor", "voiceguide doctor --strict"],
+}
+
+#: one spelling across every help text (American, as the command is named: recognize)
+_SPELLING = {"recognise": "recognize", "recogniser": "recognizer", "recognised": "recognized",
+             "recognising": "recognizing", "recognition": "recognition"}
+_SPELLING_RE = re.compile(r"\b(" + "|".join(_SPELLING) + r")(s?)\b", re.IGNORECASE)
+
+
+def _spell(text: str) -> str:
+    def fix(m: re.Match) -> str:
+        word = _SPELLING[m.group(1).lower()]
+        return (word[:1].upper() + word[1:] if m.group(1)[0].isupper() else word) + m.group(2)
+    return _SPELLING_RE.sub(fix, text)
 
 
 class _PlainFormatter(argparse.HelpFormatter):
-    """Plain lines that read well through a screen reader: no box drawing, no braces lists."""
+    """Plain lines that read well through a screen reader: no box drawing, no braces lists, no word
+    split across lines (not even at a hyphen), one spelling of recognize; indented lines (examples) kept."""
+
+    def _split_lines(self, text, width):
+        text = _spell(self._whitespace_matcher.sub(" ", text).strip())
+        return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
+
+    def _fill_text(self, text, width, indent):
+        out = []
+        for line in _spell(text).splitlines():
+            if line.startswith("  ") or not line.strip():
+                out.append(indent + line.rstrip())
+            else:
+                out.append(textwrap.fill(line.strip(), width, initial_indent=indent, subsequent_indent=indent,
+                                         break_long_words=False, break_on_hyphens=False))
+        return "\n".join(out)
 
     def _format_action_invocation(self, action):  # "-r, --rate WPM" rather than "-r WPM, --rate WPM"
         if not action.option_strings or action.nargs == 0:
@@ -49,10 +97,37 @@ class _PlainFormatter(argparse.HelpFormatter):
         return super()._metavar_formatter(action, default_metavar)
 
 
+class _PlainParser(argparse.ArgumentParser):
+    """Help in the order a screen reader should meet it: what it does, examples, then the usage line
+    and the options (argparse puts a line of brackets first)."""
+
+    def format_help(self) -> str:
+        formatter = self._get_formatter()
+        formatter.add_text(self.description)
+        formatter.add_text(self.epilog)
+        formatter.add_usage(self.usage, self._actions, self._mutually_exclusive_groups)
+        for group in self._action_groups:
+            formatter.start_section(group.title)
+            formatter.add_text(group.description)
+            formatter.add_arguments(group._group_actions)
+            formatter.end_section()
+        return formatter.format_help()
+
+
+def _examples(name: str | None, epilog: str | None) -> str | None:
+    lines = EXAMPLES.get(name)
+    if not lines:
+        return epilog
+    if epilog and "Examples" in epilog:
+        return epilog
+    text = "Examples:\n" + "\n".join("  " + line for line in lines)
+    return f"{text}\n\n{epilog}" if epilog else text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _PlainParser(
         prog="voiceguide", description=DESCRIPTION, formatter_class=_PlainFormatter,
-        epilog="For help on one command, say: voiceguide COMMAND --help",
+        epilog=_examples(None, None) + "\n\nFor help on one command, say: voiceguide COMMAND --help",
     )
     parser.add_argument("--version", action="version", version=f"voiceguide {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
@@ -64,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub, _PlainFormatter)
+    for name, command in sub.choices.items():
+        command.epilog = _examples(name, command.epilog)
     return parser
 
 
