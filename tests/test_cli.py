@@ -65,3 +65,33 @@ def test_bare_options_run_the_guide():
     assert "Traceback" not in proc.stderr
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip(), "the guide said nothing"
+
+
+def _all_helps():
+    parser = build_parser()
+    yield None, parser, parser.format_help()
+    for name, command in parser._subparsers._group_actions[0].choices.items():
+        yield name, command, command.format_help()
+
+
+def test_help_starts_with_a_plain_description_and_examples_not_a_usage_block():
+    for name, parser, text in _all_helps():
+        first = text.strip().splitlines()[0]
+        assert not first.lower().startswith("usage"), name
+        assert text.index("Examples:") < text.index("usage:"), name
+
+
+def test_help_describes_every_argument_splits_no_word_and_spells_recognize_one_way():
+    import argparse
+
+    for name, parser, text in _all_helps():
+        for action in parser._actions:
+            assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
+        lines = text.splitlines()
+        for line in lines:
+            assert not re.search(r"[A-Za-z]-$", line.rstrip()), f"{name}: a word split at a hyphen: {line!r}"
+        assert "recognis" not in text.lower(), name
+
+
+def test_top_level_help_names_text_mode():
+    assert "--text" in build_parser().format_help()

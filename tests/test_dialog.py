@@ -15,6 +15,7 @@ from voiceguide.content import default_content_path, load_guide
 from voiceguide.dialog import (DEFAULT_RATE, DEFAULT_VOLUME, MAX_RATE, MAX_VOLUME, MIN_RATE, MIN_VOLUME, RATE_STEP,
                                Dialog, Earcon, EndOfInput, Exit, Heard, Interrupted, Key, Listen, NoInput, NoMatch,
                                SavePosition, Say, SetRate, SetVolume, Start, State, key_intent, split_sentences)
+from voiceguide.dialog import KEY_HELP, _first_sentence, words_before_first_choice
 from voiceguide.intents import Intent
 
 MINI_PATH = Path(__file__).parent / "data" / "mini"
@@ -82,11 +83,13 @@ def test_start_welcomes_discloses_and_lists_the_menu_with_numbers():
     state, effects = D.start()
     texts = said(effects)
     assert texts[:2] == [f"Welcome to {GUIDE.title}.", GUIDE.disclaimer]
-    assert "Last reviewed November 25, 2026" in texts[2]
+    d = GUIDE.last_reviewed  # the content's review date (content issue 17 moved it)
+    assert f"Last reviewed {d.strftime('%B')} {d.day}, {d.year}" in texts[2]
     text = " ".join(texts)
     for n, sec in enumerate(GUIDE.sections, 1):
-        assert f"{n}: {sec.title}." in text and f"press {n}" in text
-    assert "Say chemotherapy, or press 2." in text
+        assert f"{n}: {sec.title}." in text
+        assert _first_sentence(sec.summary) not in text  # titles only: summaries on request
+    assert "say more to hear what each one is about" in text
     assert state.section is None
     assert effects[0] == SetRate(DEFAULT_RATE) and effects[-1] == Listen(10.0)
 
@@ -126,14 +129,15 @@ def test_every_universal_command_works_in_every_state(pack, state_name, command)
     if command == "stop":
         assert isinstance(effects[-1], Exit) and effects[-1].status == 0
         assert any(isinstance(e, SavePosition) for e in effects)
-        assert "start VoiceGuide again" in texts[-1]
-        assert len(texts) == 1  # stop never starts reading anything
+        assert "Your place is kept" in texts[-1] and "start VoiceGuide again" in texts[-1]
+        # stop never starts reading anything; a returning listener hears the disclaimer on leaving
+        assert texts[:-1] == ([] if before.disclaimed else [f"Remember: {p.guide.disclaimer}"])
         assert after.ended
         return
     assert isinstance(effects[-1], Listen), "every turn ends by listening"
     assert effects[-1].timeout == (None if after.paused else 10.0)
     if command == "help":
-        assert "Keys:" in texts[0] and "stop" in texts[0]
+        assert "stop" in texts[0] and "help again" in texts[0]
     elif command == "repeat":
         assert texts == list(before.last)
     elif command == "menu":
@@ -148,13 +152,13 @@ def test_every_universal_command_works_in_every_state(pack, state_name, command)
     elif command == "slower":
         assert after.rate == max(MIN_RATE, before.rate - RATE_STEP)
     elif command in ("louder", "quieter"):
-        assert after.rate == before.rate and after.section == before.section and after.last == before.last
+        assert after.rate == before.rate and after.section == before.section and after.last == tuple(texts)
         if after.volume != before.volume:
             assert SetVolume(after.volume) in effects
         else:
             assert after.volume == (MAX_VOLUME if command == "louder" else MIN_VOLUME) and "already" in texts[0]
     elif command == "pause":
-        assert after.paused and texts == ["Paused. Say continue when you are ready."]
+        assert after.paused and texts == ["Paused. Say continue, or press c and Enter, when you are ready."]
         assert effects[-1] == Listen(None)  # no timer while paused
     elif command == "resume" and before.interrupted:
         assert texts == list(before.last[before.cut:])
@@ -194,10 +198,24 @@ def test_split_sentences():
     assert split_sentences("no end mark") == ["no end mark"]
 
 
-def test_skip_moves_past_a_paragraph():
-    s = go(fresh(), "open", "ivosidenib")[0]
+def test_skip_moves_past_one_sentence_not_a_paragraph():
+    """The README's promise: skip = the next sentence. Before, skip dropped a whole unheard paragraph."""
+    body = GUIDE.section("gilteritinib").body
+    s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
+    s, _ = D.step(s, Interrupted(s.last[0]))  # cut during the first sentence
     s, eff = go(s, "skip")
-    assert said(eff)[0] == split_sentences(GUIDE.section("ivosidenib").body[1])[0]
+    assert said(eff)[0] == split_sentences(body[0])[1]
+    assert said(eff)[:len(split_sentences(body[0])) - 1] == split_sentences(body[0])[1:]
+    # not cut: skip passes over the next sentence only
+    s = go(fresh(), "open", "gilteritinib")[0]
+    s, eff = go(s, "skip")
+    assert said(eff)[0] == split_sentences(body[0])[1]
+    # the last sentence of a paragraph: on to the next paragraph
+    s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
+    s, _ = D.step(s, Interrupted(split_sentences(body[0])[-1]))
+    assert said(go(s, "skip")[1])[0] == split_sentences(body[1])[0]
+    # skip section and next move by section
+    assert go(s, "next")[0].section == "gemtuzumab-ozogamicin"
 
 
 def test_next_and_previous_follow_reading_order():
@@ -262,18 +280,25 @@ def test_a_cut_prompt_that_is_not_remembered_does_not_mark_an_interruption():
     assert s2 == s
 
 
-def test_skip_after_an_interruption_goes_to_the_paragraph_after_the_cut_one():
-    s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
-    s, _ = D.step(s, Interrupted(s.last[0]))
-    s, eff = go(s, "skip")
-    assert said(eff)[0] == split_sentences(GUIDE.section("gilteritinib").body[1])[0]
+def test_skip_while_a_prompt_is_said_goes_on_after_that_sentence():
+    s, eff = go(fresh(), "open", "targeted-therapy")
+    s, _ = D.step(s, Interrupted(said(eff)[1]))  # cut during the summary
+    assert said(go(s, "skip")[1]) == said(eff)[2:]
 
 
-def test_where_gives_section_path_and_part():
+def test_where_gives_section_path_paragraph_and_sentence_in_words():
     s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
-    s, _ = go(s, "more")
     n = len(GUIDE.section("gilteritinib").body)
-    assert said(go(s, "where")[1]) == [f"You are in Targeted Drugs, Gilteritinib, part 2 of {n}."]
+    assert said(go(s, "where")[1]) == [f"You are in Targeted Drugs, Gilteritinib, at the start of paragraph 2 of {n}."]
+    s, _ = go(s, "more")
+    s, _ = D.step(s, Interrupted(s.last[1]))  # cut at the second sentence of paragraph 2
+    assert said(go(s, "where")[1]) == [f"You are in Targeted Drugs, Gilteritinib, at paragraph 2 of {n}, sentence 2."]
+    assert said(go(go(fresh(), "open", "gilteritinib")[0], "where")[1]) == [
+        "You are in Targeted Drugs, Gilteritinib, at its summary."]
+    # consistent with "It has one part": parts are sections, paragraphs are paragraphs
+    one = next(x for x in GUIDE.walk() if len(x.children) == 1)
+    where = said(go(go(fresh(), "open", one.id)[0], "where")[1])[0]
+    assert "It has one part." in where and "part 1" not in where
 
 
 def test_rate_is_clamped_and_reported():
@@ -297,7 +322,7 @@ def test_louder_and_quieter_step_by_3_db_are_clamped_saved_and_reported():
     s2, eff = go(s, "quieter")
     assert s2.volume == 71 and eff[:2] == [SetVolume(71), SavePosition(None, DEFAULT_RATE, 71)]
     assert said(eff) == ["Quieter: volume 71 percent."]
-    assert go(s2, "repeat")[1] == go(s, "repeat")[1], "a volume change is not what repeat says again"
+    assert said(go(s2, "repeat")[1]) == ["Quieter: volume 71 percent."], "repeat says the confirmation again"
     levels = [s2.volume]
     while True:
         s2, eff = go(s2, "quieter")
@@ -317,7 +342,8 @@ def test_start_sets_the_saved_volume_and_keys_change_it():
     assert D.start(volume=0)[0].volume == MIN_VOLUME and D.start(volume=400)[0].volume == MAX_VOLUME
     assert key_intent("+").intent == "louder" and key_intent("-").intent == "quieter"
     assert D.step(state, Key("-"))[0].volume == 35 and D.step(state, Key("+"))[0].volume == 71
-    help_text = said(go(state, "help")[1])[0]
+    state, eff = go(state, "help")
+    help_text = said(go(state, "help")[1])[0]  # help twice: every command and key
     assert "louder, quieter" in help_text and "plus for louder, minus for quieter" in help_text
 
 
@@ -350,12 +376,16 @@ def test_no_input_ladder_escalates_then_offers_a_way_out(pack, start):
     assert prompts[1].startswith("I still didn't hear you.")
     assert "Your options are" in prompts[2] and "keyboard" in prompts[2]
     assert s.no_input == 0  # reset after the way out
-    if start == "menu":
-        assert s.paused, "at the top, the guide waits quietly instead of looping"
-        s2, eff2 = p.dialog.step(s, NoInput())
-        assert said(eff2) == [] and eff2 == [Listen(None)]
-    else:
-        assert s.section is None and "Let's go back to the main menu." in prompts[2]
+    before = p.states()[start]
+    # the place is never thrown away: same section, same paragraph and sentence, same open question
+    assert (s.section, s.para, s.sent, s.asking) == (before.section, before.para, before.sent, before.asking)
+    assert "go back to the main menu" not in prompts[2]
+    assert s.paused, "the guide waits quietly instead of looping"
+    assert "I'll wait here, and your place is kept." in prompts[2]
+    s2, eff2 = p.dialog.step(s, NoInput())
+    assert said(eff2) == [] and eff2 == [Listen(None)]
+    s3, eff3 = p.dialog.step(s2, NoMatch("mumble"))  # help is offered once: no second ladder
+    assert "Your options" not in " ".join(said(eff3)) and s3.section == before.section
 
 
 def test_no_match_ladder_has_its_own_counter_and_cue():
@@ -370,8 +400,8 @@ def test_no_match_ladder_has_its_own_counter_and_cue():
     assert "a number from 1 to 5" in said(eff2)[0]
     s, eff3 = D.step(s, Heard(Intent("none", None, "purple monkey", 0.0)))
     assert "Your options are: 1, Repeating Seven and Three" in " ".join(said(eff3))
-    assert "press a number, or h for help" in " ".join(said(eff3))
-    assert s.section is None and s.no_match == 0
+    assert "type h and press Enter for help" in " ".join(said(eff3))
+    assert s.section == "chemotherapy" and s.no_match == 0 and s.paused
 
 
 def test_success_resets_both_counters():
@@ -392,7 +422,7 @@ def test_no_endless_loop_under_endless_silence_or_noise(pack):
     s = p.states()["leaf_reading"]
     for i in range(50):
         s, eff = p.dialog.step(s, NoInput() if i % 2 else NoMatch("x"))
-    assert s.paused  # ended up waiting quietly at the main menu
+    assert s.paused and s.section == p.leaf.id  # ended up waiting quietly, in place
     assert p.dialog.step(s, NoInput())[1] == [Listen(None)]
 
 
@@ -438,3 +468,221 @@ def test_a_section_with_one_part_says_part_not_parts():
     many = next(s for s in GUIDE.walk() if len(s.children) > 1)
     assert "It has one part: 1, " in said(go(fresh(), "open", one.id)[1])[-1]
     assert f"It has {len(many.children)} parts: 1, " in said(go(fresh(), "open", many.id)[1])[-1]
+
+
+# ------------------------------------------------------------- issue 16: never lose the listener
+
+
+def test_first_start_is_at_most_110_words_and_returning_at_most_45():
+    first = words_before_first_choice(D.start()[1])
+    assert first <= 110, first
+    assert GUIDE.disclaimer in said(D.start()[1])  # the disclaimer stays on a first start
+    for place in [("gilteritinib", 0, 0), ("gilteritinib", 2, 1), ("repeat-induction", 1, 0)]:
+        effects = D.start(resume_to=place[0], resume_para=place[1], resume_sentence=place[2])[1]
+        assert words_before_first_choice(effects) <= 45, said(effects)
+        assert GUIDE.disclaimer not in said(effects) and said(effects)[-1].endswith("Say continue, or main menu.")
+    for pack in PACKS.values():
+        assert words_before_first_choice(pack.dialog.start()[1]) <= 110
+
+
+def test_a_returning_listener_hears_the_disclaimer_on_leaving_or_on_request():
+    s, _ = D.start(resume_to="mec")
+    s2, eff = D.step(s, Key("q"))
+    assert said(eff)[0] == f"Remember: {GUIDE.disclaimer}" and "Your place is kept" in said(eff)[1]
+    s3, eff = go(s, "disclaimer")
+    assert said(eff) == [GUIDE.disclaimer]
+    assert said(D.step(s3, Key("q"))[1])[0].startswith("Goodbye.")  # heard already: not again
+    assert said(go(fresh(), "disclaimer")[1]) == [GUIDE.disclaimer]
+
+
+def test_resume_lands_at_the_paragraph_and_sentence_where_the_listener_stopped():
+    body = GUIDE.section("gilteritinib").body
+    s, eff = D.start(resume_to="gilteritinib", resume_para=1, resume_sentence=1)
+    assert "Gilteritinib, at paragraph 2 of 4, sentence 2" in said(eff)[-1]
+    s, eff = go(s, "resume")
+    assert said(eff)[0] == "Gilteritinib."
+    assert said(eff)[1:1 + len(split_sentences(body[1])) - 1] == split_sentences(body[1])[1:]
+    assert (s.section, s.para, s.sent) == ("gilteritinib", 2, 0)
+    # a place that no longer exists in the pack falls back to the summary, never a crash
+    s, eff = go(D.start(resume_to="gilteritinib", resume_para=99, resume_sentence=5)[0], "yes")
+    assert s.section == "gilteritinib" and said(eff)[1] == GUIDE.section("gilteritinib").summary
+
+
+def test_the_place_is_saved_with_paragraph_and_sentence_on_every_way_out():
+    s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
+    s, _ = go(s, "more")
+    s, _ = D.step(s, Interrupted(s.last[1]))  # cut at paragraph 2, sentence 2
+    expected = SavePosition("gilteritinib", DEFAULT_RATE, DEFAULT_VOLUME, 1, 1)
+    assert D.step(s, Key("q"))[1][0] == expected
+    assert D.step(s, EndOfInput())[1][0] == expected
+    assert D.position(s) == expected  # what the shell saves on Ctrl-C, SIGTERM or a lost device
+    assert D.step(s, Key("f"))[1][1] == replace(expected, rate=DEFAULT_RATE + RATE_STEP)
+    # at the resume question nothing is lost either
+    s = D.start(resume_to="gilteritinib", resume_para=1, resume_sentence=1)[0]
+    assert D.step(s, EndOfInput())[1][0] == SavePosition("gilteritinib", DEFAULT_RATE, DEFAULT_VOLUME, 1, 1)
+    for _ in range(6):
+        s, _ = D.step(s, NoInput())
+    assert s.asking == "resume" and D.position(s) == SavePosition("gilteritinib", DEFAULT_RATE, DEFAULT_VOLUME, 1, 1)
+
+
+def test_going_back_to_a_section_after_a_detour_returns_to_the_place_in_it():
+    body = GUIDE.section("gilteritinib").body
+    s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
+    s, _ = go(s, "more")
+    s, _ = D.step(s, Interrupted(s.last[1]))
+    s, _ = go(s, "open", "transplant")  # the detour
+    s, _ = go(s, "define", "remission")
+    s, eff = go(s, "open", "gilteritinib")  # "go back to gilteritinib"
+    assert said(eff) == ["Gilteritinib. You were at paragraph 2 of 4, sentence 2. Say more to carry on from there."]
+    s, eff = go(s, "more")
+    assert said(eff)[0] == split_sentences(body[1])[1]
+    # the main menu keeps it too, and a section never read starts at its summary
+    s, _ = go(s, "menu")
+    assert said(go(s, "open", "transplant")[1])[1] == GUIDE.section("transplant").summary
+
+
+def test_definition_mode_ends_after_one_word():
+    s, _ = go(fresh(), "define")
+    assert s.awaiting_word
+    s, eff = go(s, "define", "remission")
+    assert not s.awaiting_word and said(eff)[0].startswith("Remission:")
+    s, eff = go(go(s, "open", "gilteritinib")[0], "more")
+    assert said(eff)[0] == split_sentences(GUIDE.section("gilteritinib").body[0])[0]  # "more" is a command again
+    s, _ = go(fresh(), "define")
+    s, eff = D.step(s, Heard(Intent("none", None, "banana", 0.0)))
+    assert not s.awaiting_word and "don't have a definition" in said(eff)[0]
+
+
+def test_stop_while_the_guide_speaks_pauses_and_at_a_prompt_leaves_keeping_the_place():
+    s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
+    s2, eff = D.step(s, Heard(Intent("stop", None, "stop", 1.0), during_speech=True))
+    assert s2.paused and not s2.ended and said(eff)[0].startswith("Paused.")
+    s3, eff = D.step(s, Heard(Intent("stop", None, "quit the guide", 1.0), during_speech=True))
+    assert s3.ended  # only a bare "stop" means stop talking
+    for word in ("stop", "quit", "goodbye"):
+        s4, eff = D.step(s, Heard(Intent("stop", None, word, 1.0)))
+        assert s4.ended and eff[-1] == Exit(0)
+        assert said(eff)[-1] == ("Goodbye. Your place is kept: Gilteritinib, at the start of paragraph 2 of 4. "
+                                 "To come back, start VoiceGuide again.")
+    farewell = [e for e in eff if isinstance(e, Say)][-1]
+    assert "could not save your place" in farewell.unsaved and "kept" not in farewell.unsaved
+
+
+def test_leaving_by_voice_is_confirmed_and_keys_leave_at_once():
+    s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
+    asked, eff = D.step(s, Heard(Intent("stop", None, "quit", 1.0), by_voice=True))
+    assert said(eff) == ["Leave the guide? Your place is kept. Say yes or no."] and not asked.ended
+    assert asked.asking == "leave" and asked.section == "gilteritinib" and asked.para == s.para
+    left, eff = D.step(asked, Heard(Intent("yes", None, "yes", 1.0), by_voice=True))
+    assert left.ended and eff[-1] == Exit(0) and eff[0] == D.position(s)
+    stay, eff = D.step(asked, Heard(Intent("no", None, "no", 1.0), by_voice=True))
+    assert not stay.ended and stay.asking is None and (stay.section, stay.para) == (s.section, s.para)
+    stay, eff = D.step(asked, Heard(Intent("more", None, "more", 1.0), by_voice=True))  # another command: carry on
+    assert not stay.ended and stay.asking is None and any(e.kind == "content" for e in eff if isinstance(e, Say))
+    assert D.step(asked, Heard(Intent("stop", None, "stop", 1.0), by_voice=True))[0].ended  # said twice: leave
+    assert D.step(s, Key("q"))[0].ended and D.step(s, Heard(Intent("stop", None, "quit", 1.0)))[0].ended
+
+
+def test_okay_cancel_never_mind_and_uh_huh_have_sensible_meanings():
+    s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
+    s2, eff = go(s, "yes", text="uh huh")  # nothing asked, in a section: carry on reading
+    assert said(eff)[0] == split_sentences(GUIDE.section("gilteritinib").body[1])[0]
+    paused = go(s, "pause")[0]
+    assert not go(paused, "yes", text="okay")[0].paused
+    assert "topic" in said(go(fresh(), "yes", text="okay")[1])[0]
+    s3, eff = go(go(fresh(), "define")[0], "cancel", text="never mind")
+    assert not s3.awaiting_word and said(eff)[0].startswith("Okay.")
+    s4, eff = go(D.start(resume_to="mec")[0], "cancel")
+    assert s4.asking is None and s4.section is None
+    asked = D.step(s, Heard(Intent("stop", None, "quit", 1.0), by_voice=True))[0]
+    s5, eff = go(asked, "cancel")
+    assert not s5.ended and s5.asking is None and s5.section == "gilteritinib"
+
+
+def test_the_main_menu_offers_only_what_works_and_describes_topics_on_request():
+    s, eff = D.start()
+    assert "more" in said(eff)[-1]
+    s, eff = go(s, "more")  # "more" at the menu: what each topic is about, never "pick a topic first"
+    text = " ".join(said(eff))
+    assert "Pick a topic first" not in text
+    for n, sec in enumerate(GUIDE.sections, 1):
+        assert f"{n}: {sec.title}. {_first_sentence(sec.summary)}" in text
+    assert said(D.step(fresh(), NoMatch(""))[1])[0].endswith("Say a topic, more, or help.")
+
+
+def test_sources_and_where_this_is_from():
+    s, eff = go(go(fresh(), "open", "gilteritinib")[0], "sources")
+    text = " ".join(said(eff))
+    sec = GUIDE.section("gilteritinib")
+    assert text.startswith("Gilteritinib comes from: ")
+    for sid in sec.sources:
+        assert GUIDE.source(sid).title in text
+    assert f"{len(GUIDE.sources)} sources" in text and "Last reviewed" in text
+    text = " ".join(said(go(fresh(), "sources")[1]))
+    assert all(src.title in text for src in GUIDE.sources)
+
+
+def test_help_is_short_for_where_you_are_and_the_full_key_list_on_request():
+    s, eff = go(go(fresh(), "open", "gilteritinib")[0], "help")
+    short = said(eff)[0]
+    assert "You are in Gilteritinib" in short and "help again" in short and "Keys:" not in short
+    assert len(short.split()) < 60
+    s, eff = go(s, "help")  # "h" twice
+    assert "Keys:" in said(eff)[0] and "sources" in said(eff)[0]
+    assert said(go(fresh(), "keys")[1]) == [KEY_HELP]
+    s, eff = D.step(D.step(fresh(), Key("h"))[0], Key("h"))
+    assert "Keys:" in said(eff)[0]
+    assert "press Enter" in KEY_HELP and "any key" not in " ".join(
+        said(D.step(D.step(D.step(fresh(), NoInput())[0], NoInput())[0], NoInput())[1]))
+
+
+def test_repeat_after_a_rate_change_repeats_the_confirmation():
+    s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
+    s, eff = go(s, "faster")
+    assert said(go(s, "repeat")[1]) == said(eff) == [f"Faster: {DEFAULT_RATE + RATE_STEP} words a minute."]
+    assert said(go(s, "more")[1])[0] == split_sentences(GUIDE.section("gilteritinib").body[1])[0]  # place kept
+
+
+class FakeAsker:
+    """A tiny stand-in for voiceguide.ask.Asker: a fixed answer per question."""
+
+    def __init__(self, answers):
+        self.answers, self.asked = answers, []
+
+    def ask(self, question):
+        from types import SimpleNamespace
+
+        self.asked.append(question)
+        kind, section, term, answer = self.answers[question]
+        return SimpleNamespace(question=question, kind=kind, section=section, term=term, answer=answer)
+
+
+def test_questions_go_to_the_asker_and_an_answer_offers_its_section():
+    asker = FakeAsker({
+        "how long does a transplant take": ("answer", "transplant", None, "It takes weeks."),
+        "what is ferritin": ("definition", None, "ferritin", "Ferritin: a protein."),
+        "should i stop my chemo": ("advice", None, None, "I can't give medical advice."),
+        "i am scared": ("support", None, None, "That is understandable."),
+        "purple monkey": ("unknown", None, None, "I don't know that one. Say help."),
+    })
+    d = Dialog(GUIDE, asker=asker)
+    here = go(go(d.start()[0], "open", "gilteritinib", dialog=d)[0], "more", dialog=d)[0]
+
+    def ask(state, text):
+        return d.step(state, Heard(Intent("none", None, text, 0.0)))
+
+    s, eff = ask(here, "how long does a transplant take")
+    assert said(eff) == ["It takes weeks.", "Say yes to hear more about Stem Cell Transplant."]
+    assert s.section == "gilteritinib" and s.asking == "offer"
+    assert go(s, "yes", dialog=d)[0].section == "transplant"
+    s2, eff = go(s, "no", dialog=d)
+    assert (s2.section, s2.para, s2.asking) == ("gilteritinib", here.para, None)
+    for q in ("what is ferritin", "should i stop my chemo", "i am scared", "purple monkey"):
+        s3, eff = ask(here, q)
+        assert said(eff) == [asker.answers[q][3]]
+        assert (s3.section, s3.para, s3.sent, s3.asking) == (here.section, here.para, here.sent, None)
+    # a word to define after "d" is never a question; without an asker nothing changes
+    waiting = go(here, "define", dialog=d)[0]
+    ask(waiting, "purple monkey")
+    assert asker.asked.count("purple monkey") == 1
+    assert D.step(here, Heard(Intent("none", None, "purple monkey", 0.0)))[0].no_match == 1

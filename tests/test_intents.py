@@ -48,7 +48,7 @@ TABLE: list[tuple[str, str, str | None]] = [
     ("the IDH2 drug", "open", "enasidenib"),
     ("overview", "open", "overview"),
     ("the basics", "open", "overview"),
-    ("summary", "open", "closing"),
+    ("wrap up", "open", "closing"),  # "summary" no longer jumps to the closing (content issue 17)
     ("where to get help", "open", "closing"),
     ("take me to targeted drugs", "open", "targeted-therapy"),
     ("let's hear about xospata", "open", "gilteritinib"),
@@ -120,6 +120,14 @@ TABLE: list[tuple[str, str, str | None]] = [
     ("how do I bake bread", "none", None), ("go to the kitchen", "none", None), ("flag football scores", "none", None),
     ("my transplant of tomatoes died in the garden", "none", None), ("", "none", None), ("um", "none", None),
     ("asdf qwerty", "none", None), ("la la la", "none", None),
+    # issue 16: cancel, sources, disclaimer, keys; "uh huh" is a yes, not "huh"; skip is a sentence, by section is next
+    ("never mind", "cancel", None), ("cancel", "cancel", None), ("forget it", "cancel", None),
+    ("where is this from", "sources", None), ("what are your sources", "sources", None), ("sources", "sources", None),
+    ("disclaimer", "disclaimer", None), ("read the disclaimer", "disclaimer", None),
+    ("keys", "keys", None), ("what are the keys", "keys", None),
+    ("uh huh", "yes", None), ("okay", "yes", None), ("mm hmm", "yes", None),
+    ("skip section", "next", None), ("skip this section", "next", None), ("next sentence", "skip", None),
+    ("next paragraph", "more", None), ("describe them", "more", None), ("stop talking", "pause", None),
 ]
 
 
@@ -191,3 +199,10 @@ def test_parse_cli_prints_one_json_line_per_text_in_order():
     assert [(r["intent"], r["target"]) for r in rows] == [("open", "gilteritinib"), ("pause", None),
                                                           ("none", None), ("number", "2")]
     assert all(set(r) == {"intent", "target", "text", "confidence"} for r in rows)
+
+
+@pytest.mark.parametrize("text,intent", [("uh huh", "yes"), ("huh", "repeat"), ("skip", "skip"), ("skip section", "next"),
+                                         ("never mind", "cancel"), ("where is this from", "sources"),
+                                         ("where am i", "where"), ("stop", "stop"), ("stop talking", "pause")])
+def test_issue_16_command_meanings(text, intent):
+    assert PARSER.parse(text).intent == intent

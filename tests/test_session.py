@@ -36,7 +36,7 @@ def test_text_mode_navigates_by_keys_and_words(tmp_path):
     assert "Targeted Drugs." in out and "Gilteritinib." in out
     for sentence in split_sentences(GUIDE.section("gilteritinib").body[0]):
         assert f"\n{sentence}\n" in out  # one sentence a line
-    assert "You are in Targeted Drugs, Gilteritinib, part 1 of 4." in out
+    assert "You are in Targeted Drugs, Gilteritinib, at the start of paragraph 2 of 4." in out
     assert GUIDE.term("mutation").definition in out
     assert out.rstrip().endswith("To come back, start VoiceGuide again.")
     turns = [json.loads(l) for l in log.read_text().splitlines()]
@@ -222,12 +222,13 @@ def test_microphone_stays_open_for_a_whole_turn_while_keys_are_checked():
 
 
 def test_a_key_ends_the_turn_while_the_microphone_is_open():
-    import io
-    import time
+    import threading
 
-    mic = TurnMicrophone([None] * 1000)
-    keys = KeyboardListener(io.StringIO("q\n"))
-    time.sleep(0.2)
+    mic = TurnMicrophone([None] * 100000)
+    r, w = os.pipe()
+    keys = KeyboardListener(os.fdopen(r))
+    typist = threading.Timer(0.3, lambda: (os.write(w, b"q\n"), os.close(w)))
+    typist.start()  # the key comes while the microphone is open
     got = CombinedListener(mic, keys, window=0.01).listen(5)
     assert got.text == "q" and got.via == "keys" and mic.opened == 1
 
@@ -258,3 +259,204 @@ def test_the_speaker_is_told_the_likely_replies_before_each_turn():
     answer = speaker.said.index(f"{GUIDE.sections[1].title}.")
     assert speaker.said[answer] in speaker.prepared[0]
     assert speaker.prepared[1] != speaker.prepared[0]  # the choices in a section differ from the menu's
+
+
+# ---------------------------------------------------------------------- issue 16: never lose the listener
+
+
+def saved_place(path):
+    g = json.loads(path.read_text())["guides"][GUIDE.id]
+    return g["section"], g.get("para", 0), g.get("sentence", 0)
+
+
+def test_quit_and_resume_lands_at_the_paragraph_across_runs(tmp_path):
+    state = tmp_path / "s.json"
+    proc = run_text("4\n3\n\n\nq\n", "--state", str(state))
+    assert "Your place is kept: Gilteritinib, at the start of paragraph 3 of 4." in proc.stdout
+    assert saved_place(state) == ("gilteritinib", 2, 0)
+    proc = run_text("c\nq\n", "--state", str(state))
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == [f"Welcome back to {GUIDE.title}.",
+                         "Last time you were in Gilteritinib, at the start of paragraph 3 of 4. Say continue, or main menu."]
+    assert sum(len(l.split()) for l in lines[:2]) <= 45
+    i = lines.index("Gilteritinib.")
+    assert lines[i + 1] == split_sentences(GUIDE.section("gilteritinib").body[2])[0]  # straight on, no summary
+    assert f"Remember: {GUIDE.disclaimer}" in lines  # said on leaving, since not at the start
+
+
+def test_an_old_state_file_still_loads(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"guides": {GUIDE.id: {"section": "mec"}}, "rate": 200}))
+    saved = StateStore(path, GUIDE.id).load()
+    assert (saved.section, saved.para, saved.sentence, saved.rate) == ("mec", 0, 0, 200)
+    path.write_text(json.dumps({"guides": {GUIDE.id: {"section": "mec", "para": "x", "sentence": -2}}}))
+    assert StateStore(path, GUIDE.id).load().para == 0
+
+
+def test_text_mode_waits_without_a_time_limit_unless_asked(tmp_path):
+    log = tmp_path / "log.jsonl"
+    run_text("q\n", "--state", str(tmp_path / "s.json"), "--log", str(log))
+    listens = [json.loads(l) for l in log.read_text().splitlines() if json.loads(l)["role"] == "listen"]
+    assert listens and all(l["timeout"] is None for l in listens)
+    log.unlink()
+    run_text("q\n", "--state", str(tmp_path / "s.json"), "--log", str(log), "--timeout", "7")
+    listens = [json.loads(l) for l in log.read_text().splitlines() if json.loads(l)["role"] == "listen"]
+    assert [l["timeout"] for l in listens] == [7.0]
+
+
+@pytest.mark.parametrize("where", ["folder", "unwritable", "/dev/full"])
+def test_a_log_that_cannot_be_written_is_one_line_and_the_guide_carries_on(tmp_path, where):
+    target = {"folder": str(tmp_path), "unwritable": "/proc/voiceguide/log.jsonl", "/dev/full": "/dev/full"}[where]
+    proc = run_text("2\nq\n", "--state", str(tmp_path / "s.json"), "--log", target)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("carrying on without a log") == 1 and proc.stderr.count("\n") == 1
+    assert "More Chemotherapy." in proc.stdout and "Goodbye." in proc.stdout
+    assert "Error" not in proc.stderr
+
+
+def test_an_unusable_state_path_never_claims_the_place_was_saved(tmp_path):
+    proc = run_text("2\nq\n", "--state", "/proc/voiceguide/state.json")
+    assert proc.returncode == 0
+    assert "I could not save your place" in proc.stdout
+    assert "place is kept" not in proc.stdout and "I saved your place" not in proc.stdout
+    assert "Error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_state_warnings_name_no_python_exception(tmp_path):
+    state = tmp_path / "s.json"
+    for content in (b"{not json", b"\xff\xfe\x00garbage"):
+        state.write_bytes(content)
+        proc = run_text("q\n", "--state", str(state))
+        assert "ignoring the saved position" in proc.stderr
+        assert "Error" not in proc.stderr and "Exception" not in proc.stderr
+
+
+@pytest.mark.parametrize("sig,status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_ctrl_c_and_sigterm_save_the_place_before_leaving(tmp_path, sig, status):
+    import signal
+    import time
+
+    state = tmp_path / "s.json"
+    proc = subprocess.Popen([sys.executable, "-m", "voiceguide", "--text", "--state", str(state)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdin.write("4\n3\n\n")
+    proc.stdin.flush()
+    first = split_sentences(GUIDE.section("gilteritinib").body[0])[-1]
+    seen, end = "", time.monotonic() + 60
+    while first not in seen and time.monotonic() < end:
+        seen += proc.stdout.readline()
+    assert first in seen
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == status and "Traceback" not in err
+    assert saved_place(state) == ("gilteritinib", 1, 0)
+    if sig == "SIGINT":
+        assert "Your place is kept." in err
+
+
+class _LostDevice:
+    """A listener whose device goes away after a few answers."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def listen(self, timeout):
+        from voiceguide.errors import AudioDeviceUnavailable
+
+        if not self.answers:
+            raise AudioDeviceUnavailable("the microphone was unplugged")
+        return Heard(self.answers.pop(0), 1.0, "keys")
+
+    def close(self):
+        pass
+
+
+def test_a_lost_audio_device_saves_the_place_first(tmp_path):
+    from voiceguide.errors import AudioDeviceUnavailable
+
+    store = StateStore(tmp_path / "s.json", GUIDE.id)
+    with pytest.raises(AudioDeviceUnavailable):
+        run_session(GUIDE, RecordingSpeaker(), _LostDevice(["4", "3", "", ""]), store=store)
+    saved = store.load()
+    assert (saved.section, saved.para, saved.sentence) == ("gilteritinib", 2, 0)
+
+
+def test_nothing_happened_yet_keeps_last_times_place(tmp_path):
+    store = StateStore(tmp_path / "s.json", GUIDE.id)
+    store.save("mec", 175, None, 100, 1, 0)
+
+    class Broken:
+        def listen(self, timeout):
+            raise KeyboardInterrupt
+
+        def close(self):
+            pass
+
+    assert run_session(GUIDE, RecordingSpeaker(), Broken(), store=store) == 130
+    assert (store.load().section, store.load().para) == ("mec", 1)  # kept, not overwritten by the menu
+
+
+class _Quiet:
+    """A microphone that hears a few commands, then nothing (None is silence)."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def listen(self, timeout):
+        item = self.answers.pop(0) if self.answers else "quit"
+        return Silence() if item is None else Heard(item, 0.9, "voice")
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("stdin", ["devnull", "closed"])
+def test_voice_mode_needs_no_terminal(stdin):
+    """Started with stdin at /dev/null or closed, the keyboard is unavailable and the voice loop goes on."""
+    stream = open(os.devnull) if stdin == "devnull" else None
+    if stdin == "closed":
+        stream = open(os.devnull)
+        stream.close()
+    keys = KeyboardListener(stream, eof_ends=False)
+    speaker = RecordingSpeaker()
+    listener = CombinedListener(_Quiet([None, "number four", "next", "quit", "yes"]), keys, window=0.01)
+    assert run_session(GUIDE, speaker, listener, timeout=None) == 0
+    assert "Targeted Drugs." in speaker.said and "Ivosidenib." in speaker.said
+    assert "Leave the guide? Your place is kept. Say yes or no." in speaker.said
+    assert speaker.said[-1].startswith("Goodbye. Your place is kept: Ivosidenib.")
+    # keys only: the end of input still saves and leaves
+    assert type(KeyboardListener(open(os.devnull)).listen(2)).__name__ == "EndOfInput"
+    quiet = KeyboardListener(open(os.devnull), eof_ends=False)
+    assert type(quiet.listen(0.2)).__name__ == "Silence"
+
+
+def test_stop_by_voice_is_confirmed_and_a_key_leaves_at_once(tmp_path):
+    speaker = RecordingSpeaker()
+    said = [Heard("2", 1.0, "keys"), Heard("stop", 0.9, "voice"), Heard("no", 0.9, "voice"), "q"]
+    run_session(GUIDE, speaker, ScriptedListener(said), timeout=None)
+    i = speaker.said.index("Leave the guide? Your place is kept. Say yes or no.")
+    assert speaker.said[i + 1].startswith("Good, let's carry on.")
+    assert speaker.said[-1].startswith("Goodbye. Your place is kept: More Chemotherapy.")
+
+
+def test_any_prompt_can_be_skipped_by_a_key():
+    welcome = f"Welcome to {GUIDE.title}."
+    speaker = RecordingSpeaker(cut_texts={welcome})
+    run_session(GUIDE, speaker, ScriptedListener(["3", "q"]), timeout=None)
+    assert speaker.said[0] == welcome and speaker.said[1] == "Stem Cell Transplant."  # the rest was skipped
+
+
+def test_the_farewell_says_the_truth_when_the_place_was_not_saved(tmp_path):
+    store = StateStore(tmp_path / "no" / "such" / "dir" / "s.json", GUIDE.id, warn=lambda m: None)
+    (tmp_path / "no").write_text("a file where a folder should be")
+    speaker = RecordingSpeaker()
+    run_session(GUIDE, speaker, ScriptedListener(["2", "q"]), store=store)
+    assert speaker.said[-1].startswith("Goodbye. I could not save your place")
+
+
+def test_a_word_to_define_is_one_word_and_more_is_a_command_again(tmp_path):
+    speaker = RecordingSpeaker()
+    run_session(GUIDE, speaker, ScriptedListener(["4", "3", "d", "remission", "more", "q"]), timeout=None)
+    assert any(t.startswith("Remission:") for t in speaker.said)
+    i = next(n for n, t in enumerate(speaker.said) if t.startswith("Remission:"))
+    assert speaker.said[i + 1] == split_sentences(GUIDE.section("gilteritinib").body[0])[0]

@@ -53,9 +53,15 @@ EXAMPLES = {
     "doctor": ["voiceguide doctor", "voiceguide doctor --strict"],
 }
 
+#: arguments a module registered without a description (every argument is described in --help)
+ARGUMENT_HELP = {
+    ("recognize", "files"): "one or more WAV files, each holding one spoken command",
+    ("say", "text"): "the text to speak; quote it if it has spaces",
+}
+
 #: one spelling across every help text (American, as the command is named: recognize)
 _SPELLING = {"recognise": "recognize", "recogniser": "recognizer", "recognised": "recognized",
-             "recognising": "recognizing", "recognition": "recognition"}
+             "recognising": "recognizing"}
 _SPELLING_RE = re.compile(r"\b(" + "|".join(_SPELLING) + r")(s?)\b", re.IGNORECASE)
 
 
@@ -130,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_examples(None, None) + "\n\nFor help on one command, say: voiceguide COMMAND --help",
     )
     parser.add_argument("--version", action="version", version=f"voiceguide {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                help="what to do (default: run, which starts the guide)")
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -141,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub, _PlainFormatter)
     for name, command in sub.choices.items():
         command.epilog = _examples(name, command.epilog)
+        for action in command._actions:
+            if action.help is None:
+                action.help = ARGUMENT_HELP.get((name, action.dest), action.dest.replace("_", " "))
     return parser
 
 

@@ -11,15 +11,20 @@ serves voice, keys and text. Section bodies are said sentence by sentence, so
 Error handling follows VoiceXML practice: separate no-input and no-match
 counters per prompt, a different and more helpful prompt on each retry (the
 third lists the options and offers the keys), counters reset on success, and
-after the third failure a graceful way out: back to the main menu, or (already
-there) waiting quietly without a timeout. Never an endless loop.
+after the third failure the guide offers help once and then waits quietly where
+the listener is, without a timer: it never throws the place away. Never an
+endless loop.
+
+The place is a section, a paragraph and a sentence: saved on every way out,
+offered next time, and remembered for each section visited in the session, so
+"go back to transplant" after a detour returns to where the listener was in it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Union
+from typing import Any, Union
 
 from .content import Guide, Section
 from .intents import Intent
@@ -28,6 +33,7 @@ __all__ = [
     "State", "Dialog", "Start", "Heard", "Key", "NoInput", "NoMatch", "Interrupted", "EndOfInput",
     "Say", "Earcon", "SetRate", "SetVolume", "SavePosition", "Save", "Listen", "Exit", "Event", "Effect",
     "MIN_RATE", "MAX_RATE", "RATE_STEP", "DEFAULT_RATE", "MIN_VOLUME", "MAX_VOLUME", "DEFAULT_VOLUME", "KEYS",
+    "KEY_HELP", "words_before_first_choice",
 ]
 
 MIN_RATE, MAX_RATE, RATE_STEP, DEFAULT_RATE = 80, 450, 25, 175
@@ -43,11 +49,13 @@ KEYS: dict[str, str] = {
     "": "more", "s": "skip", " ": "pause", "c": "resume", "f": "faster", "l": "slower", "w": "where",
     "y": "yes", "q": "stop", "d": "define", "+": "louder", "-": "quieter",
 }
-KEY_HELP = ("Keys: a number picks a topic. Enter for more, s to skip, n for next, p for previous, "
-            "b for back, m for the main menu, r to repeat, space to pause, c to continue, f for faster, "
-            "l for slower, plus for louder, minus for quieter, w for where am I, d then a word for a definition, "
-            "h for help, q to quit. "
+KEY_HELP = ("Keys: type a key, then press Enter. A number picks a topic. Enter alone for more, s to skip a sentence, "
+            "n for the next section, p for the previous one, b for back, m for the main menu, r to repeat, "
+            "space to pause, c to continue, f for faster, l for slower, plus for louder, minus for quieter, "
+            "w for where am I, d then a word for a definition, h for help, h twice for this list, q to quit. "
             "You can also type what you would say.")
+COMMANDS_HELP = ("You can say: more, skip, next, previous, back, main menu, repeat, pause, continue, faster, slower, "
+                 "louder, quieter, where am I, what does a word mean, sources, disclaimer, keys, or stop to leave.")
 
 
 # ---------------------------------------------------------------------- events
@@ -61,6 +69,10 @@ class Start:
     rate: int = DEFAULT_RATE
     volume: int = DEFAULT_VOLUME
     """Loudness of speech, percent."""
+    resume_para: int = 0
+    """The paragraph of ``resume_to`` the listener had reached (0: its summary)."""
+    resume_sentence: int = 0
+    """The sentence in that paragraph."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,10 @@ class Heard:
     """The listener said or typed something the parser understood (or ``none``)."""
 
     intent: Intent
+    during_speech: bool = False
+    """It came while the guide was speaking (the shell knows): a bare "stop" then means stop talking."""
+    by_voice: bool = False
+    """It was spoken, not typed: leaving by voice is confirmed first (a misheard "stop" must not end it all)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +131,9 @@ class Say:
     text: str
     """What to say, exactly."""
     kind: str = "prompt"
-    """``prompt`` (guide talk) or ``content`` (text from the pack)."""
+    """``prompt`` (guide talk), ``content`` (text from the pack) or ``farewell`` (the last words)."""
+    unsaved: str | None = None
+    """What to say instead when the last :class:`SavePosition` could not be written (the shell knows)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +167,10 @@ class SavePosition:
     rate: int
     volume: int
     """Loudness of speech, percent."""
+    para: int = 0
+    """The paragraph of ``section`` the listener had reached (0 with ``sentence`` 0: its summary)."""
+    sentence: int = 0
+    """The sentence in that paragraph the listener had reached."""
 
 
 Save = SavePosition  # short name
@@ -181,7 +203,9 @@ class State:
     section: str | None = None
     """Current section id; None at the main menu."""
     para: int = 0
-    """Index of the next body paragraph to read in this section."""
+    """The place in this section: the body paragraph holding the next sentence to read."""
+    sent: int = 0
+    """The place in this section: the next sentence to read in paragraph ``para`` (0 and 0: the summary)."""
     rate: int = DEFAULT_RATE
     volume: int = DEFAULT_VOLUME
     """Loudness of speech, percent."""
@@ -191,18 +215,33 @@ class State:
     no_match: int = 0
     paused: bool = False
     """While paused the no-input timer is off, until ``continue``."""
+    waiting: bool = False
+    """After the third failure: help was offered once, the guide waits quietly in place."""
     interrupted: bool = False
     """The last output was cut short."""
     cut: int = 0
     """Index in ``last`` of the utterance that was cut."""
     asking: str | None = None
-    """An open yes/no question: ``resume``."""
+    """An open yes/no question: ``resume`` (go back to last time's place), ``leave`` (leave the guide?),
+    ``offer`` (hear more about the section an answer came from)."""
     resume_to: str | None = None
     """Where the listener was last time (offered at start)."""
+    resume_para: int = 0
+    resume_sent: int = 0
+    offer: str | None = None
+    """The section offered after an answer (``asking == "offer"``)."""
     reading_para: int | None = None
     """The body paragraph said last, if the last output was one (its sentences come first in ``last``)."""
+    reading_sent: int = 0
+    """The first sentence of ``reading_para`` in that output."""
+    places: tuple[tuple[str, int, int], ...] = ()
+    """(section, paragraph, sentence) for each section left this session with a place in it."""
     awaiting_word: bool = False
-    """After the ``d`` key: the next input is a word to define."""
+    """After the ``d`` key: the next input is a word to define (one word only)."""
+    helped: bool = False
+    """The last answer was the short help: help again gives every command and key."""
+    disclaimed: bool = True
+    """The disclaimer was said this session (a returning listener hears it on leaving instead)."""
     ended: bool = False
 
     @property
@@ -220,6 +259,8 @@ class Dialog:
     guide: Guide
     timeout: float | None = DEFAULT_TIMEOUT
     """Seconds to wait for an answer before the no-input prompts; None switches the timer off."""
+    asker: Any = None
+    """Optional: anything with ``ask(text) -> Answer`` (voiceguide.ask): questions that are not commands."""
     _order: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
@@ -227,22 +268,26 @@ class Dialog:
 
     # -- start -------------------------------------------------------------
     def start(self, *, resume_to: str | None = None, rate: int = DEFAULT_RATE,
-              volume: int = DEFAULT_VOLUME) -> tuple[State, list[Effect]]:
-        """Shorthand for ``step(State(), Start(resume_to, rate, volume))``."""
-        return self.step(State(), Start(resume_to, rate, volume))
+              volume: int = DEFAULT_VOLUME, resume_para: int = 0, resume_sentence: int = 0
+              ) -> tuple[State, list[Effect]]:
+        """Shorthand for ``step(State(), Start(...))``."""
+        return self.step(State(), Start(resume_to, rate, volume, resume_para, resume_sentence))
 
-    def _start(self, resume_to: str | None, rate: int, volume: int) -> tuple[State, list[Effect]]:
+    def _start(self, ev: Start) -> tuple[State, list[Effect]]:
         g = self.guide
-        rate, volume = _clamp(rate), _clamp_volume(volume)
-        intro = (f"Welcome to {g.title}.", g.disclaimer,
-                 f"Last reviewed {_spoken_date(g.last_reviewed)}. Say help at any time.")
+        rate, volume = _clamp(ev.rate), _clamp_volume(ev.volume)
         state = State(rate=rate, volume=volume)
-        if resume_to and resume_to in g:
-            title = g.section(resume_to).title
-            question = f"Last time you were in {title}. Say continue, or main menu."
-            state = replace(state, asking="resume", resume_to=resume_to)
-            state, effects = self._say(state, *intro, question)
+        if ev.resume_to and ev.resume_to in g:
+            sec = g.section(ev.resume_to)
+            para, sent = self._valid_place(sec, ev.resume_para, ev.resume_sentence)
+            where = self._place_words(sec, para, sent)
+            question = f"Last time you were in {sec.title}{', ' + where if where else ''}. Say continue, or main menu."
+            state = replace(state, asking="resume", resume_to=sec.id, resume_para=para, resume_sent=sent,
+                            disclaimed=False, places=((sec.id, para, sent),) if (para, sent) != (0, 0) else ())
+            state, effects = self._say(state, f"Welcome back to {g.title}.", question)
         else:
+            intro = (f"Welcome to {g.title}.", g.disclaimer,
+                     f"Last reviewed {_spoken_date(g.last_reviewed)}. Say help at any time.")
             state, effects = self._say(state, *intro, *self._menu_lines())
         return state, [SetRate(rate), SetVolume(volume), *effects]
 
@@ -281,39 +326,54 @@ class Dialog:
 
     def _step(self, state: State, event: Event) -> tuple[State, list[Effect]]:
         if isinstance(event, Start):
-            return self._start(event.resume_to, event.rate, event.volume)
+            return self._start(event)
         if state.ended:
             return state, [Exit(0)]
         if isinstance(event, EndOfInput):
-            return replace(state, ended=True), [SavePosition(_position(state), state.rate, state.volume), Exit(0)]
+            return replace(state, ended=True), [self._save(state), Exit(0)]
         if isinstance(event, Interrupted):
-            if event.text and event.text not in state.last:
-                return state, []  # a passing prompt was cut; the remembered output was complete
-            cut = state.last.index(event.text) if event.text else 0
-            return replace(state, interrupted=True, cut=cut), []
+            return self._interrupted(state, event.text), []
         if isinstance(event, NoInput):
             if state.paused:
                 return state, []
             return self._no_input(state)
         if isinstance(event, NoMatch):
             return self._no_match(state, event.text)
+        during_speech = by_voice = False
         if isinstance(event, Key):
             intent = key_intent(event.key)
             if intent is None:
-                return self._no_match(state, event.key, "That key does nothing here. Press h for help.")
+                return self._no_match(replace(state, awaiting_word=False), event.key,
+                                      "That key does nothing here. Press h for help.")
         else:
-            intent = event.intent
+            intent, during_speech, by_voice = event.intent, event.during_speech, event.by_voice
+        awaiting, state = state.awaiting_word, replace(state, awaiting_word=False)  # one word only
+        helped, state = state.helped, replace(state, helped=False)
         if intent.intent == "none":
-            if state.awaiting_word:
-                return self._define(replace(state, awaiting_word=False), None, intent.text)
+            if awaiting:
+                return self._define(state, None, intent.text)
+            if self.asker is not None and intent.text.strip():
+                return self._ask(_ok(self._close_question(state)), intent.text)
             if intent.asks_for_advice:
                 return self._say(_ok(state),
                                  "I can't give medical advice. This guide only shares general information "
                                  "from its sources. Please ask your care team what is right for you.")
             return self._no_match(state, intent.text)
         state = _ok(state)
+        if intent.intent == "stop":
+            return self._on_stop(state, intent, during_speech=during_speech, by_voice=by_voice)
+        if intent.intent == "help":
+            return self._on_help(state, intent, again=helped)
+        if intent.intent not in ("yes", "no", "cancel", "repeat", "where", "help", "keys", "faster", "slower",
+                                 "louder", "quieter", "pause"):
+            state = self._close_question(state)  # another command: the open question is dropped
         handler = getattr(self, f"_on_{intent.intent}")
         return handler(state, intent)
+
+    def _close_question(self, s: State) -> State:
+        if s.asking in ("leave", "offer"):
+            return replace(s, asking=None, offer=None)
+        return s
 
     # -- intents -----------------------------------------------------------
     def _on_open(self, s: State, i: Intent):
@@ -338,7 +398,7 @@ class Dialog:
 
     def _on_back(self, s: State, i: Intent):
         if s.section is None:
-            return self._say(s, "You are at the main menu.", *self._menu_lines(short=True))
+            return self._say(s, "You are at the main menu.", *self._menu_lines())
         parent = self.guide.parent(s.section)
         if parent is None:
             return self._menu(s)
@@ -361,49 +421,85 @@ class Dialog:
         return self._enter(s, self._order[idx - 1])
 
     def _on_more(self, s: State, i: Intent):
+        s = replace(s, paused=False, waiting=False)
         if s.section is None:
-            return self._say(s, "Pick a topic first: say its name or number.", *self._menu_lines(short=True))
+            if s.asking == "resume":
+                return self._on_yes(s, i)
+            return self._say(s, *self._describe_lines())
         sec = self.guide.section(s.section)
         if s.para >= len(sec.body):
             return self._say(s, *self._end_of(sec))
-        return self._read(s, sec, s.para)
+        return self._read(s, sec, s.para, s.sent)
 
     def _on_skip(self, s: State, i: Intent):
+        """Skip one sentence: the one being said when speech was cut, else the next one."""
+        s = replace(s, paused=False, waiting=False)
         if s.section is None:
             return self._on_next(s, i)
+        if s.interrupted and s.reading_para is None and s.last:  # a prompt was cut: on past that sentence
+            rest = s.last[s.cut + 1:]
+            if rest:
+                return replace(s, interrupted=False, cut=0, last=rest), [Say(t) for t in rest]
         sec = self.guide.section(s.section)
-        # skip the paragraph that was cut, or else the one that would come next
-        nxt = s.reading_para + 1 if s.interrupted and s.reading_para is not None else s.para + 1
-        if nxt >= len(sec.body):
-            return self._say(replace(s, para=len(sec.body)), *self._end_of(sec))
-        return self._read(s, sec, nxt)
+        if s.para >= len(sec.body):
+            return self._say(s, *self._end_of(sec))
+        para, sent = s.para, s.sent + 1
+        if sent >= len(split_sentences(sec.body[para])):
+            para, sent = para + 1, 0
+        if para >= len(sec.body):
+            return self._say(replace(s, para=para, sent=0), *self._end_of(sec))
+        return self._read(s, sec, para, sent)
 
     def _on_menu(self, s: State, i: Intent):
         return self._menu(s)
 
-    def _on_help(self, s: State, i: Intent):
-        return self._say(s, self._help_text(s))
+    def _on_help(self, s: State, i: Intent, again: bool = False):
+        if again:
+            return self._say(s, f"{COMMANDS_HELP} {KEY_HELP}")
+        return self._say(replace(s, helped=True), self._help_text(s))
 
-    def _on_stop(self, s: State, i: Intent):
-        pos = _position(s)
-        where = self.guide.section(pos).title if pos else "the main menu"
-        return (replace(s, ended=True),
-                [SavePosition(_position(s), s.rate, s.volume),
-                 Say(f"Goodbye. I saved your place in {where}. To come back, start VoiceGuide again."),
-                 Exit(0)])
+    def _on_keys(self, s: State, i: Intent):
+        return self._say(s, KEY_HELP)
+
+    def _on_stop(self, s: State, i: Intent, *, during_speech: bool = False, by_voice: bool = False):
+        if during_speech and _bare_stop(i.text):
+            return self._on_pause(s, i)  # "stop" while the guide talks: stop talking
+        if by_voice and s.asking != "leave":
+            return self._say(replace(s, asking="leave"), "Leave the guide? Your place is kept. Say yes or no.",
+                             remember=False)
+        return self._leave(replace(s, asking=None if s.asking == "leave" else s.asking))
+
+    def _leave(self, s: State):
+        section, para, sent = _position(s)
+        if section is None:
+            where = "the main menu"
+        else:
+            sec = self.guide.section(section)
+            spot = self._place_words(sec, para, sent)
+            where = f"{sec.title}{', ' + spot if spot else ''}"
+        effects: list[Effect] = [self._save(s)]
+        if not s.disclaimed:
+            effects.append(Say(f"Remember: {self.guide.disclaimer}"))
+        effects.append(Say(f"Goodbye. Your place is kept: {where}. To come back, start VoiceGuide again.", "farewell",
+                           unsaved="Goodbye. I could not save your place this time. "
+                                   "To come back, start VoiceGuide again."))
+        return replace(s, ended=True), [*effects, Exit(0)]
 
     def _on_pause(self, s: State, i: Intent):
-        return self._say(replace(s, paused=True), "Paused. Say continue when you are ready.", remember=False)
+        return self._say(replace(s, paused=True), "Paused. Say continue, or press c and Enter, when you are ready.",
+                         remember=False)
 
     def _on_resume(self, s: State, i: Intent):
         if s.asking == "resume":
             return self._on_yes(s, i)
+        s = replace(s, paused=False, waiting=False)
         if s.interrupted and s.last:  # pick up at the utterance that was cut
-            return replace(s, paused=False, interrupted=False, cut=0), [Say(t) for t in s.last[s.cut:]]
-        s = replace(s, paused=False)
+            if s.reading_para is not None and s.section is not None:
+                return self._read(s, self.guide.section(s.section), s.para, s.sent)
+            return replace(s, interrupted=False, cut=0), [Say(t) for t in s.last[s.cut:]]
         if s.section is not None:
             return self._on_more(s, i)
-        return self._say(s, "Go ahead: say a topic, or its number.", *self._menu_lines(short=True))
+        return self._say(s, "Go ahead: say a topic, or its number.", *self._menu_lines())
 
     def _on_faster(self, s: State, i: Intent):
         return self._rate(s, s.rate + RATE_STEP)
@@ -419,25 +515,47 @@ class Dialog:
 
     def _on_where(self, s: State, i: Intent):
         if s.section is None:
+            if s.asking == "resume" and s.resume_to:
+                return self._say(s, f"You are at the start of {self.guide.title}. Last time you were in "
+                                    f"{self.guide.section(s.resume_to).title}. Say continue, or main menu.")
             return self._say(s, f"You are at the main menu of {self.guide.title}.")
         path = self.guide.path_to(s.section)
         sec = path[-1]
         where = ", ".join(p.title for p in path)
-        if s.para == 0 or not sec.body:
-            pos = "at its summary"
-        else:
-            pos = f"part {min(s.para, len(sec.body))} of {len(sec.body)}"
-        return self._say(s, f"You are in {where}, {pos}.")
+        spot = self._place_words(sec, s.para, s.sent) or "at its summary"
+        parts = ""
+        if sec.children:
+            parts = " It has one part." if len(sec.children) == 1 else f" It has {len(sec.children)} parts."
+        return self._say(s, f"You are in {where}, {spot}.{parts}")
 
     def _on_yes(self, s: State, i: Intent):
         if s.asking == "resume" and s.resume_to:
-            return self._enter(replace(s, asking=None), s.resume_to)
-        return self._say(s, "There is no question to answer right now. Say help to hear your choices.")
+            s = replace(s, asking=None)
+            return self._enter_at(s, s.resume_to, s.resume_para, s.resume_sent)
+        if s.asking == "leave":
+            return self._leave(replace(s, asking=None))
+        if s.asking == "offer" and s.offer:
+            return self._enter(replace(s, asking=None, offer=None), s.offer)
+        # "okay", "uh huh", "yes" with nothing asked: carry on
+        if s.section is not None or s.paused or s.interrupted:
+            return self._on_resume(s, i)
+        return self._say(s, "Say a topic's name or number, or help.")
 
     def _on_no(self, s: State, i: Intent):
         if s.asking == "resume":
-            return self._menu(replace(s, asking=None, resume_to=None))
-        return self._say(s, "There is no question to answer right now. Say help to hear your choices.")
+            return self._menu(replace(s, asking=None))
+        if s.asking == "leave":
+            return self._say(replace(s, asking=None), "Good, let's carry on. " + self._reprompt(s))
+        if s.asking == "offer":
+            return self._say(replace(s, asking=None, offer=None), "Okay. " + self._reprompt(s))
+        return self._say(s, "Okay. " + self._reprompt(s))
+
+    def _on_cancel(self, s: State, i: Intent):
+        if s.asking == "resume":
+            return self._on_no(s, i)
+        if s.asking in ("leave", "offer"):
+            return self._on_no(s, i)
+        return self._say(s, "Okay. " + self._reprompt(s))
 
     def _on_number(self, s: State, i: Intent):
         try:
@@ -451,26 +569,113 @@ class Dialog:
             return self._no_match(s, i.text, "There are no numbered choices here.")
         return self._no_match(s, i.text, f"Please pick a number from 1 to {len(choices)}.")
 
+    def _on_sources(self, s: State, i: Intent):
+        g = self.guide
+        names = [self._source_name(sid) for sid in (g.section(s.section).sources if s.section else ())]
+        names = [n for n in names if n]
+        everything = "; ".join(self._source_name(src.id) for src in g.sources)
+        reviewed = f"Last reviewed {_spoken_date(g.last_reviewed)}."
+        if s.section and names:
+            title = g.section(s.section).title
+            return self._say(s, f"{title} comes from: {'; '.join(names)}.",
+                             f"The whole guide draws on {len(g.sources)} sources. {reviewed} "
+                             "Say sources again at the main menu to hear them all.")
+        return self._say(s, f"This guide draws on: {everything}.", reviewed)
+
+    def _source_name(self, source_id: str) -> str:
+        try:
+            src = self.guide.source(source_id)
+        except StopIteration:
+            return ""
+        publisher = getattr(src, "publisher", "") or ""
+        return f"{publisher}, {src.title}" if publisher else src.title
+
+    def _on_disclaimer(self, s: State, i: Intent):
+        return self._say(replace(s, disclaimed=True), self.guide.disclaimer)
+
+    # -- questions (voiceguide.ask) ----------------------------------------
+    def _ask(self, s: State, text: str):
+        answer = self.asker.ask(text)
+        kind, reply = getattr(answer, "kind", "unknown"), getattr(answer, "answer", "")
+        section = getattr(answer, "section", None)
+        if kind == "answer" and section in self.guide and reply:
+            title = self.guide.section(section).title
+            return self._say(replace(s, asking="offer", offer=section), reply,
+                             f"Say yes to hear more about {title}.")
+        if reply:
+            return self._say(s, reply)
+        return self._no_match(s, text)
+
     # -- building blocks ---------------------------------------------------
+    def _remember_place(self, s: State) -> State:
+        """Keep the place in the section being left, for coming back to it in this session."""
+        if s.section is None:
+            return s
+        places = tuple(p for p in s.places if p[0] != s.section)
+        if (s.para, s.sent) != (0, 0):
+            places += ((s.section, s.para, s.sent),)
+        return replace(s, places=places)
+
     def _enter(self, s: State, section_id: str | None):
         if section_id is None or section_id not in self.guide:
             return self._no_match(s, "")
+        place = next((p for p in s.places if p[0] == section_id), None)
+        if place and section_id != s.section:
+            return self._enter_at(s, section_id, place[1], place[2], back=True)
         sec = self.guide.section(section_id)
-        s = replace(s, section=sec.id, para=0, asking=None, paused=False, reading_para=None, awaiting_word=False)
+        s = replace(self._remember_place(s), section=sec.id, para=0, sent=0, asking=None, paused=False,
+                    waiting=False, reading_para=None)
         return self._say(s, f"{sec.title}.", sec.summary, self._offer(sec))
 
+    def _enter_at(self, s: State, section_id: str, para: int, sent: int, back: bool = False):
+        """Go to a place inside a section: straight on reading there (resume), or told where (coming back)."""
+        sec = self.guide.section(section_id)
+        para, sent = self._valid_place(sec, para, sent)
+        s = replace(self._remember_place(s), section=sec.id, para=para, sent=sent, asking=None, paused=False,
+                    waiting=False, reading_para=None)
+        if (para, sent) == (0, 0) or para >= len(sec.body):
+            s = replace(s, para=0, sent=0)
+            return self._say(s, f"{sec.title}.", sec.summary, self._offer(sec))
+        if back:
+            spot = self._place_words(sec, para, sent)
+            return self._say(s, f"{sec.title}. You were {spot}. Say more to carry on from there.")
+        state, effects = self._read(s, sec, para, sent)
+        return state, [Say(f"{sec.title}."), *effects]
+
+    def _valid_place(self, sec: Section, para: int, sent: int) -> tuple[int, int]:
+        if not isinstance(para, int) or not isinstance(sent, int) or para < 0 or sent < 0 or para > len(sec.body):
+            return 0, 0
+        if para == len(sec.body):
+            return para, 0
+        return (para, sent) if sent < len(split_sentences(sec.body[para])) else (para, 0)
+
+    def _place_words(self, sec: Section, para: int, sent: int) -> str:
+        """The place in words a listener can use: "paragraph 2 of 5, sentence 3"; "" at the summary."""
+        n = len(sec.body)
+        if (para, sent) == (0, 0) or not n:
+            return ""
+        if para >= n:
+            return "at its end"
+        if sent == 0:
+            return f"at the start of paragraph {para + 1} of {n}"
+        return f"at paragraph {para + 1} of {n}, sentence {sent + 1}"
+
     def _menu(self, s: State):
-        s = replace(s, section=None, para=0, asking=None, paused=False, reading_para=None)
+        s = replace(self._remember_place(s), section=None, para=0, sent=0, asking=None, paused=False, waiting=False,
+                    reading_para=None)
         return self._say(s, *self._menu_lines())
 
-    def _menu_lines(self, short: bool = False) -> list[str]:
+    def _menu_lines(self) -> list[str]:
+        """The main menu, short: titles only (summaries on request: more, or describe them)."""
         lines = ["Main menu."]
+        lines += [f"{n}: {sec.title}." for n, sec in enumerate(self.guide.sections, 1)]
+        lines.append("Say a topic's name or number, or say more to hear what each one is about.")
+        return lines
+
+    def _describe_lines(self) -> list[str]:
+        lines = []
         for n, sec in enumerate(self.guide.sections, 1):
-            name = _say_name(sec)
-            if short:
-                lines.append(f"{n}: {sec.title}.")
-            else:
-                lines.append(f"{n}: {sec.title}. {_first_sentence(sec.summary)} Say {name}, or press {n}.")
+            lines.append(f"{n}: {sec.title}. {_first_sentence(sec.summary)} Say {_say_name(sec)}, or press {n}.")
         return lines
 
     def _offer(self, sec: Section) -> str:
@@ -489,21 +694,42 @@ class Dialog:
             tail = "Say a part's number to go on, " + tail[0].lower() + tail[1:]
         return [f"That is the end of {sec.title}. {tail}"]
 
-    def _read(self, s: State, sec: Section, para: int):
-        """Say one body paragraph, sentence by sentence (and where to go after the last one)."""
-        sentences = tuple(split_sentences(sec.body[para]))
+    def _read(self, s: State, sec: Section, para: int, sent: int = 0):
+        """Say one body paragraph from sentence ``sent``, sentence by sentence (and where to go after the last)."""
+        sentences = tuple(split_sentences(sec.body[para])[sent:])
         effects: list[Effect] = [Say(t, "content") for t in sentences]
         last = sentences
         if para + 1 >= len(sec.body):
             end = self._end_of(sec)
             effects += [Say(t) for t in end]
             last += tuple(end)
-        return replace(s, para=para + 1, reading_para=para, last=last, interrupted=False, cut=0), effects
+        return (replace(s, para=para + 1, sent=0, reading_para=para, reading_sent=sent, last=last,
+                        interrupted=False, cut=0, paused=False, waiting=False), effects)
+
+    def _interrupted(self, s: State, text: str) -> State:
+        if text and text not in s.last:
+            return s  # a passing prompt was cut; the remembered output was complete
+        cut = s.last.index(text) if text else 0
+        s = replace(s, interrupted=True, cut=cut)
+        if s.reading_para is not None and s.section is not None:
+            sec = self.guide.section(s.section)
+            said_here = len(split_sentences(sec.body[s.reading_para])) - s.reading_sent
+            if cut < said_here:  # cut inside the paragraph: the place is the cut sentence
+                s = replace(s, para=s.reading_para, sent=s.reading_sent + cut)
+        return s
 
     def _choices(self, s: State) -> tuple[Section, ...]:
         if s.section is None:
             return self.guide.sections
         return self.guide.section(s.section).children
+
+    def position(self, state: State) -> SavePosition:
+        """Where the listener is, as the save the dialog would make on leaving (for the shell's other ways out)."""
+        return self._save(state)
+
+    def _save(self, s: State) -> SavePosition:
+        section, para, sent = _position(s)
+        return SavePosition(section, s.rate, s.volume, para, sent)
 
     def _rate(self, s: State, wpm: int):
         wpm = _clamp(wpm)
@@ -512,36 +738,37 @@ class Dialog:
             return self._say(s, f"This is already the {edge} rate.")
         word = "Faster" if wpm > s.rate else "Slower"
         s = replace(s, rate=wpm)
-        state, effects = self._say(s, f"{word}: {wpm} words a minute.", remember=False)
-        return state, [SetRate(wpm), Save(s.section, wpm, s.volume), *effects]
+        state, effects = self._say(s, f"{word}: {wpm} words a minute.")
+        return state, [SetRate(wpm), self._save(s), *effects]
 
     def _volume(self, s: State, percent: int):
         percent = _clamp_volume(percent)
         if percent == s.volume:
             if percent == MAX_VOLUME:
                 return self._say(s, "This is already the loudest I can speak. "
-                                    "To hear me louder, turn up your speaker or headphones.", remember=False)
-            return self._say(s, "This is already the quietest I can speak.", remember=False)
+                                    "To hear me louder, turn up your speaker or headphones.")
+            return self._say(s, "This is already the quietest I can speak.")
         word = "Louder" if percent > s.volume else "Quieter"
         s = replace(s, volume=percent)
-        state, effects = self._say(s, f"{word}: volume {percent} percent.", remember=False)
-        return state, [SetVolume(percent), Save(s.section, s.rate, percent), *effects]
+        state, effects = self._say(s, f"{word}: volume {percent} percent.")
+        return state, [SetVolume(percent), self._save(s), *effects]
 
     def _help_text(self, s: State) -> str:
         if s.asking == "resume":
             here = "Say continue to go back to where you were, or main menu to start from the top."
+        elif s.asking == "leave":
+            here = "Say yes to leave the guide, or no to stay. Your place is kept either way."
         elif s.section is None:
             here = (f"You are at the main menu. Say a topic name, like {_say_name(self.guide.sections[0])}, "
-                    f"or its number from 1 to {len(self.guide.sections)}.")
+                    f"or its number from 1 to {len(self.guide.sections)}. Say more to hear what each one is about.")
         else:
             sec = self.guide.section(s.section)
-            here = f"You are in {sec.title}. Say more to hear the details"
+            here = f"You are in {sec.title}. Say more to hear the details, skip to skip a sentence"
             if sec.children:
-                here += f", or a part's number from 1 to {len(sec.children)}"
-            here += ". Say next or previous to move between sections, back to go up, or main menu."
-        common = ("At any time you can say: repeat, pause, continue, faster, slower, louder, quieter, where am I, "
-                  "what does a word mean, or stop to leave.")
-        return f"{here} {common} {KEY_HELP}"
+                here += f", a part's number from 1 to {len(sec.children)}"
+            here += ", next or previous for other sections, back to go up, or main menu."
+        return (f"{here} Say repeat, pause, where am I, or stop to leave. "
+                "Say help again for every command and key.")
 
     def _no_input(self, s: State):
         n = s.no_input + 1
@@ -553,9 +780,11 @@ class Dialog:
         return self._way_out(s, "I haven't heard anything for a while.")
 
     def _no_match(self, s: State, text: str, why: str = ""):
+        lead = why or "Sorry, I didn't catch that."
+        if s.waiting:  # help was offered already: answer briefly, no ladder
+            return s, [Earcon("nomatch"), Say(f"{lead} Say help, or press h and Enter.")]
         n = s.no_match + 1
         s = replace(s, no_match=n, awaiting_word=False)
-        lead = why or "Sorry, I didn't catch that."
         if n == 1:
             state, eff = self._say(s, f"{lead} {self._reprompt(s)}", remember=False)
         elif n == 2:
@@ -567,32 +796,36 @@ class Dialog:
     def _reprompt(self, s: State) -> str:
         if s.asking == "resume":
             return "Say continue, or main menu."
+        if s.asking in ("leave", "offer"):
+            return "Say yes or no."
         return "Say a topic, more, or help." if s.section is None else "Say more, next, back, or help."
 
     def _example(self, s: State) -> str:
         choices = self._choices(s)
         if s.asking == "resume":
-            return "To go back to where you were, say continue or press c. For the main menu, say main menu or press m."
+            return ("To go back to where you were, say continue or press c and Enter. "
+                    "For the main menu, say main menu or press m and Enter.")
+        if s.asking in ("leave", "offer"):
+            return "Say yes, or no. Or press y and Enter for yes."
         if choices:
             return (f"You can say a name, like {_say_name(choices[0])}, or a number from 1 to {len(choices)}. "
                     "Or say help.")
         return "You can say more, next, previous, back, or main menu. Or say help."
 
     def _way_out(self, s: State, lead: str):
-        s = replace(s, no_input=0, no_match=0)
-        options = self._options_list(s)
-        keys = "You can also use the keyboard: press a number, or h for help."
-        if s.section is None and s.asking is None:
-            # Already at the top: stop prompting, wait quietly until the listener is ready.
-            return self._say(replace(s, paused=True), lead, options, keys,
-                             "I'll wait here. Say continue or press any key when you are ready.", remember=False)
-        s = replace(s, section=None, para=0, asking=None, reading_para=None)
-        return self._say(s, lead, options, keys, "Let's go back to the main menu.", *self._menu_lines(short=True))
+        """After the third failure: offer help once, then wait quietly right here (the place is kept)."""
+        s = replace(s, no_input=0, no_match=0, paused=True, waiting=True)
+        keys = "You can also use the keyboard: type h and press Enter for help."
+        return self._say(s, lead, self._options_list(s), keys,
+                         "I'll wait here, and your place is kept. Say continue, or press Enter, when you are ready.",
+                         remember=False)
 
     def _options_list(self, s: State) -> str:
         choices = self._choices(s)
         if s.asking == "resume":
             return "Your options are: continue, to go back to where you were; or main menu."
+        if s.asking in ("leave", "offer"):
+            return "Your options are: yes, or no."
         if choices:
             items = "; ".join(f"{n}, {c.title}" for n, c in enumerate(choices, 1))
             return f"Your options are: {items}. Or say more, next, back, main menu, or stop."
@@ -603,6 +836,11 @@ class Dialog:
         if remember:
             s = replace(s, last=texts, reading_para=None, interrupted=False, cut=0)
         return s, [Say(t) for t in texts]
+
+
+def words_before_first_choice(effects: list[Effect]) -> int:
+    """How many words the guide says before the listener can choose (the start's speech)."""
+    return sum(len(e.text.split()) for e in effects if isinstance(e, Say))
 
 
 # ---------------------------------------------------------------------- helpers
@@ -628,13 +866,24 @@ def split_sentences(text: str) -> list[str]:
     return [p.strip() for p in _SENTENCE_END.split(text.strip()) if p.strip()]
 
 
-def _position(s: State) -> str | None:
-    """Where to save: the section, or, while still asked whether to resume, the place offered."""
-    return s.section or (s.resume_to if s.asking == "resume" else None)
+def _position(s: State) -> tuple[str | None, int, int]:
+    """Where to save (section, paragraph, sentence): the place, or, while still asked whether to resume,
+    the place offered."""
+    if s.section:
+        return s.section, s.para, s.sent
+    if s.asking == "resume" and s.resume_to:
+        return s.resume_to, s.resume_para, s.resume_sent
+    return None, 0, 0
+
+
+def _bare_stop(text: str) -> bool:
+    """ "stop" on its own (or "stop it", "stop that"): while the guide talks, this means stop talking."""
+    words = re.sub(r"[^a-z ]", "", text.lower()).split()
+    return bool(words) and words[0] == "stop" and len(words) <= 2 and words[1:] in ([], ["it"], ["that"], ["please"])
 
 
 def _ok(s: State) -> State:
-    return replace(s, no_input=0, no_match=0)
+    return replace(s, no_input=0, no_match=0, waiting=False)
 
 
 def _clamp(wpm: int) -> int:

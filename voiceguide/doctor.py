@@ -59,10 +59,19 @@ def checks() -> list[tuple[str, str | None]]:
     return [(name, fn()) for name, fn in out]
 
 
+def _portaudio_installed() -> bool:
+    import ctypes.util
+
+    return _module("sounddevice") and (sys.platform != "linux" or ctypes.util.find_library("portaudio") is not None)
+
+
 def _device(probe, key: str) -> str | None:
     reason = probe()
     if reason is None:
         return None
+    reason = reason[:1].upper() + reason[1:]
+    if _portaudio_installed():  # never suggest installing what is installed
+        return f"{reason}. Check that a device is connected and switched on, or use --text"
     return f"{reason}. Check that a device is connected; install: {_hint(key)}; or use --text"
 
 

@@ -19,7 +19,8 @@ __all__ = ["Intent", "IntentParser", "INTENTS", "COMMAND_PHRASES", "number_value
 
 INTENTS = (
     "open", "define", "repeat", "back", "next", "previous", "more", "skip", "menu", "help", "stop",
-    "pause", "resume", "faster", "slower", "louder", "quieter", "where", "yes", "no", "number", "none",
+    "pause", "resume", "faster", "slower", "louder", "quieter", "where", "yes", "no", "cancel", "sources",
+    "disclaimer", "keys", "number", "none",
 )
 
 #: universal commands and the ways people say them (already normalised)
@@ -31,16 +32,20 @@ COMMAND_PHRASES: dict[str, tuple[str, ...]] = {
     "back": ("back", "go back", "go up", "up", "up one level", "up a level", "back up", "return", "previous menu",
              "take me back", "level up"),
     "next": ("next", "next one", "next section", "next topic", "next part", "go to the next one", "forward",
-             "move on", "whats next", "the next one", "next topic", "go forward", "onward", "onwards"),
+             "move on", "whats next", "the next one", "next topic", "go forward", "onward", "onwards", "skip section",
+             "skip this section", "skip the section", "skip to the next section", "skip this part", "skip this topic",
+             "skip the topic"),
     "previous": ("previous", "previous one", "previous section", "previous topic", "last one", "the one before",
                  "go to the previous one", "before that", "the previous one", "one before", "earlier section",
                  "go backward", "backwards"),
     "more": ("more", "tell me more", "more please", "more details", "details", "go on", "keep going", "read more",
              "read it", "read on", "tell me everything", "the details", "more info", "more information",
              "read the details", "explain more", "what else", "detail", "then what", "and then", "continue reading this",
-             "say more", "more about this", "more about that", "elaborate"),
-    "skip": ("skip", "skip that", "skip this", "skip it", "skip ahead", "next sentence", "next paragraph",
-             "skip this part", "skip bit", "jump ahead", "skip forward", "fast forward", "skip over"),
+             "say more", "more about this", "more about that", "elaborate", "next paragraph", "describe them",
+             "describe the topics", "describe", "what are they about", "summaries", "describe each one",
+             "tell me about them", "describe each topic"),
+    "skip": ("skip", "skip that", "skip this", "skip it", "skip ahead", "next sentence", "skip a sentence",
+             "skip sentence", "skip this sentence", "skip bit", "jump ahead", "skip forward", "fast forward", "skip over"),
     "menu": ("main menu", "menu", "home", "start over", "go home", "main", "top", "topics", "list of topics",
              "all topics", "the menu", "back to the start", "beginning", "go to the main menu", "table of contents",
              "contents", "list the topics", "topic list", "list topics", "take me home", "from the top", "start again",
@@ -76,9 +81,19 @@ COMMAND_PHRASES: dict[str, tuple[str, ...]] = {
               "what are we on", "what am i on"),
     "yes": ("yes", "yeah", "yep", "yup", "sure", "ok", "okay", "please do", "yes please", "correct", "right",
             "of course", "alright", "all right", "do it", "go for it", "sure thing", "yes i do", "i do", "definitely",
-            "thats right", "affirmative"),
+            "thats right", "affirmative", "uh huh", "mhm", "mm hmm", "got it"),
     "no": ("no", "nope", "no thanks", "no thank you", "not now", "not", "not right", "not right now", "nah", "dont",
-           "no way", "not really", "not yet", "i dont", "negative", "no i dont"),
+           "no way", "not really", "not yet", "i dont", "negative", "no i dont", "stay"),
+    "cancel": ("cancel", "never mind", "nevermind", "forget it", "forget that", "cancel that", "no never mind",
+               "oh never mind", "scratch that"),
+    "sources": ("sources", "source", "where is this from", "where does this come from", "what are the sources",
+                "what are your sources", "where does this information come from", "references", "who says",
+                "where did you get this", "where did this come from", "the sources", "list the sources",
+                "who wrote this", "citations"),
+    "disclaimer": ("disclaimer", "the disclaimer", "read the disclaimer", "say the disclaimer", "is this medical advice",
+                   "repeat the disclaimer"),
+    "keys": ("keys", "key list", "what keys", "which keys", "keyboard", "list the keys", "keyboard keys",
+             "keyboard shortcuts", "shortcuts", "what are the keys", "all the keys", "the keys"),
 }
 
 _NUMBER_WORDS = {
@@ -202,6 +217,8 @@ class IntentParser:
     def parse(self, text: str) -> Intent:
         raw = text
         t = normalize(text)
+        if t in self.commands:  # a whole command first: "uh huh" is not "huh"
+            return Intent(self.commands[t], None, raw, 1.0)
         t = re.sub(r"^(?:(?:um|uh|er|hmm|oh|ok|okay|so|well|hey|hi|hello|please|and|now|sorry|excuse me|"
                    r"voice guide|guide)\s+)+", "", t)
         t = re.sub(r"(?:\s+(?:please|thanks|thank you|now|for me|exactly))+$", "", t).strip()

@@ -35,6 +35,10 @@ class Saved:
     voice: str | None = None
     volume: int | None = None
     """Loudness of speech, percent (shared by all guides, like the rate)."""
+    para: int = 0
+    """The paragraph of ``section`` reached (0 with ``sentence`` 0: its summary; files before 2026-12 lack it)."""
+    sentence: int = 0
+    """The sentence in that paragraph."""
 
 
 @dataclass
@@ -57,8 +61,15 @@ class StateStore:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            self._warn_read(f"ignoring the saved position in {self.path}: it could not be read ({type(exc).__name__}).")
+        except UnicodeDecodeError:
+            self._warn_read(f"ignoring the saved position in {self.path}: it is not a text file.")
+            return {}
+        except ValueError:
+            self._warn_read(f"ignoring the saved position in {self.path}: it is damaged (not valid JSON).")
+            return {}
+        except OSError as exc:
+            self._warn_read(f"ignoring the saved position in {self.path}: it could not be read "
+                            f"({(exc.strerror or 'unreadable').lower()}).")
             return {}
         if not isinstance(data, dict):
             self._warn_read(f"ignoring the saved position in {self.path}: it is not in the expected format.")
@@ -68,19 +79,25 @@ class StateStore:
     def load(self) -> Saved:
         data = self._read_all()
         guide = data.get("guides", {}).get(self.guide_id, {}) if isinstance(data.get("guides"), dict) else {}
-        section = guide.get("section") if isinstance(guide, dict) else None
+        guide = guide if isinstance(guide, dict) else {}
+        section = guide.get("section")
         rate, volume = data.get("rate"), data.get("volume")
         voice = data.get("voice")
-        return Saved(section if isinstance(section, str) else None,
+        section = section if isinstance(section, str) else None
+        para, sentence = (_count(guide.get("para")), _count(guide.get("sentence"))) if section else (0, 0)
+        return Saved(section,
                      rate if isinstance(rate, int) and not isinstance(rate, bool) else None,
                      voice if isinstance(voice, str) else None,
-                     volume if isinstance(volume, int) and not isinstance(volume, bool) and 1 <= volume <= 100 else None)
+                     volume if isinstance(volume, int) and not isinstance(volume, bool) and 1 <= volume <= 100 else None,
+                     para, sentence)
 
     def save(self, section: str | None, rate: int | None = None, voice: str | None = None,
-             volume: int | None = None) -> None:
+             volume: int | None = None, para: int = 0, sentence: int = 0) -> bool:
+        """Keep the place (section, paragraph, sentence) and the preferences; False if it could not be written."""
         data = self._read_all() if self.path.exists() else {}
         guides = data.get("guides") if isinstance(data.get("guides"), dict) else {}
-        guides[self.guide_id] = {"section": section}
+        guides[self.guide_id] = {"section": section, "para": para if section else 0,
+                                 "sentence": sentence if section else 0}
         data["guides"] = guides
         if rate is not None:
             data["rate"] = rate
@@ -94,4 +111,12 @@ class StateStore:
         except OSError as exc:
             if not self._warned:
                 self._warned = True
-                self.warn(f"could not save your place in {self.path} ({exc.strerror or exc}); carrying on without saving.")
+                why = (exc.strerror or "it cannot be written").lower()
+                self.warn(f"could not save your place in {self.path} ({why}); carrying on without saving.")
+            return False
+        return True
+
+
+def _count(value) -> int:
+    """A paragraph or sentence index from the file: a non-negative int, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
