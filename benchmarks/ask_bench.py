@@ -16,7 +16,7 @@ with the pack's lexicon, clean and with white noise or babble 10 dB below it, tr
 Whisper recogniser primed with the pack's words (WhisperRecognizer.transcribe), and the transcript
 goes to the same Asker.
 
-Usage: python benchmarks/ask_bench.py [--dev] [--typed] [--content PATH]
+Usage: python benchmarks/ask_bench.py [--dev [--spoken]] [--typed] [--content PATH]
 """
 
 from __future__ import annotations
@@ -165,6 +165,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dev", action="store_true", help="the development set: print misses, record nothing")
     ap.add_argument("--typed", action="store_true", help="typed questions only (no speech)")
+    ap.add_argument("--spoken", action="store_true", help="with --dev: the spoken questions too")
     ap.add_argument("--content", metavar="PATH")
     args = ap.parse_args()
     guide = load_guide(args.content)
@@ -178,6 +179,9 @@ def main() -> None:
     print(row(f"typed ({'development' if args.dev else 'held-out'})", typed))
     print(f"Asker built in {load_ms:.0f} ms")
     if args.dev:
+        if args.spoken:
+            for label, result, asr_ms in spoken(guide, asker, items):
+                print(row(f"spoken, {label}", result) + f" whisper {asr_ms:.0f} ms")
         return
     lines = [row("typed", typed)]
     notes = []

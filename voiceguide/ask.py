@@ -61,11 +61,10 @@ _NUMBERS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "fiv
             "seven": "7", "eight": "8", "nine": "9", "ten": "10", "won": "1", "to": "2", "too": "2", "for": "4"}
 
 _PERSON = r"(?:i|we|he|she|they|you|my \w+|our \w+|his \w+|her \w+|mum|mom|dad)"
-_FOR_PERSON = (r"for (?:me|us|him|her|them|my (?:husband|wife|partner|mum|mom|mother|dad|father|son|daughter|"
-               r"child|kid|kids|family|brother|sister|friend|parent|parents|grandmother|grandfather|grandma|grandpa))")
+_FOR_PERSON = r"for (?:me|us|him|her|them|my \w+|our \w+)"
 #: questions about one's own treatment: what to take, dose, stopping, choosing
 _ADVICE_ACT = re.compile("|".join([
-    rf"\b(?:should|shall|ought|must) {_PERSON}\b",
+    rf"(?<!how )(?<!where )\b(?:should|shall|ought|must) {_PERSON}\b",  # not "how should I breathe in"
     rf"\b(?:can|could|may|do|does) {_PERSON} (?:take|stop|skip|miss|quit|switch|change|start|try|ask for|"
     rf"refuse|drink|need|have to|get)\b",
     r"\b(?:stop|stopping|quit|quitting|skip|skipping|miss|missing|come off|coming off|halve|double) "
@@ -84,7 +83,7 @@ _ADVICE_ACT = re.compile("|".join([
 ]))
 #: prognosis: survival, time left, whether it will work for them
 _ADVICE_FATE = re.compile("|".join([
-    rf"\b(?:will|am|are|is|would|could) {_PERSON} (?:die|dying|going to die|going to make it|be ok|be okay|"
+    rf"\b(?:will|am|are|is|would|could) {_PERSON} (?:going to |gonna )?(?:die|dying|be ok|be okay|"
     r"be alright|be all right|be fine|live|survive|make it|be cured|get better|recover|pull through|beat)\b",
     r"\b(?:going to die|gonna die|am i dying|is (?:he|she) dying)\b",
     rf"\bhow long (?:do|have|will|would|can|has|does|is) {_PERSON}\b",
@@ -123,6 +122,18 @@ _PRONOUNS = {"it", "this", "that", "they", "them", "its", "these", "those", "one
 _LAST_QUESTION = re.compile(r"\b(?:what|which|how|why|when|where|who|is there|are there)\b(?!.*\b(?:what|which|how|why|"
                             r"when|where|who|is there|are there)\b).*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
+
+
+def _sound_key(text: str) -> str:
+    """A rough key of how words sound, for names a recogniser wrote as other words ("guilt tary tenon" and
+    "gilteritinib" both give ``gltrtn...``): letters alike in sound merged, vowels after the first letter
+    and doubled letters dropped."""
+    w = re.sub(r"[^a-z0-9]", "", text.lower())
+    for a, b in (("ph", "f"), ("ck", "k"), ("qu", "kw"), ("x", "ks"), ("c", "k"), ("q", "k"), ("z", "s"), ("v", "f"),
+                 ("y", "i"), ("j", "g"), ("d", "t"), ("b", "p"), ("w", "")):
+        w = w.replace(a, b)
+    w = w[:1] + re.sub(r"[aeiouh]", "", w[1:])
+    return re.sub(r"(.)\1+", r"\1", w)
 
 
 def sentences(text: str) -> list[str]:
@@ -215,15 +226,15 @@ class Asker:
         self._idf_oov = math.log(1 + (n + 0.5) / 0.5)
         self._unit_tokens = [set(d) for d in docs]
         # the pack's "topic" words: from names, glossary and lexicon, less everyday ones
-        topic_text = [" ".join(v) for v in self.names.values()]
-        topic_text += [" ".join([e.term, *e.aliases]) for e in guide.glossary]
+        topic_text = [" ".join([e.term, *e.aliases]) for e in guide.glossary]
         topic_text += [e.word for e in guide.lexicon]
+        topic_text += [word for word, _ in (guide.replies.synonyms if guide.replies else ())]
         self._generic = {self._stem(w) for w in _GENERIC}
-        self._topics = set(self._tokens(" ".join(topic_text))) - self._generic
+        self._topics = ({t for v in self.names.values() for t in v} | set(self._tokens(" ".join(topic_text)))) - self._generic
         # phrases said -> the pack's words they stand for (normalized, whole words): respellings and
         # glossary aliases only where the pack's paragraphs never use one of their words ("flit three",
         # not "leukemia"), the pack's synonyms always
-        self._phrases: dict[str, str] = {}
+        self._phrases: dict[str, str] = {}  # phrase -> the pack's words (several: joined by spaces)
         said = [(normalize(e.say), normalize(e.word)) for e in guide.lexicon]
         said += [(normalize(a), normalize(e.term)) for e in guide.glossary for a in e.aliases]
         for phrase, word in said:
@@ -232,7 +243,7 @@ class Asker:
         replies = guide.replies
         for word, said in (replies.synonyms if replies else ()):
             for s in said:
-                self._phrases.setdefault(s, word)
+                self._phrases[s] = f"{self._phrases[s]} {word}" if s in self._phrases else word
         self._phrase_re = re.compile(
             r"\b(" + "|".join(re.escape(p) for p in sorted(self._phrases, key=len, reverse=True) if p) + r")\b"
         ) if self._phrases else None
@@ -242,8 +253,9 @@ class Asker:
         for e in guide.glossary:
             for name in (e.term, *e.aliases):
                 self._terms.setdefault(normalize(name), e.term)
-        # rare written words for spelling repair (drug and brand names, letters-and-digits names)
-        self._rare = sorted({w for w in normalize(" ".join(topic_text)).split() if len(w) >= 5 and w not in _STOP})
+        # the lexicon's hard words (drug and brand names), for spelling repair: everyday words never are
+        self._rare = sorted({w for e in guide.lexicon for w in normalize(e.word).split() if len(w) >= 5})
+        self._rare_keys = {_sound_key(w): w for w in self._rare if len(_sound_key(w)) >= 5}
 
     # ------------------------------------------------------------------ text
     def _stem(self, word: str) -> str:
@@ -253,7 +265,7 @@ class Asker:
         return s
 
     def _tokens(self, text: str, stem: bool = True) -> list[str]:
-        words = [w for w in normalize(text).split() if w not in _STOP]
+        words = [w for w in normalize(text).split() if w not in _STOP and len(w) > 1]
         return [self._stem(w) for w in words] if stem else words
 
     def _canonical(self, text: str) -> str:
@@ -263,9 +275,9 @@ class Asker:
         i = 0
         while i < len(words):
             j = i
-            while j < len(words) and len(words[j]) == 1 and words[j].isalpha() and words[j] not in {"a", "i"}:
+            while j < len(words) and len(words[j]) == 1 and words[j].isalpha():
                 j += 1
-            if j - i >= 2:  # "f l t" -> "flt"
+            if j - i >= 3 or (j - i == 2 and not {"a", "i"} & set(words[i:j])):  # "f l t" -> "flt", not "i d"
                 out.append("".join(words[i:j]))
                 i = j
                 continue
@@ -282,19 +294,47 @@ class Asker:
             joined.append(w)
         return " ".join(joined)
 
-    def _expand(self, text: str) -> str:
-        """The question plus the pack's words for what it says (lexicon, glossary aliases, synonyms, spelling)."""
-        extra: list[str] = []
-        if self._phrase_re is not None:
-            extra += [self._phrases[m.group(1)] for m in self._phrase_re.finditer(text)]
-        for w in text.split():
-            if len(w) >= 5 and w not in _STOP and self._stem(w) not in self._vocab:
-                from rapidfuzz import fuzz, process
+    def _expand(self, text: str) -> tuple[str, dict[str, set[str]]]:
+        """The question plus the pack's words for what it says, and which of its words stand for which.
 
+        Phrases: the lexicon's respellings, glossary aliases, the pack's synonyms. Repairs: a word
+        the pack does not use that nearly spells one of the lexicon's hard words ("giltertinib"), or
+        one to three words that sound like one ("guilt tary tenon", by :func:`_sound_key`).
+        """
+        from rapidfuzz import fuzz, process
+
+        extra: list[str] = []
+        stands_for: dict[str, set[str]] = {}
+
+        def add(said: str, word: str) -> None:
+            extra.append(word)
+            for w in self._tokens(said):
+                stands_for.setdefault(w, set()).update(self._tokens(word))
+
+        if self._phrase_re is not None:
+            for m in self._phrase_re.finditer(text):
+                add(m.group(1), self._phrases[m.group(1)])
+        words = text.split()
+        known = [w in _STOP or self._stem(w) in self._vocab for w in words]
+        for i, w in enumerate(words):
+            if len(w) >= 5 and not known[i]:
                 best = process.extractOne(w, self._rare, scorer=fuzz.ratio, score_cutoff=80)
                 if best:
-                    extra.append(best[0])
-        return " ".join([text, *extra])
+                    add(w, best[0])
+                    known[i] = True
+        for n in (3, 2, 1):
+            for i in range(len(words) - n + 1):
+                if all(known[i:i + n]) or (n > 1 and (words[i] in _STOP and words[i + n - 1] in _STOP)):
+                    continue
+                said = " ".join(words[i:i + n])
+                key = _sound_key(said)
+                if len(key) < 5:
+                    continue
+                best = process.extractOne(key, list(self._rare_keys), scorer=fuzz.ratio, score_cutoff=85)
+                if best:
+                    add(said, self._rare_keys[best[0]])
+                    known[i:i + n] = [True] * n
+        return " ".join([text, *extra]), stands_for
 
     # ------------------------------------------------------------------ public
     def ask(self, question: str, section: str | None = None) -> Answer:
@@ -330,7 +370,7 @@ class Asker:
                 if cand in self._terms:
                     return self._terms[cand]
                 phr = self._phrases.get(cand)
-                if phr and phr in self._terms:
+                if phr and phr in self._terms:  # one respelling or alias of a term
                     return self._terms[phr]
             return None
         return None
@@ -338,12 +378,12 @@ class Asker:
     def _retrieve(self, question: str, t: str, context: str | None) -> Answer:
         import numpy as np
 
-        expanded = self._expand(t)
+        expanded, stands_for = self._expand(t)
         q = self._tokens(expanded)
         # "I was just told it came back, what are my options": the question after the story counts twice
         m = _LAST_QUESTION.search(t)
         if m and m.start() > 0:
-            q = q + self._tokens(self._expand(m.group(0)))
+            q = q + self._tokens(self._expand(m.group(0))[0])
         own = set(q)
         words = set(t.split())
         follow_up = context is not None and (words & _PRONOUNS or not (own & self._topics))
@@ -357,38 +397,41 @@ class Asker:
             inside = {s.id for s in self.guide.walk() if context in (p.id for p in self.guide.path_to(s.id))}
             scores = scores * np.array([1.5 if u.section in inside else 1.0 for u in self.units])
         scores = scores * np.array([0.9 if u.summary else 1.0 for u in self.units])
-        best = int(np.argmax(scores))
-        if scores[best] <= 0 or not self._covered(t, expanded, best, follow_up):
+        # of the best-ranked paragraphs, the one that best holds the question's words (score x share)
+        best, best_value = None, 0.0
+        for i in np.argsort(-scores)[:8]:
+            if scores[i] <= 0:
+                break
+            share = self._covered(t, stands_for, int(i), follow_up)
+            if share and scores[i] * share > best_value:
+                best, best_value = int(i), scores[i] * share
+        if best is None:
             return self._unknown(question, q)
         unit = self.units[best]
         return Answer(question, "answer", unit.section, None, self._excerpt(unit.text, set(q)))
 
-    def _covered(self, t: str, expanded: str, best: int, follow_up: bool) -> bool:
-        """Whether the chosen paragraph holds most of what the question is about, and names a topic of the pack."""
+    def _covered(self, t: str, stands_for: dict[str, set[str]], best: int, follow_up: bool) -> float:
+        """The share (by weight) of the question's words that paragraph ``best`` holds, or 0 if it is not
+        more than :attr:`min_coverage` or they name nothing the pack is about (no name, term or hard
+        word of the pack, and fewer than two words that are not everyday words)."""
         have = self._unit_tokens[best]
         own = self._tokens(t)
         if not own:
-            return follow_up
+            return 1.0 if follow_up else 0.0
         # a word counts as found when it, or the pack word it stands for, is in the paragraph
-        stands_for: dict[str, set[str]] = {}
-        if self._phrase_re is not None:
-            for m in self._phrase_re.finditer(t):
-                for w in self._tokens(m.group(1)):
-                    stands_for.setdefault(w, set()).update(self._tokens(self._phrases[m.group(1)]))
-        extra = set(self._tokens(expanded)) - set(own)
         total = found = 0.0
-        specific = follow_up  # at least one word found that is not an everyday word
+        topic = follow_up  # a word found that names what the pack is about (a name, term, hard word, synonym)
+        specific: set[str] = set()  # words found that are not everyday words
         for w in dict.fromkeys(own):
-            alts = {w} | stands_for.get(w, set())
-            if w not in self._vocab:
-                alts |= extra  # a misspelt pack word: its repair counts for it
-            hit = alts & have
+            hit = ({w} | stands_for.get(w, set())) & have
             weight = self.generic_weight if w in self._generic else (1.0 if hit or w in self._vocab else self.oov_weight)
             total += weight
             if hit:
                 found += weight
-                specific = specific or bool(hit - self._generic)
-        return specific and total > 0 and found / total > self.min_coverage
+                specific |= hit - self._generic
+                topic = topic or bool(hit & self._topics)
+        ok = (topic or len(specific) >= 2) and total > 0 and found / total > self.min_coverage
+        return found / total if ok else 0.0
 
     def _excerpt(self, text: str, q: set[str]) -> str:
         """At most three whole sentences of ``text``, verbatim: the paragraph, or its best window."""
