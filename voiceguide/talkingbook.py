@@ -582,9 +582,9 @@ def _ncc(book: Book, names: dict[str, str], files: int, engine: str, voice: str 
              "<head>", f"<title>{_x(g.title)}</title>",
              '<meta http-equiv="Content-type" content="text/html; charset=utf-8"/>',
              *[f'<meta name="{k}" content="{_x(v)}"/>' for k, v in meta.items()], "</head>", "<body>"]
-    for n, u in enumerate(book.units, 1):
+    for n, u in enumerate(book.units, 1):  # links go to the heading's <text> in its par, as players expect
         cls = ' class="title"' if n == 1 else ""
-        lines.append(f'<h{u.level} id="ncc-{n}"{cls}><a href="{names[u.id]}.smil#par-{u.heading.id}">'
+        lines.append(f'<h{u.level} id="ncc-{n}"{cls}><a href="{names[u.id]}.smil#txt-{u.heading.id}">'
                      f"{_x(u.title)}</a></h{u.level}>")
     return "\n".join(lines + ["</body>", "</html>"]) + "\n"
 
