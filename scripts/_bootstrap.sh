@@ -62,4 +62,5 @@ if [ "$(command -v "$VG_PYTHON")" = "/usr/bin/python3" ]; then
   VG_RUN_PACKAGES+=(python3-venv python3-dev)
 fi
 # The tests also start their own PulseAudio server with virtual devices, and use sox.
-VG_TEST_PACKAGES=("${VG_RUN_PACKAGES[@]}" pulseaudio sox)
+# Talking-book tests: epubcheck validates the EPUB; daisy-player, driven in tmux, opens the DAISY book.
+VG_TEST_PACKAGES=("${VG_RUN_PACKAGES[@]}" pulseaudio sox epubcheck daisy-player tmux)
