@@ -24,7 +24,6 @@ import os
 import re
 import sys
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,14 +32,14 @@ import numpy as np
 
 from . import audio as A
 from .content import Guide, load_guide
-from .errors import AudioDeviceUnavailable, EngineUnavailable, VoiceGuideError
+from .errors import EngineUnavailable, VoiceGuideError
 from .grammar import CARRIERS, NUMBER_CARRIERS, CompiledGrammar, compile_grammar, spoken_number, words_for
 from .intents import COMMAND_PHRASES, Intent, IntentParser
-from .protocols import END_PAUSE, Audio, Heard, Silence, Speaker, UserInput
+from .protocols import Audio, Heard
 
 __all__ = ["PocketsphinxRecognizer", "SphinxOpenRecognizer", "VoskRecognizer", "WhisperRecognizer", "Transcript",
            "HybridRecognizer", "guide_phrases", "RECOGNIZERS", "DEFAULT",
-           "get_recognizer", "MicListener", "register"]
+           "get_recognizer", "register"]
 
 RATE = 16000
 
@@ -551,88 +550,6 @@ def get_recognizer(guide: Guide, name: str = DEFAULT, model_path: str | None = N
 
 
 # ---------------------------------------------------------------------- the microphone
-
-
-class MicListener:
-    """Listens on the default microphone through SpeechRecognition (PyAudio/PortAudio).
-
-    Calibrates for room noise with a floor, endpoints quickly (``end_pause`` seconds of
-    quiet end a phrase: :data:`~voiceguide.protocols.END_PAUSE` by default), plays the "listening" cue
-    before it opens the microphone, and only ever listens after the guide has finished
-    speaking. Within a :meth:`turn` the microphone stays open between :meth:`hear` calls.
-    """
-
-    def __init__(self, recognizer, speaker: Speaker | None = None, *, device_index: int | None = None,
-                 end_pause: float = END_PAUSE):
-        try:
-            import speech_recognition as sr
-        except ImportError:
-            raise EngineUnavailable("SpeechRecognition is not installed") from None
-        try:
-            import pyaudio  # noqa: F401
-        except ImportError:
-            raise AudioDeviceUnavailable("PyAudio is not installed (pip install 'voiceguide[mic]')") from None
-        self.sr = sr
-        self.recognizer = recognizer
-        self.speaker = speaker
-        self.ears = sr.Recognizer()
-        self.ears.pause_threshold = end_pause
-        self.ears.non_speaking_duration = min(0.3, end_pause)
-        self.ears.phrase_threshold = 0.15
-        self.ears.dynamic_energy_threshold = True
-        self.mic = sr.Microphone(device_index=device_index, sample_rate=RATE)
-        self._calibrated = False
-        self._source = None
-        self.on_speech_end = None  # for the end-to-end latency benchmark
-
-    @classmethod
-    def create(cls, guide: Guide, *, speaker: Speaker | None = None, engine: str = DEFAULT,
-               model_path: str | None = None, end_pause: float = END_PAUSE, notice=None) -> "MicListener":
-        reason = A.probe_input()
-        if reason:
-            raise AudioDeviceUnavailable(reason)
-        return cls(get_recognizer(guide, engine, model_path, notice=notice), speaker, end_pause=end_pause)
-
-    def listen(self, timeout: float | None) -> UserInput:
-        """One listening turn: the cue, then up to ``timeout`` seconds for speech to start."""
-        with self.turn():
-            return self.hear(timeout)
-
-    @contextmanager
-    def turn(self):
-        """Open the microphone for one turn: the listening cue once (it has finished before the
-        microphone opens, so the guide never hears itself), room-noise calibration once per session."""
-        if self.speaker is not None:
-            self.speaker.earcon("listening")
-        try:
-            with self.mic as source:
-                if not self._calibrated:
-                    self.ears.adjust_for_ambient_noise(source, duration=0.5)
-                    self.ears.energy_threshold = max(self.ears.energy_threshold, 150)
-                    self._calibrated = True
-                self._source = source
-                try:
-                    yield self
-                finally:
-                    self._source = None
-        except OSError as exc:
-            raise AudioDeviceUnavailable(f"the microphone stopped working ({exc})") from None
-
-    def hear(self, timeout: float | None) -> UserInput:
-        """Within a :meth:`turn`: wait up to ``timeout`` seconds for speech, then recognise the phrase."""
-        try:
-            data = self.ears.listen(self._source, timeout=timeout, phrase_time_limit=8)
-        except self.sr.WaitTimeoutError:
-            return Silence()
-        except OSError as exc:
-            raise AudioDeviceUnavailable(f"the microphone stopped working ({exc})") from None
-        if self.on_speech_end:
-            self.on_speech_end()
-        pcm = data.get_raw_data(convert_rate=RATE, convert_width=2)
-        return self.recognizer.recognize(Audio(pcm, RATE))
-
-    def close(self) -> None:
-        pass
 
 
 # ---------------------------------------------------------------------- command

@@ -192,6 +192,7 @@ class Player:
             backend = "pulse" if _pulse_ok() else "sounddevice"
         self.backend = backend
         self.latency_ms = latency_ms
+        self.device: str | None = None  # a PulseAudio sink to play into (the echo canceller's); None: the default
         self._proc: subprocess.Popen | None = None
         self._stopped = threading.Event()
         self._done = threading.Event()
@@ -210,7 +211,8 @@ class Player:
         if self.backend == "pulse":
             self._proc = subprocess.Popen(
                 ["paplay", "--raw", "--format=s16le", "--channels=1", f"--rate={audio.sample_rate}",
-                 f"--latency-msec={self.latency_ms}", "--client-name=VoiceGuide", "--stream-name=speech"],
+                 f"--latency-msec={self.latency_ms}", "--client-name=VoiceGuide", "--stream-name=speech",
+                 *([f"--device={self.device}"] if self.device else [])],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             threading.Thread(target=self._feed, args=(self._proc, audio.pcm), daemon=True).start()
         else:

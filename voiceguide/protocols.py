@@ -65,6 +65,8 @@ class Heard:
     """0..1; typed input is 1.0."""
     via: Literal["voice", "keys"] = "keys"
     """Where it came from."""
+    during_speech: bool = False
+    """Said over the guide's speech (a barge-in, which cut it), not at the listening prompt."""
 
 
 @dataclass(frozen=True)

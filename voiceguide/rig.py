@@ -155,6 +155,29 @@ class Pulse:
     def record_mic(self) -> Recorder:
         return Recorder("vg_mic")
 
+    def echo_path(self, gain_db: float = 0.0, latency_ms: int = 50) -> str:
+        """The room's echo: what the speaker plays reaches the microphone ``latency_ms`` later (20-80 ms
+        here), ``gain_db`` louder (a ``module-loopback`` from the speaker's monitor into the mic feed,
+        with the listener's commands still mixed in). Returns the module id for :meth:`remove_echo_path`.
+        A gain above 0 dB is applied in software (PulseAudio allows volumes over 100%)."""
+        proc = self.pactl("load-module", "module-loopback", "source=vg_speaker.monitor", "sink=vg_micfeed",
+                          f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true",
+                          "sink_input_properties=media.name=vg_echo", "remix=true")
+        if proc.returncode != 0:
+            raise RuntimeError(f"module-loopback did not load: {proc.stderr.strip()}")
+        module = proc.stdout.strip()
+        for _ in range(50):
+            inputs = json.loads(self.pactl("--format=json", "list", "sink-inputs").stdout or "[]")
+            mine = [i for i in inputs if str(i.get("owner_module")) == module]
+            if mine:
+                self.pactl("set-sink-input-volume", str(mine[0]["index"]), f"{gain_db:+.1f}dB")
+                return module
+            time.sleep(0.1)
+        raise RuntimeError("module-loopback made no sink input")
+
+    def remove_echo_path(self, module: str) -> None:
+        self.pactl("unload-module", module)
+
     def play_into_mic(self, audio: Audio | str | os.PathLike, wait: bool = True) -> subprocess.Popen:
         if not isinstance(audio, Audio):
             audio = read_wav(audio)

@@ -266,6 +266,7 @@ class AudioSpeaker:
         self._ahead: list[str] = []  # sentences still to render ahead, next first
         self._ahead_lock = threading.Lock()
         self._ahead_thread: threading.Thread | None = None  # alive while _ahead is being worked off
+        self.saying = ""  # the text speak() is saying (kept after it ends)
 
     @classmethod
     def create(cls, guide: Guide, *, engine: str | None = None, voice: str | None = None, rate: int = 175,
@@ -322,6 +323,7 @@ class AudioSpeaker:
             self._ahead = []  # the guide is answering: rendering ahead would only compete with it
         self._stopped.clear()
         self.last_interrupted_sentence_index = None
+        self.saying = text  # what is being said now: barge-in without echo cancellation ignores it
         sentences = split_sentences(text) or [text]
         rendered: queue.Queue = queue.Queue(maxsize=2)
 

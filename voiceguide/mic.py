@@ -1,0 +1,599 @@
+"""The microphone, full duplex: one capture for the whole session, our own endpointer, barge-in.
+
+:class:`Capture` records 16 kHz mono from the moment the listener is made until it is closed
+(``parec`` where PulseAudio/PipeWire is there, else a PyAudio stream with ALSA's and JACK's chatter
+silenced), into a ring of 20 ms frames. :class:`Endpointer` (adaptive energy, with hysteresis) finds
+phrases in it; each phrase keeps :data:`PRE_ROLL` seconds of audio before its onset, so the start of a
+word said straight after the listening tone is never lost (the microphone was already open).
+
+:class:`MicListener` runs the endpointer and the recogniser (``recognize(audio) -> Heard`` only) in one
+worker thread. A phrase whose onset falls inside a listening turn is that turn's answer. A phrase heard
+at any other time (the guide talking) is a *barge-in* candidate: if it is a command it calls
+``on_barge_in`` (the shell passes ``speaker.stop``) and waits, marked ``during_speech``, to be the next
+input (no listening tone then); anything else (a cough, the TV, the guide's own voice) is dropped.
+
+Echo cancellation: :class:`PulseEchoCancel` loads PulseAudio's ``module-echo-cancel`` (WebRTC AEC) for
+the guide's own streams: the player plays into its sink and the capture records from its source, so the
+guide's voice is cancelled from what the recogniser hears; it is unloaded on close. Where it cannot be
+loaded, barge-in accepts only :data:`FALLBACK_KEYWORDS`, louder than :data:`FALLBACK_MARGIN_DB` over the
+noise, and never a phrase the guide is saying at that moment. ``voiceguide doctor`` reports the mode.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+
+import numpy as np
+
+from . import audio as A
+from .content import Guide
+from .errors import AudioDeviceUnavailable, EngineUnavailable
+from .intents import IntentParser
+from .protocols import END_PAUSE, Audio, Heard, Silence, Speaker, UserInput
+
+__all__ = ["Capture", "Endpointer", "MicListener", "PulseEchoCancel", "aec_mode", "quiet_alsa", "RATE",
+           "PRE_ROLL", "FALLBACK_KEYWORDS"]
+
+RATE = 16000
+FRAME = 320  # samples: 20 ms
+FRAME_S = FRAME / RATE
+PRE_ROLL = 0.5
+"""Seconds of audio kept before a phrase's onset."""
+RING_SECONDS = 30.0
+FALLBACK_KEYWORDS = frozenset({"stop", "pause", "stop talking", "wait", "hold on"})
+"""Without echo cancellation, the only phrases that cut the guide's speech."""
+FALLBACK_MARGIN_DB = 6.0
+"""Without echo cancellation, how much louder than the endpointer's threshold a barge-in must be."""
+BARGE_END_PAUSE = 0.2
+"""Quiet that ends a phrase spoken over the guide (shorter than a turn's: stopping fast matters more)."""
+BARGE_MARGIN = 2.0
+"""Outside a turn a phrase must be this much (6 dB) louder than the 90th percentile of the last
+:data:`RECENT` frames' levels: the residual of the guide's echo."""
+RECENT = 75
+BARGE_INTENTS_EXCLUDED = frozenset({"yes", "no", "none"})
+"""Intents that never cut the guide: a yes or no only answers a question at the prompt."""
+
+
+# ---------------------------------------------------------------------- quiet terminal
+
+_ALSA_HANDLER = None  # kept alive: ALSA calls it for as long as the library is loaded
+
+
+def quiet_alsa() -> None:
+    """Silence ALSA's and JACK's error chatter (``ALSA lib pcm.c:… Unknown PCM``, ``jack server is not
+    running``) for this process: ALSA through ``snd_lib_error_set_handler``, JACK by never starting a server."""
+    global _ALSA_HANDLER
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    if _ALSA_HANDLER is not None:
+        return
+    name = ctypes.util.find_library("asound")
+    if not name:
+        return
+    try:
+        lib = ctypes.cdll.LoadLibrary(name)
+    except OSError:
+        return
+    proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)
+    _ALSA_HANDLER = proto(lambda *args: None)
+    lib.snd_lib_error_set_handler(_ALSA_HANDLER)
+
+
+@contextmanager
+def _stderr_to_null():
+    """fd 2 to /dev/null for the block (JACK's client library writes straight to it during PortAudio's init)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+# ---------------------------------------------------------------------- echo cancellation
+
+
+def _pactl(*args: str, timeout: float = 10) -> subprocess.CompletedProcess | None:
+    if not shutil.which("pactl"):
+        return None
+    try:
+        return subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+class PulseEchoCancel:
+    """PulseAudio's ``module-echo-cancel`` (``aec_method=webrtc``) loaded for the guide's own streams.
+
+    Play into :attr:`sink`, record from :attr:`source`; :meth:`close` unloads it. :meth:`load` returns
+    None where the sound server does not offer it.
+    """
+
+    def __init__(self, module: str, sink: str, source: str):
+        self.module, self.sink, self.source = module, sink, source
+
+    @classmethod
+    def load(cls) -> "PulseEchoCancel | None":
+        if not A._pulse_ok():
+            return None
+        tag = f"voiceguide_{os.getpid()}_{threading.get_ident() % 100000}"
+        sink, source = f"{tag}_ec_sink", f"{tag}_ec_source"
+        proc = _pactl("load-module", "module-echo-cancel", "aec_method=webrtc", f"sink_name={sink}",
+                      f"source_name={source}", "rate=16000", "channels=1",
+                      'aec_args="analog_gain_control=0 digital_gain_control=0"',
+                      "sink_properties=device.description=VoiceGuide-echo-cancelled",
+                      "source_properties=device.description=VoiceGuide-echo-cancelled")
+        if proc is None or proc.returncode != 0 or not proc.stdout.strip().isdigit():
+            return None
+        return cls(proc.stdout.strip(), sink, source)
+
+    def close(self) -> None:
+        _pactl("unload-module", self.module)
+
+
+def _aec_setting() -> str:
+    value = os.environ.get("VOICEGUIDE_AEC", "auto").strip().lower() or "auto"
+    return "off" if value in {"off", "none", "0", "no"} else value
+
+
+def aec_mode() -> str:
+    """Which echo cancellation barge-in would use here, as one line (for ``voiceguide doctor``)."""
+    ec = PulseEchoCancel.load() if _aec_setting() != "off" else None
+    if ec is not None:
+        ec.close()
+        return "PulseAudio module-echo-cancel (WebRTC): barge-in takes any command"
+    return ("none available (no PulseAudio module-echo-cancel): barge-in takes only "
+            + ", ".join(sorted(FALLBACK_KEYWORDS)))
+
+
+# ---------------------------------------------------------------------- capture
+
+
+class Capture:
+    """16 kHz mono capture, running until :meth:`close`, kept as a ring of 20 ms frames.
+
+    Frame ``i`` is the ``i``-th 20 ms of the recording; :meth:`frame_at` places a monotonic time on
+    that clock (sample 0's time is estimated as in :class:`voiceguide.rig.Recorder`: the earliest
+    arrival less the audio received so far).
+    """
+
+    def __init__(self, device: str | None = None, backend: str | None = None):
+        if backend is None:
+            backend = "pulse" if A._pulse_ok() and shutil.which("parec") else "pyaudio"
+        self.backend = backend
+        self._frames: list[bytes] = []
+        self._base = 0  # index of self._frames[0]
+        self._count = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self.t0 = float("inf")
+        self._partial = b""
+        self._proc = self._pa = self._stream = None
+        if backend == "pulse":
+            cmd = ["parec", "--raw", "--format=s16le", f"--rate={RATE}", "--channels=1", "--latency-msec=20",
+                   "--client-name=VoiceGuide", "--stream-name=microphone"]
+            if device:
+                cmd[1:1] = ["-d", device]
+            try:
+                self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            except OSError as exc:
+                raise AudioDeviceUnavailable(f"cannot record: {exc}") from None
+            threading.Thread(target=self._read_parec, daemon=True, name="voiceguide-capture").start()
+        else:
+            quiet_alsa()
+            try:
+                import pyaudio
+            except ImportError:
+                raise AudioDeviceUnavailable("PyAudio is not installed (pip install 'voiceguide[mic]')") from None
+            with _stderr_to_null():
+                self._pa = pyaudio.PyAudio()
+            try:
+                self._stream = self._pa.open(format=pyaudio.paInt16, channels=1, rate=RATE, input=True,
+                                             frames_per_buffer=FRAME, stream_callback=self._callback)
+            except OSError as exc:
+                self._pa.terminate()
+                raise AudioDeviceUnavailable(f"cannot open the microphone ({exc})") from None
+
+    def _read_parec(self) -> None:
+        while True:
+            chunk = self._proc.stdout.read(FRAME * 2)
+            if not chunk:
+                with self._cond:
+                    self._closed = True
+                    self._cond.notify_all()
+                return
+            self._add(chunk)
+
+    def _callback(self, data, frames, info, status):
+        import pyaudio
+
+        self._add(data)
+        return None, pyaudio.paContinue
+
+    def _add(self, data: bytes) -> None:
+        now = time.monotonic()
+        data = self._partial + data
+        whole = len(data) // (FRAME * 2) * FRAME * 2
+        self._partial = data[whole:]
+        with self._cond:
+            for i in range(0, whole, FRAME * 2):
+                self._frames.append(data[i:i + FRAME * 2])
+            self._count += whole // (FRAME * 2)
+            self.t0 = min(self.t0, now - (self._count * FRAME + len(self._partial) // 2) / RATE)
+            extra = len(self._frames) - int(RING_SECONDS / FRAME_S)
+            if extra > 0:
+                del self._frames[:extra]
+                self._base += extra
+            self._cond.notify_all()
+
+    @property
+    def count(self) -> int:
+        """Frames captured so far."""
+        return self._count
+
+    def frame_at(self, t: float) -> int:
+        """The frame index captured at monotonic time ``t``."""
+        if self.t0 == float("inf"):
+            return self._count
+        return max(0, int((t - self.t0) / FRAME_S))
+
+    def read(self, index: int, timeout: float | None = None) -> bytes | None:
+        """Frame ``index``, waiting up to ``timeout`` for it; None if not there (or closed). Frames
+        already dropped from the ring read as silence."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._count > index or self._closed, timeout):
+                return None
+            if self._count <= index:
+                return None
+            if index < self._base:
+                return b"\0" * FRAME * 2
+            return self._frames[index - self._base]
+
+    def audio(self, start: int, end: int) -> Audio:
+        """Frames ``start`` to ``end`` (exclusive) as :class:`Audio`."""
+        with self._cond:
+            start = max(start, self._base)
+            end = min(end, self._count)
+            pcm = b"".join(self._frames[start - self._base:end - self._base]) if end > start else b""
+        return Audio(pcm, RATE)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        if self._stream is not None:
+            try:
+                self._stream.stop_stream()
+                self._stream.close()
+            finally:
+                self._pa.terminate()
+
+
+# ---------------------------------------------------------------------- endpointer
+
+
+def frame_level(frame: bytes) -> float:
+    x = np.frombuffer(frame, "<i2").astype(np.float64)
+    return float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
+
+
+class Endpointer:
+    """Adaptive energy endpointer over 20 ms frames.
+
+    The noise floor follows quiet frames (down fast, up slowly, never while a phrase is on); a frame
+    is voiced above ``max(min_level, floor * ratio)``. A phrase starts when 3 of 5 frames are voiced
+    and ends after ``end_pause`` seconds below 0.6 of the threshold (or at ``max_phrase`` seconds).
+    :meth:`push` returns ``("onset", index)`` and ``("end", index)`` events (index: the first voiced
+    frame; the frame after the last voiced one).
+    """
+
+    def __init__(self, end_pause: float = END_PAUSE, *, ratio: float = 3.0, min_level: float = 150.0,
+                 max_phrase: float = 8.0):
+        self.end_pause, self.ratio, self.min_level, self.max_phrase = end_pause, ratio, min_level, max_phrase
+        self.floor: float | None = None
+        self.in_phrase = False
+        self.onset = 0
+        self.last_voiced = 0
+        self._recent: list[tuple[int, bool]] = []
+
+    @property
+    def threshold(self) -> float:
+        return max(self.min_level, (self.floor or 0.0) * self.ratio)
+
+    def push(self, index: int, level: float, end_pause: float | None = None,
+             threshold: float | None = None) -> tuple[str, int] | None:
+        """One frame's RMS ``level``; ``end_pause`` and ``threshold`` (at least the adaptive one)
+        override the defaults for this frame."""
+        if self.floor is None:
+            self.floor = level
+        thr = max(self.threshold, threshold or 0.0)
+        if not self.in_phrase:
+            voiced = level > thr
+            if not voiced:  # the floor learns from quiet only
+                rate = 0.2 if level < self.floor else 0.01
+                self.floor += rate * (level - self.floor)
+            self._recent = (self._recent + [(index, voiced)])[-5:]
+            if sum(v for _, v in self._recent) >= 3:
+                self.in_phrase = True
+                self.onset = next(i for i, v in self._recent if v)
+                self.last_voiced = index
+                self._recent = []
+                return "onset", self.onset
+            return None
+        if level > 0.6 * thr:
+            self.last_voiced = index
+        pause = self.end_pause if end_pause is None else end_pause
+        if (index - self.last_voiced) * FRAME_S >= pause or (index - self.onset) * FRAME_S >= self.max_phrase:
+            self.in_phrase = False
+            return "end", self.last_voiced + 1
+        return None
+
+
+# ---------------------------------------------------------------------- the listener
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+class MicListener:
+    """A :class:`~voiceguide.protocols.Listener` on a continuous capture, with barge-in (module docstring).
+
+    Within a :meth:`turn` (the listening cue, then the turn is open) :meth:`hear` returns the turn's
+    answer; :meth:`listen` is one whole turn. :meth:`barged_in` is True when a barge-in waits: the next
+    :meth:`listen` returns it at once, without the cue.
+    """
+
+    def __init__(self, recognizer, speaker: Speaker | None = None, *, guide: Guide | None = None,
+                 device: str | None = None, end_pause: float = END_PAUSE, echo_cancel: str = "auto",
+                 capture_backend: str | None = None):
+        self.recognizer = recognizer
+        self.speaker = speaker
+        self.parser = IntentParser(guide) if guide is not None else None
+        self.end_pause = end_pause
+        self.on_barge_in = None  # called (from the worker thread) when a command is heard over the guide
+        self.on_speech_end = None  # for the end-to-end latency benchmark
+        self.on_segment = None  # (kind, heard, start_frame, end_frame) for benchmarks and tests
+        if os.environ.get("VOICEGUIDE_MIC_TRACE"):  # a line per phrase heard, on stderr: for tuning
+            self.on_segment = lambda kind, heard, a, b: print(
+                f"mic: {kind} {heard.text!r} {a * FRAME_S:.2f}-{b * FRAME_S:.2f}s bar {self._onset_level:.0f} "
+                f"peak {max(frame_level(f) for f in self._frames(a, b)):.0f} playing "
+                f"{bool(getattr(getattr(speaker, 'player', None), 'is_playing', False))}", file=sys.stderr, flush=True)
+        self.echo: PulseEchoCancel | None = None
+        if echo_cancel in ("auto", "pulse"):
+            self.echo = PulseEchoCancel.load()
+            if self.echo is None and echo_cancel == "pulse":
+                raise AudioDeviceUnavailable("PulseAudio module-echo-cancel could not be loaded")
+        player = getattr(speaker, "player", None)
+        if self.echo is not None and player is not None:
+            player.device = self.echo.sink  # the guide plays through the canceller's sink
+        self.mode = "aec" if self.echo is not None else "keywords"
+        try:
+            self.capture = Capture(self.echo.source if self.echo else device, capture_backend)
+        except BaseException:
+            self._unload_echo()
+            raise
+        self.endpointer = Endpointer(end_pause)
+        self._turn_from: int | None = None  # frame from which onsets belong to the open turn
+        self._mask: tuple[int, int] = (-1, -1)  # frames of the listening cue: no onset there
+        self._cut = 0  # the last cue's end: no phrase of its turn starts earlier
+        self._onset_in_turn, self._onset_level = False, 0.0
+        self._failed: BaseException | None = None
+        self._warned = False
+        self._results: queue.Queue = queue.Queue()  # (kind, UserInput)
+        self._busy = threading.Event()  # a phrase with onset in the open turn is being heard
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, daemon=True, name="voiceguide-mic")
+        self._worker.start()
+
+    @classmethod
+    def create(cls, guide: Guide, *, speaker: Speaker | None = None, engine: str = "auto",
+               model_path: str | None = None, end_pause: float = END_PAUSE, notice=None,
+               echo_cancel: str | None = None) -> "MicListener":
+        """``echo_cancel``: ``auto`` (PulseAudio's canceller where it loads, else keywords only), ``pulse``
+        (it or an error), ``off``; default from ``VOICEGUIDE_AEC``, else auto."""
+        from .asr import get_recognizer  # asr never imports mic: no cycle
+
+        echo_cancel = echo_cancel or _aec_setting()
+
+        reason = A.probe_input()
+        if reason:
+            raise AudioDeviceUnavailable(reason)
+        return cls(get_recognizer(guide, engine, model_path, notice=notice), speaker, guide=guide,
+                   end_pause=end_pause, echo_cancel=echo_cancel)
+
+    # ------------------------------------------------------------------ worker
+
+    def _work(self) -> None:
+        try:
+            self._endpoint()
+        except BaseException as exc:  # never deaf in silence: hear() reports it
+            self._failed = exc
+            self._busy.clear()
+            raise
+
+    def _endpoint(self) -> None:
+        ep, cap = self.endpointer, self.capture
+        index = cap.count
+        start = index
+        recent: list[float] = []  # levels of the last frames outside phrases
+        while not self._stop.is_set():
+            frame = cap.read(index, timeout=0.5)
+            if frame is None:
+                if cap.closed:
+                    return
+                continue
+            level = frame_level(frame)
+            in_turn = self._turn_from is not None and index >= self._turn_from
+            # Outside a turn the guide may be talking: what is left of its echo sets the bar (a phrase
+            # must be BARGE_MARGIN louder than the loudest tenth of the last RECENT frames).
+            bar = None if in_turn or len(recent) < 10 else BARGE_MARGIN * float(np.percentile(recent, 90))
+            event = ep.push(index, level, None if in_turn else BARGE_END_PAUSE, bar)
+            if not ep.in_phrase:
+                recent = (recent + [level])[-RECENT:]
+            index += 1
+            if event is None:
+                continue
+            kind, at = event
+            if kind == "onset":
+                self._onset_level = max(ep.threshold, bar or 0.0)
+                lo, hi = self._mask
+                if lo <= at < hi:  # the listening cue (or its echo): not speech
+                    ep.in_phrase = False
+                    continue
+                start = max(at - int(PRE_ROLL / FRAME_S), self._cut if at >= self._cut else 0)
+                self._onset_in_turn = in_turn and at >= self._turn_from
+                if self._onset_in_turn:
+                    self._busy.set()
+                continue
+            self._phrase(start, at + int(0.1 / FRAME_S), self._onset_in_turn)
+            self._busy.clear()
+
+    def _frames(self, start: int, end: int) -> list[bytes]:
+        pcm = self.capture.audio(start, end).pcm
+        return [pcm[i:i + FRAME * 2] for i in range(0, len(pcm), FRAME * 2)] or [b""]
+
+    def _phrase(self, start: int, end: int, in_turn: bool) -> None:
+        audio = self.capture.audio(start, end)
+        if in_turn and self.on_speech_end:
+            self.on_speech_end()
+        try:
+            heard = self.recognizer.recognize(audio)
+        except Exception as exc:  # one bad phrase must not leave the guide deaf
+            if not self._warned:
+                print(f"voiceguide: the recogniser failed on a phrase ({type(exc).__name__}: {exc})",
+                      file=sys.stderr, flush=True)
+                self._warned = True
+            heard = Heard("", 0.0, "voice")
+        if in_turn:
+            if self.on_segment:
+                self.on_segment("turn", heard, start, end)
+            self._results.put(("turn", heard))
+            return
+        if not self._is_barge_in(heard, audio):
+            if self.on_segment:
+                self.on_segment("ignored", heard, start, end)
+            return
+        if self.on_barge_in:
+            self.on_barge_in()
+        if self.on_segment:
+            self.on_segment("barge-in", heard, start, end)
+        self._results.put(("barge-in", replace(heard, during_speech=True)))
+
+    def _is_barge_in(self, heard: Heard, audio: Audio) -> bool:
+        """A phrase heard outside a turn cuts the guide only if it is a command (module docstring)."""
+        text = heard.text.strip()
+        if not text or self.parser is None:
+            return False
+        if self.parser.parse(text).intent in BARGE_INTENTS_EXCLUDED:
+            return False
+        if self.mode == "aec":
+            return True
+        said = _words(text)
+        if said not in FALLBACK_KEYWORDS:
+            return False
+        saying = _words(getattr(self.speaker, "saying", "") or "")
+        if re.search(rf"\b{re.escape(said)}\b", saying):
+            return False  # the guide is saying it: its own echo
+        levels = [frame_level(audio.pcm[i:i + FRAME * 2]) for i in range(0, len(audio.pcm), FRAME * 2)]
+        return bool(levels) and max(levels) > self._onset_level * 10 ** (FALLBACK_MARGIN_DB / 20)
+
+    # ------------------------------------------------------------------ Listener
+
+    def barged_in(self) -> bool:
+        """A barge-in waits to be the next input."""
+        return any(kind == "barge-in" for kind, _ in list(self._results.queue))
+
+    def listen(self, timeout: float | None) -> UserInput:
+        """One listening turn: a waiting barge-in at once; else the cue, then up to ``timeout`` seconds
+        for speech to start."""
+        if self.barged_in():
+            return self.hear(0)
+        with self.turn():
+            return self.hear(timeout)
+
+    @contextmanager
+    def turn(self):
+        """Open a listening turn: the cue (masked from the endpointer: it is no answer), then every
+        phrase starting from the cue's end belongs to the turn. The microphone was open all along."""
+        cap = self.capture
+        lo = cap.frame_at(time.monotonic())
+        self._cut = lo
+        if self.speaker is not None:
+            self._mask = (lo, 1 << 62)  # set before the cue plays: the worker may be ahead of us
+            self._turn_from = lo
+            self.speaker.earcon("listening")
+            done = time.monotonic()
+            self._cut = cap.frame_at(done)  # a phrase starts no earlier than the cue's end
+            self._mask = (lo, cap.frame_at(done + 0.1))  # + the cue's echo
+        else:
+            self._turn_from = lo
+        try:
+            yield self
+        finally:
+            self._turn_from = None
+
+    def hear(self, timeout: float | None) -> UserInput:
+        """The next input: a barge-in first; within a :meth:`turn`, the turn's answer if speech starts
+        within ``timeout`` seconds (a phrase already started is waited for)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            for i, (kind, inp) in enumerate(list(self._results.queue)):
+                if kind == "barge-in":
+                    with self._results.mutex:
+                        del self._results.queue[i]
+                    return inp
+            try:
+                kind, inp = self._results.get(timeout=0.05)
+                if kind == "turn" and self._turn_from is None:
+                    continue  # its turn is over
+                return inp
+            except queue.Empty:
+                pass
+            if self.capture.closed or self._failed is not None:
+                raise AudioDeviceUnavailable(f"the microphone stopped working ({self._failed or 'capture ended'})")
+            if deadline is not None and time.monotonic() >= deadline and not self._busy.is_set():
+                return Silence()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.capture.close()
+        self._worker.join(5)
+        self._unload_echo()
+
+    def _unload_echo(self) -> None:
+        if self.echo is not None:
+            player = getattr(self.speaker, "player", None)
+            if player is not None and getattr(player, "device", None) == self.echo.sink:
+                player.stop()
+                player.device = None
+            self.echo.close()
+            self.echo = None
