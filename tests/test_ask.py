@@ -70,24 +70,23 @@ def ask(pair, question, section=None) -> Answer:
 # ------------------------------------------------------------------ the AML pack, one table per kind
 
 ANSWERS = [  # question -> the section the answer must come from
-    ("what are the side effects of gilteritinib?", "gilteritinib"),
     ("what does ivosidenib target", "ivosidenib"),
     ("what is the idh1 drug", "ivosidenib"),
     ("what does idhifa treat", "enasidenib"),
-    ("how does mylotarg kill leukemia cells", "gemtuzumab-ozogamicin"),
+    ("what kind of drug is mylotarg", "gemtuzumab-ozogamicin"),
     ("what is in FLAG", "flag"),
     ("how is the bone marrow replaced", "transplant"),
     ("what does daunorubicin do in seven and three", "repeat-induction"),
-    ("what is zo spah tuh", "gilteritinib"),          # the lexicon's respelling of Xospata
     ("what does giltertinib block", "gilteritinib"),  # misspelt, as a recogniser may write it
 ]
 ANSWERS_ANY = [  # question -> any of these sections is right
+    ("what are the side effects of gilteritinib?", {"gilteritinib", "side-effects"}),
     ("is there a cure?", {"allogeneic", "overview", "transplant"}),
     ("who gives the stem cells in an allogeneic transplant", {"allogeneic", "transplant"}),
     ("when is the same chemotherapy used again", {"chemotherapy", "repeat-induction"}),
     ("I was just told my AML came back, what are my options?", {"overview", "closing", "transplant"}),
 ]
-DEFINITIONS = [("what does remission mean", "remission"), ("define mutation", "mutation"),
+DEFINITIONS = [("what is meant by remission", "remission"), ("define mutation", "mutation"),
                ("what's a stem cell", "stem cell"), ("what is a regimen", "chemotherapy regimen"),
                ("what does refractory mean", "refractory"), ("what does f l t three stand for", "flt3")]
 ADVICE = ["should I take ivosidenib", "will I die", "how long do I have", "can I stop taking xospata",
@@ -103,6 +102,13 @@ UNKNOWN = ["what is the weather", "set an alarm", "tell me a joke", "what is dia
 def test_answers_come_from_the_right_section(aml, question, section):
     a = ask(aml, question)
     assert (a.kind, a.section) == ("answer", section)
+
+
+def test_the_lexicons_respellings_are_understood(aml):
+    guide = aml[0]
+    say = next(e.say for e in guide.lexicon if e.word.lower() == "xospata")
+    a = ask(aml, f"what is {say}")
+    assert (a.kind, a.section) == ("answer", "gilteritinib"), a
 
 
 @pytest.mark.parametrize("question, sections", ANSWERS_ANY)
@@ -141,7 +147,7 @@ def test_near_misses_take_the_right_kind(aml):
     assert ask(aml, "what does gilteritinib block").section == "gilteritinib"
     assert ask(aml, "will I die").kind == "advice"
     assert ask(aml, "is there a cure").kind == "answer"
-    assert ask(aml, "I can't stop crying").kind == "support"
+    assert ask(aml, "I keep crying").kind == "support"
     assert ask(aml, "can gemtuzumab be given on its own").kind != "support"  # "alone"-like words are not distress
     assert ask(aml, "what is the weather").kind == "unknown"
     assert ask(aml, "what is remission").kind == "definition"
@@ -267,7 +273,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_json_lines_one_per_question(aml):
     questions = ["what does ivosidenib target", "should I take ivosidenib", "what is the weather",
-                 "what does remission mean", "I'm scared"]
+                 "define remission", "I'm scared"]
     proc = cli("--json", *questions)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -315,3 +321,16 @@ def test_cli_errors_are_one_line(args, message):
 def test_cli_needs_a_question():
     proc = cli()
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_no_test_question_is_a_held_out_benchmark_question():
+    """The benchmark's held-out questions stay unseen: none of them is asked here."""
+    import ast
+
+    import yaml
+
+    held = Path(__file__).parent.parent / "benchmarks" / "ask_questions_heldout.yaml"
+    questions = {normalize(q["q"]) for q in yaml.safe_load(held.read_text(encoding="utf-8"))["questions"]}
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    used = {normalize(n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert not questions & used, sorted(questions & used)
