@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "voiceguide.intents",   # parse
     "voiceguide.ask",       # ask
     "voiceguide.asr",       # recognize
+    "voiceguide.miccheck",  # mic-check
     "voiceguide.tts",       # say, voices
     "voiceguide.podcast",   # export
     "voiceguide.doctor",    # doctor
