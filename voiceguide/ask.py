@@ -172,6 +172,8 @@ class Asker:
     min_coverage = 0.5
     """Share (by weight) of a question's content words that must stand in the chosen paragraph (more than)."""
     name_weight = 0.5
+    named_boost = 2.0
+    """Scores of paragraphs in a section the question names (or, for a follow-up, the listener's section) times this."""
     """How much a section's names (title, aliases, terms) count beside a paragraph's own words."""
     oov_weight, generic_weight = 1.5, 0.5
     """Weights of a word the pack never uses, and of an everyday word, in that share (others: 1)."""
@@ -248,6 +250,12 @@ class Asker:
             r"\b(" + "|".join(re.escape(p) for p in sorted(self._phrases, key=len, reverse=True) if p) + r")\b"
         ) if self._phrases else None
         self._section_names = {n for n, (kind, _) in guide.names().items() if kind == "section"}
+        # a question that names a section ("the side effects of gilteritinib") is about that section
+        named = {n: sid for n, (kind, sid) in guide.names().items()
+                 if kind == "section" and set(self._tokens(n)) - self._generic}
+        self._named = named
+        self._named_re = re.compile(
+            r"\b(" + "|".join(re.escape(n) for n in sorted(named, key=len, reverse=True)) + r")\b") if named else None
         # terms for definitions
         self._terms: dict[str, str] = {}
         for e in guide.glossary:
@@ -393,9 +401,12 @@ class Asker:
             return self._unknown(question, [])
         scores = np.asarray(self._bm25.get_scores(q), dtype=float)
         scores = scores + self.name_weight * np.asarray(self._names_bm25.get_scores(q), dtype=float)[self._unit_section]
-        if follow_up:
-            inside = {s.id for s in self.guide.walk() if context in (p.id for p in self.guide.path_to(s.id))}
-            scores = scores * np.array([1.5 if u.section in inside else 1.0 for u in self.units])
+        about = self._about(expanded)
+        if follow_up and not about:
+            about = {context}
+        if about:  # the sections the question names (or the listener is in), and their children
+            inside = {s.id for s in self.guide.walk() if about & {p.id for p in self.guide.path_to(s.id)}}
+            scores = scores * np.array([self.named_boost if u.section in inside else 1.0 for u in self.units])
         scores = scores * np.array([0.9 if u.summary else 1.0 for u in self.units])
         # of the best-ranked paragraphs, the one that best holds the question's words (score x share)
         best, best_value = None, 0.0
@@ -409,6 +420,14 @@ class Asker:
             return self._unknown(question, q)
         unit = self.units[best]
         return Answer(question, "answer", unit.section, None, self._excerpt(unit.text, set(q)))
+
+    def _about(self, text: str) -> set[str]:
+        """The most specific sections the text names by title, id or alias (a parent named with its child
+        counts as the child)."""
+        if self._named_re is None:
+            return set()
+        ids = {self._named[m.group(1)] for m in self._named_re.finditer(text)}
+        return {i for i in ids if not any(o != i and i in (p.id for p in self.guide.path_to(o)) for o in ids)}
 
     def _covered(self, t: str, stands_for: dict[str, set[str]], best: int, follow_up: bool) -> float:
         """The share (by weight) of the question's words that paragraph ``best`` holds, or 0 if it is not
