@@ -316,27 +316,43 @@ def whisper():
         pytest.skip(str(exc))
 
 
+def transcribe(recogniser, audio: Audio) -> str:
+    """The recogniser's Whisper model on a whole sentence: beam search, no priming, no command-length cut."""
+    import numpy as np
+
+    x = np.frombuffer(audio.pcm, "<i2").astype(np.float32) / 32768
+    segments, _ = recogniser.model.transcribe(x, language="en", beam_size=5, temperature=0.0,
+                                              chunk_length=int(len(x) / audio.sample_rate) + 3,
+                                              condition_on_previous_text=False, without_timestamps=True)
+    return " ".join(s.text for s in segments)
+
+
 @pytest.mark.parametrize("fmt", ["epub3", "daisy202"])
 def test_each_clip_speaks_its_own_sentence(books, fmt, whisper):
     """Whisper transcribes a sample of clips cut from the book's audio at the SMIL times; each transcript
-    must read most like its own sentence (a clip shifted by one would read like its neighbour)."""
+    must read most like its own sentence (a clip shifted by one would read like its neighbour). The sample
+    is of sentences of five words or more without lexicon words: drug names are beyond tiny.en."""
+    from voiceguide.pronounce import apply
+
     clips = clips_of(books, fmt)
     texts = element_texts(c[0] for c in clips)
     every = [texts[(c[0], c[1])] for c in clips]
-    candidates = [i for i, t in enumerate(every) if len(words(t)) >= 4]
-    sample = candidates[:: max(1, len(candidates) // 8)][:8]
-    assert len(sample) >= 6
-    right = 0
-    report = []
+    lexical = re.compile("|".join(rf"(?<![\w-]){re.escape(e.word)}(?![\w-])" for e in MINI.lexicon) or "$^", re.I)
+    candidates = [i for i, t in enumerate(every) if len(words(t)) >= 5 and not lexical.search(t)]
+    sample = candidates[:: max(1, len(candidates) // 6)][:6]
+    assert len(sample) >= 4
+    report, wrong = [], 0
     for i in sample:
         doc, frag, audio, begin, end = clips[i]
-        heard = words(whisper.transcribe(cut(audio, begin, end)).text)
-        scores = [difflib.SequenceMatcher(None, heard, words(t)).ratio() for t in every]
+        heard = words(transcribe(whisper, cut(audio, begin, end)))
+        scores = [max(difflib.SequenceMatcher(None, heard, words(t)).ratio(),
+                      difflib.SequenceMatcher(None, heard, words(apply(t, MINI.lexicon))).ratio()) for t in every]
         best = max(range(len(every)), key=scores.__getitem__)
-        ok = every[best] == every[i] and scores[i] >= 0.5
-        right += ok
+        ok = every[best] == every[i] and scores[i] >= 0.35
+        wrong += not ok
         report.append(f"{'ok ' if ok else 'BAD'} {scores[i]:.2f} {every[i]!r} heard {' '.join(heard)!r}")
-    assert right >= len(sample) - 1, "\n".join(report)  # tiny.en may mishear one synthetic sentence
+    print("\n".join(report))
+    assert wrong == 0, "\n".join(report)
 
 
 # ---------------------------------------------------------------------- DAISY 2.02: NCC, SMIL, content
