@@ -125,8 +125,12 @@ HEADER = ("| questions | right | content questions on the right section | advice
           "| answer text not in the pack | Asker ms per question (median / worst) |\n|---|---|---|---|---|---|")
 
 
-def spoken(guide: Guide, asker: Asker, items: list[dict]) -> list[tuple[str, dict, float]]:
-    """Render, add noise, transcribe with Whisper, ask: one result per voice and condition."""
+def spoken(guide: Guide, asker: Asker, items: list[dict], hybrid: bool = False) -> list[tuple[str, dict, float]]:
+    """Render, add noise, transcribe with Whisper, ask: one result per voice and condition.
+
+    ``hybrid``: also put each utterance through the live loop's recogniser (HybridRecognizer), which
+    hands the dialog open text only when Whisper heard it clearly and it is no command; its result's
+    ``loop`` counts questions answered right that way, taken as commands, and not passed on."""
     from asr_bench import mix
 
     from voiceguide import audio as A
@@ -134,7 +138,13 @@ def spoken(guide: Guide, asker: Asker, items: list[dict]) -> list[tuple[str, dic
     from voiceguide.rig import room_noise, samples
     from voiceguide.tts import PiperEngine, get_engine, render
 
-    whisper = WhisperRecognizer(guide)
+    if hybrid:
+        from voiceguide.asr import HybridRecognizer
+
+        live = HybridRecognizer(guide)
+        whisper = live.whisper
+    else:
+        whisper = WhisperRecognizer(guide)
     espeak, piper = get_engine("espeak"), PiperEngine(variation=0)
     voices = [("espeak en-us 175", espeak, "en-us", 175), ("piper 165", piper, None, 165)]
     rng = np.random.default_rng(18)
@@ -144,7 +154,7 @@ def spoken(guide: Guide, asker: Asker, items: list[dict]) -> list[tuple[str, dic
                  for it in items]
         babble = samples(room_noise("babble", 0.0, clean[:4], [espeak, piper], seconds=20.0))
         for cname, noise in (("clean", None), ("white 10 dB", "white"), ("babble 10 dB", "babble")):
-            heard, secs = [], []
+            heard, secs, loop = [], [], []
             for audio in clean:
                 if noise == "white":
                     audio = mix(audio, rng.normal(0, 1, len(samples(audio))), 10)
@@ -154,11 +164,41 @@ def spoken(guide: Guide, asker: Asker, items: list[dict]) -> list[tuple[str, dic
                 t0 = time.perf_counter()
                 heard.append(whisper.transcribe(audio).text)
                 secs.append(time.perf_counter() - t0)
+                if hybrid:
+                    loop.append(live.recognize(audio))
             result = evaluate(guide, asker, items, heard)
+            if hybrid:
+                result["loop"] = loop_figures(guide, asker, items, loop)
             print(f"{vname}, {cname}:", file=sys.stderr)
             print_misses(result)
             out.append((f"{vname}, {cname}", result, 1000 * statistics.median(secs)))
     return out
+
+
+def loop_figures(guide: Guide, asker: Asker, items: list[dict], loop: list) -> dict:
+    """What the live loop makes of each utterance: open text asked (right or not), a command, or nothing."""
+    out = {"open_right": 0, "open": 0, "command": 0, "nothing": 0, "false_content": 0}
+    for item, h in zip(items, loop):
+        if not h.text:
+            out["nothing"] += 1
+        elif h.kind != "open":
+            out["command"] += 1
+        else:
+            out["open"] += 1
+            a = asker.ask(h.text, item.get("context"))
+            out["open_right"] += is_right(guide, a, item["expect"])
+            wants = any(e.split(":")[0] in CONTENT_KINDS for e in item["expect"])
+            out["false_content"] += (not wants and a.kind in CONTENT_KINDS)
+    return out
+
+
+def loop_row(label: str, n: int, f: dict) -> str:
+    return (f"| {label} | {f['open']} | {f['open_right']} of {n} | {f['command']} | {f['nothing']} | "
+            f"{f['false_content']} |")
+
+
+LOOP_HEADER = ("| spoken, live loop's recogniser | passed on as a question | answered right | taken as a command "
+               "| not passed on | advice, support, off-topic given content |\n|---|---|---|---|---|---|")
 
 
 def main() -> None:
@@ -166,13 +206,15 @@ def main() -> None:
     ap.add_argument("--dev", action="store_true", help="the development set: print misses, record nothing")
     ap.add_argument("--typed", action="store_true", help="typed questions only (no speech)")
     ap.add_argument("--spoken", action="store_true", help="with --dev: the spoken questions too")
+    ap.add_argument("--no-loop", action="store_true", help="skip the live loop's recogniser (HybridRecognizer)")
     ap.add_argument("--content", metavar="PATH")
+    ap.add_argument("--limit", type=int, help="only the first N questions (a quick check; records nothing)")
     args = ap.parse_args()
     guide = load_guide(args.content)
     t0 = time.perf_counter()
     asker = Asker(guide)
     load_ms = 1000 * (time.perf_counter() - t0)
-    items = load_questions("dev" if args.dev else "heldout")
+    items = load_questions("dev" if args.dev else "heldout")[:args.limit]
     typed = evaluate(guide, asker, items)
     print_misses(typed)
     print(HEADER)
@@ -180,15 +222,19 @@ def main() -> None:
     print(f"Asker built in {load_ms:.0f} ms")
     if args.dev:
         if args.spoken:
-            for label, result, asr_ms in spoken(guide, asker, items):
+            for label, result, asr_ms in spoken(guide, asker, items, hybrid=not args.no_loop):
                 print(row(f"spoken, {label}", result) + f" whisper {asr_ms:.0f} ms")
+                if "loop" in result:
+                    print(loop_row(label, len(items), result["loop"]))
         return
     lines = [row("typed", typed)]
-    notes = []
+    notes, loops = [], []
     if not args.typed:
-        for label, result, asr_ms in spoken(guide, asker, items):
+        for label, result, asr_ms in spoken(guide, asker, items, hybrid=not args.no_loop):
             lines.append(row(f"spoken, {label}", result))
             notes.append(f"{label}: {asr_ms:.0f} ms")
+            if "loop" in result:
+                loops.append(loop_row(label, len(items), result["loop"]))
     body = (
         f"{len(items)} held-out questions (benchmarks/ask_questions_heldout.yaml: written before the Asker, never "
         f"tuned on; {typed['content_n']} expect content, {typed['other_n']} expect the advice, support or "
@@ -199,7 +245,12 @@ def main() -> None:
         f"Asker built in {load_ms:.0f} ms (BM25 index over {len(asker.units)} paragraphs). "
         + (f"Whisper transcription, median per question: {'; '.join(notes)}." if notes else "")
     )
-    if args.content is None:
+    if loops:
+        body += ("\n\nThe same utterances through the live loop's recogniser (`HybridRecognizer.recognize`): it passes "
+                 "Whisper's transcript on as a question (open text) only when Whisper heard it clearly and it is no "
+                 "command; a question it reads as a command (\"what is Xospata\" -> open gilteritinib) is acted on as "
+                 "one.\n\n" + LOOP_HEADER + "\n" + "\n".join(loops))
+    if args.content is None and args.limit is None:
         record("Questions answered from the content (ask)", body)
     else:
         print(body)
