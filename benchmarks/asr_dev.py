@@ -171,7 +171,8 @@ def evaluate(recognize, items: list[Item], parser: IntentParser) -> dict:
         t0 = time.perf_counter()
         heard: Heard = recognize(item.audio)
         ms = 1000 * (time.perf_counter() - t0)
-        truth, got = (item.intent, item.target), _meaning(parser, heard.text)
+        truth = (item.intent, item.target)
+        got = _meaning(parser, heard.text) if getattr(heard, "kind", "command") == "command" else ("none", None)
         if truth[0] == "none":
             outcome = "rejected" if got[0] == "none" else "false accept"
         else:

@@ -24,7 +24,7 @@ import os
 import re
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import numpy as np
 from . import audio as A
 from .content import Guide, load_guide
 from .errors import EngineUnavailable, VoiceGuideError
-from .grammar import CARRIERS, NUMBER_CARRIERS, CompiledGrammar, compile_grammar, spoken_number, words_for
+from .grammar import CARRIERS, NOT_SPOKEN, NUMBER_CARRIERS, CompiledGrammar, compile_grammar, spoken_number, words_for
 from .intents import COMMAND_PHRASES, Intent, IntentParser
 from .protocols import Audio, Heard
 
@@ -126,6 +126,7 @@ class PocketsphinxRecognizer:
         self.commands = self._decoder(Config, Decoder, hmm, dict_file, self.grammar.commands_jsgf, beam=None)
         self.garbage = self._decoder(Config, Decoder, hmm, dict_file, self.grammar.jsgf, 1e-20, 3000)
         self.parser = IntentParser(guide)
+        self._last: tuple[str, str | None] | None = None
 
     @staticmethod
     def _decoder(Config, Decoder, hmm: Path, dict_file: Path, jsgf: str, beam: float | None, hmmpf: int = 0):
@@ -170,6 +171,7 @@ class PocketsphinxRecognizer:
         its fit when the reading is accepted (None when it is unclear or out of grammar)."""
         pcm = _dither(_trim(A.resample(audio, RATE))).pcm
         meaning = self._meaning(self._decode(self.commands, pcm))
+        self._last = (meaning.intent, meaning.target) if meaning is not None else None
         if meaning is None:
             return None, None
         fit = self._fit(self.commands)
@@ -185,6 +187,19 @@ class PocketsphinxRecognizer:
         else:  # no complete path is no evidence either way; a path of everyday words is evidence against
             limit = self.unconfirmed if not check or not self.grammar.is_garbage(check) else self.sure
         return meaning, (fit if fit <= limit else None)
+
+    def alternatives(self, limit: int = 20) -> list[tuple[str, str | None]]:
+        """The meanings of the last :meth:`read`'s other whole-sentence readings (the commands search's
+        N-best from its lattice, ``limit`` paths looked at), best first, without its own reading."""
+        out: list[tuple[str, str | None]] = []
+        try:
+            for n, _ in zip(self.commands.nbest(), range(limit)):
+                meaning = self._meaning(n.hypstr)
+                if meaning is not None and (meaning.intent, meaning.target) not in out:
+                    out.append((meaning.intent, meaning.target))
+        except (RuntimeError, ValueError):  # no lattice (nothing decoded)
+            return []
+        return out[1:] if out and self._last == out[0] else [m for m in out if m != self._last]
 
     def transcribe(self, audio: Audio) -> str:
         """The in-grammar words heard, or "" when the phrase is out of grammar, unclear, or silence."""
@@ -458,27 +473,59 @@ class HybridRecognizer:
     """Rescoring: weight of a phrase's log-probability given silence; how far (natural log) below
     Whisper's own reading the best phrase may score; how far ahead of other meanings it must be."""
 
+    open_words = 2
+    """Open text (a question for the dialog): a clear transcript of at least this many words that is no command."""
+
     def __init__(self, guide: Guide, model_path: str | None = None):
         self.whisper = WhisperRecognizer(guide, model_path)
         self.grammar = PocketsphinxRecognizer(guide)
         self.phrases = guide_phrases(guide, self.whisper.parser)
         self._keys = list(self.phrases)
+        self.calibration = Calibration.load()
 
     def recognize(self, audio: Audio) -> Heard:
+        """What was said (steps 1-4 above), with the N-best readings and their calibrated scores
+        (:attr:`Heard.nbest`); clear speech that is no command comes back as open text (``kind="open"``)."""
+        ev = self.evidence(audio)
+        return replace(ev.heard, nbest=self.calibration.nbest(ev))
+
+    def evidence(self, audio: Audio) -> "Evidence":
+        """Every engine's reading of ``audio`` and the decision (for :meth:`recognize` and the calibration)."""
         transcript = self.whisper.transcribe(audio)
         heard = self.whisper.heard(transcript)
-        if heard.text:
-            return heard
+        ev = Evidence(transcript, self._meaning(heard.text), self.whisper.clear(transcript))
+        if heard.text:  # step 1; the grammar is not run (it is the slow part), Whisper scores the alternatives
+            ev.heard, ev.decided = heard, ev.whisper
+            _, ev.scored, ev.own = self._rescore(transcript, None)
+            return ev
         forced, reading = self.grammar.read(audio)
-        rescored = self.rescore(transcript, forced)
+        ev.forced = (forced.intent, forced.target) if forced is not None else None
+        ev.accepted = self._meaning(reading.text)
+        ev.alternatives = self.grammar.alternatives()
+        rescored, ev.scored, ev.own = self._rescore(transcript, forced)
         if rescored.text:
-            return rescored
-        if reading.text and self.whisper.clear(transcript) and _alike(transcript.text, reading.text) < self.alike:
-            return Heard("", 0.0, "voice")
-        return reading
+            ev.heard, ev.decided = rescored, self.phrases.get(rescored.text) or self._meaning(rescored.text)
+        elif reading.text and ev.clear and _alike(transcript.text, reading.text) < self.alike:
+            ev.heard = Heard("", 0.0, "voice")
+        else:
+            ev.heard, ev.decided = reading, ev.accepted
+        if not ev.heard.text and ev.clear and len(transcript.text.split()) >= self.open_words:
+            ev.heard = Heard(transcript.text, round(float(np.exp(transcript.logprob)) * (1 - transcript.no_speech), 3),
+                             "voice", kind="open")
+        return ev
+
+    def _meaning(self, text: str) -> tuple[str, str | None] | None:
+        if not text:
+            return None
+        intent = self.whisper.parser.parse(text)
+        return (intent.intent, intent.target) if intent.intent != "none" else None
 
     def rescore(self, transcript: Transcript, reading: Intent | None = None) -> Heard:
         """The guide phrase Whisper scores best against the audio (step 2), or nothing."""
+        return self._rescore(transcript, reading)[0]
+
+    def _rescore(self, transcript: Transcript, reading: Intent | None) -> tuple[Heard, list[tuple], float]:
+        """Step 2, and every phrase scored: (phrase, meaning, log-probability, value), and Whisper's own score."""
         from rapidfuzz import fuzz, process
 
         query = " ".join(words_for(transcript.text))
@@ -488,14 +535,117 @@ class HybridRecognizer:
             phrases.append(reading.text)
             meanings.append((reading.intent, reading.target))
         if not phrases:
-            return Heard("", 0.0, "voice")
+            return Heard("", 0.0, "voice"), [], 0.0
         own, scores = self.whisper.score(transcript, phrases)
         value = [s - self.prior_weight * p for s, p in zip(scores, self.whisper.prior(phrases))]
+        scored = list(zip(phrases, meanings, scores, value))
         best = max(range(len(phrases)), key=value.__getitem__)
         rivals = [v for v, m in zip(value, meanings) if m != meanings[best]]
         if scores[best] - own < -self.gap or (rivals and value[best] - max(rivals) < self.margin):
-            return Heard("", 0.0, "voice")
-        return Heard(phrases[best], round(min(1.0, float(np.exp((scores[best] - own) / self.gap))), 3), "voice")
+            return Heard("", 0.0, "voice"), scored, own
+        heard = Heard(phrases[best], round(min(1.0, float(np.exp((scores[best] - own) / self.gap))), 3), "voice")
+        return heard, scored, own
+
+
+@dataclass
+class Evidence:
+    """What each engine made of one utterance, and what the hybrid decided (:meth:`HybridRecognizer.evidence`)."""
+
+    transcript: Transcript
+    whisper: tuple[str, str | None] | None
+    """The meaning of Whisper's transcript, if any."""
+    clear: bool
+    """Whether Whisper heard it clearly."""
+    heard: Heard = Heard("", 0.0, "voice")
+    """The decision."""
+    scored: list = field(default_factory=list)
+    """Rescoring: (phrase, meaning, log-probability, value) of each guide phrase scored."""
+    own: float = 0.0
+    """Whisper's score of its own transcript."""
+    forced: tuple[str, str | None] | None = None
+    """The grammar search's reading (whatever its fit); None when the grammar was not run or found none."""
+    accepted: tuple[str, str | None] | None = None
+    """The grammar's reading when its fit checks accepted it."""
+    alternatives: list = field(default_factory=list)
+    """The grammar search's other readings (its lattice's N-best), as meanings, best first."""
+
+    decided: tuple[str, str | None] | None = None
+    """The meaning of the decision, when it is a command."""
+
+    def candidates(self, gap: float) -> dict[tuple[str, str | None], dict]:
+        """Every meaning some engine read: the phrase to show for it and its :data:`FEATURES`."""
+        best: dict[tuple, tuple[float, float, str]] = {}  # meaning -> (value, score, phrase)
+        for phrase, meaning, score, value in self.scored:
+            if meaning not in best or value > best[meaning][0]:
+                best[meaning] = (value, score, phrase)
+        phrase_of = {m: p for m, (_, _, p) in best.items()}
+        if self.whisper is not None:
+            phrase_of[self.whisper] = self.transcript.text
+        for meaning in (self.forced, self.accepted, *self.alternatives):
+            if meaning is not None and meaning not in phrase_of:
+                phrase_of[meaning] = f"{meaning[0]} {meaning[1]}" if meaning[1] else meaning[0]
+        if self.decided is not None:
+            phrase_of[self.decided] = self.heard.text
+        top = max((v for v, _, _ in best.values()), default=0.0)
+        z = sum(np.exp(v - top) for v, _, _ in best.values())
+        out = {}
+        for meaning, phrase in phrase_of.items():
+            value, score, _ = best.get(meaning, (None, None, None))
+            others = [v for m, (v, _, _) in best.items() if m != meaning]
+            lead = (float(np.clip((value - max(others)) / 10, -1, 1)) if others else 1.0) if value is not None else -1.0
+            out[meaning] = {"phrase": phrase, "features": [
+                1.0 if meaning == self.decided else 0.0,
+                1.0 if meaning == self.whisper else 0.0,
+                1.0 if meaning == self.whisper and self.clear else 0.0,
+                float(np.exp(value - top) / z) if value is not None else 0.0,
+                lead,
+                float(np.clip((score - self.own) / gap, -3, 1)) if score is not None else -3.0,
+                1.0 if meaning == self.forced else 0.0,
+                1.0 if meaning == self.accepted else 0.0,
+                1.0 if meaning in self.alternatives else 0.0,
+            ]}
+        return out
+
+
+FEATURES = ("decided", "whisper", "whisper_clear", "rescore_share", "rescore_lead", "rescore_gap",
+            "grammar", "grammar_accepted", "grammar_nbest")
+"""The features of one reading the calibration weighs: whether it is the hybrid's decision; Whisper's
+transcript meaning it (and clearly); its share of the rescoring (softmax over meanings of the best
+phrase value); its lead over the next meaning (/10, clipped to +-1); its score against Whisper's own
+reading (/gap, clipped to -3..1); the grammar search's reading, accepted by the fit checks, or in
+that search's N-best."""
+
+CALIBRATION_FILE = Path(__file__).with_name("asr_calibration.json")
+
+
+@dataclass
+class Calibration:
+    """P(reading is right) = logistic(weights . features + bias), fitted on the development corpus
+    (``benchmarks/calibration.py``, never on the held-out benchmark); stored in :data:`CALIBRATION_FILE`."""
+
+    weights: tuple[float, ...]
+    bias: float
+    size: int = 5
+    """How many readings an N-best list keeps."""
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_FILE) -> "Calibration":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            weights = tuple(float(w) for w in data["weights"])
+            if len(weights) != len(FEATURES) or list(data["features"]) != list(FEATURES):
+                raise ValueError("features differ")
+            return cls(weights, float(data["bias"]))
+        except (OSError, ValueError, KeyError, TypeError):  # not fitted yet: the rescoring share alone
+            return cls(tuple(1.0 if f == "rescore_share" else 0.0 for f in FEATURES), 0.0)
+
+    def score(self, features) -> float:
+        return float(1 / (1 + np.exp(-(np.dot(self.weights, features) + self.bias))))
+
+    def nbest(self, ev: Evidence) -> tuple[tuple[str, float], ...]:
+        """One reading per meaning, best first: (a phrase with that meaning, calibrated score 0..1)."""
+        rows = [(e["phrase"], round(self.score(e["features"]), 3)) for e in ev.candidates(HybridRecognizer.gap).values()]
+        return tuple(sorted(rows, key=lambda r: -r[1])[: self.size])
 
 
 def guide_phrases(guide: Guide, parser: IntentParser) -> dict[str, tuple[str, str | None]]:
@@ -506,7 +656,7 @@ def guide_phrases(guide: Guide, parser: IntentParser) -> dict[str, tuple[str, st
     for name in guide.names():
         said.update([name, f"what does {name} mean", *(f"{c} {name}" for c in CARRIERS)])
     for phrasings in COMMAND_PHRASES.values():
-        said.update(phrasings)
+        said.update(p for p in phrasings if p not in NOT_SPOKEN)  # as the grammar: typed-only words
     for n in range(1, 13):
         number = spoken_number(n)
         said.update([number, *(f"{c} {number}" for c in NUMBER_CARRIERS)])
@@ -558,8 +708,10 @@ def get_recognizer(guide: Guide, name: str = DEFAULT, model_path: str | None = N
 def register(sub, formatter) -> None:
     p = sub.add_parser("recognize", help="recognise spoken commands in WAV files",
                        description="Recognise each WAV file (16-bit PCM, any rate) and print what it means: with "
-                                   "--json one JSON object per file, in order, with intent, target, text and "
-                                   "confidence. Out-of-grammar speech gives intent none.", formatter_class=formatter)
+                                   "--json one JSON object per file, in order, with intent, target, text, "
+                                   "confidence, kind (command, or open for clear speech that is no command: a question) and nbest "
+                                   "(the readings, one per meaning, with scores calibrated on the development "
+                                   "corpus). Out-of-grammar speech gives intent none.", formatter_class=formatter)
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON lines")
     p.add_argument("--engine", choices=["auto", *RECOGNIZERS], default=DEFAULT,
@@ -578,12 +730,15 @@ def cmd_recognize(args) -> int:
     parser = IntentParser(guide)
     for f in args.files:
         heard = engine.recognize(A.read_wav(f))
-        intent = parser.parse(heard.text) if heard.text else Intent("none", None, "", 0.0)
-        row = {"intent": intent.intent, "target": intent.target, "text": heard.text,
-               "confidence": round(min(intent.confidence, heard.confidence) if heard.text else 0.0, 3)}
+        command = bool(heard.text) and heard.kind == "command"
+        intent = parser.parse(heard.text) if command else Intent("none", None, "", 0.0)
+        row = {"intent": intent.intent, "target": intent.target, "text": heard.text, "kind": heard.kind,
+               "confidence": round(min(intent.confidence, heard.confidence) if command else 0.0, 3),
+               "nbest": [{"text": t, "score": s} for t, s in heard.nbest]}
         if args.json:
             print(json.dumps({"file": f, **row}, ensure_ascii=False), flush=True)
         else:
             target = f" {row['target']}" if row["target"] else ""
-            print(f"{f}: {row['intent']}{target} ({row['text'] or 'nothing recognised'})", flush=True)
+            said = f"open text: {heard.text}" if heard.kind == "open" else heard.text or "nothing recognised"
+            print(f"{f}: {row['intent']}{target} ({said})", flush=True)
     return 0

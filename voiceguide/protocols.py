@@ -67,6 +67,12 @@ class Heard:
     """Where it came from."""
     during_speech: bool = False
     """Said over the guide's speech (a barge-in, which cut it), not at the listening prompt."""
+    kind: Literal["command", "open"] = "command"
+    """``open``: no command was recognised, but the speech was clear: ``text`` is the open-vocabulary
+    transcript (a question for the dialog to answer, never to be acted on as a command)."""
+    nbest: tuple[tuple[str, float], ...] = ()
+    """Speech: the readings, one per meaning, best first, each (a phrase with that meaning, score 0..1
+    calibrated on the development corpus: how often a reading with that score was right). Empty for keys."""
 
 
 @dataclass(frozen=True)
