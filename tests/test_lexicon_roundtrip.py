@@ -57,7 +57,7 @@ def test_round_trip_with_the_neural_voice(recognizer):
 def test_round_trip_with_espeak(recognizer):
     rate, misses = round_trip(get_engine("espeak"), recognizer)
     print(f"espeak lexicon round trip: {rate:.0%}, misses: {misses}")
-    # measured 38% on 30 entries; 31% on 36 after content round 2 added six hard names (olutasidenib, revumenib,
+    # measured 38% on 30 entries; 31-33% on 36 after content round 2 added six hard names (olutasidenib, revumenib,
     # ...), all missed by espeak; the bar moved from 0.30 to 0.25 so that one miss more is not a failure
     assert rate >= 0.25, misses
     assert not [m for m in misses if m[1]], "a miss must be 'not caught', never another word"
