@@ -226,9 +226,16 @@ def _encode(pcm: bytes, rate: int, title: str, dest: Path, cache: Path) -> None:
 
 
 def _encode_all(jobs: list[tuple[bytes, str, Path]], rate: int, cache: Path, workers: int) -> None:
+    """Encode in parallel; on Ctrl-C or an error, drop what has not started and pass the exception on."""
     cache.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda j: _encode(j[0], rate, j[1], j[2], cache), jobs))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        for future in [pool.submit(_encode, pcm, rate, title, dest, cache) for pcm, title, dest in jobs]:
+            future.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 # ---------------------------------------------------------------------- shared text helpers
@@ -664,11 +671,15 @@ def _alive(pid: int) -> bool:
 
 
 def _clean_stale(out: Path) -> None:
-    """Remove the temporary folders of exports that were killed (their process is gone)."""
+    """Remove the temporary folders and half-encoded MP3s of exports that were killed (their process is gone)."""
     for p in out.glob(".*.tmp-*"):
         m = re.search(r"\.tmp-(\d+)-", p.name)
         if m and p.is_dir() and not _alive(int(m.group(1))):
             shutil.rmtree(p, ignore_errors=True)
+    for p in (out / ".cache" / "mp3").glob(".*.part.mp3"):
+        m = re.search(r"\.(\d+)\.part\.mp3$", p.name)
+        if m and not _alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
 
 
 def _exchange(new: Path, dest: Path) -> Path | None:
