@@ -95,7 +95,8 @@ ADVICE = ["should I take ivosidenib", "will I die", "how long do I have", "can I
 SUPPORT = ["I'm scared", "I am so anxious about all this", "I feel hopeless", "I'm terrified of the transplant",
            "I don't know how to cope"]
 UNKNOWN = ["what is the weather", "set an alarm", "tell me a joke", "what is diabetes", "how tall is mount everest",
-           "order a taxi", "what is a heart attack", "how do I cook rice", "turn on the lights"]
+           "order a taxi", "what is a heart attack", "how do I cook rice", "turn on the lights",
+           "how long does a transplant take"]  # on topic, but the pack says nothing about how long
 
 
 @pytest.mark.parametrize("question, section", ANSWERS)

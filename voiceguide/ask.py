@@ -445,7 +445,8 @@ class Asker:
             hit = ({w} | stands_for.get(w, set())) & have
             weight = self.generic_weight if w in self._generic else (1.0 if hit or w in self._vocab else self.oov_weight)
             total += weight
-            if hit:
+            # an everyday word found only in the paragraph's text is no evidence ("how long", "take")
+            if hit and (w not in self._generic or hit - {w} or w in self.names[self.units[best].section]):
                 found += weight
                 specific |= hit - self._generic
                 topic = topic or bool(hit & self._topics)
@@ -492,9 +493,8 @@ def register(sub, formatter) -> None:
         "ask", help="answer questions from the guide's own words",
         description="Answer each question with the guide's own words: a passage of the guide, a glossary "
                     "definition, or the guide's reply for questions about your own treatment (ask your care "
-                    "team), for worries, and for things the guide does not cover. Quote each question. "
-                    "Example: voiceguide ask \"what are the side effects of gilteritinib\". With --json, one "
-                    "JSON object per line: question, kind, section, term, answer.",
+                    "team), for worries, and for things the guide does not cover. Quote each question. With "
+                    "--json, one JSON object per line: question, kind, section, term, answer.",
         formatter_class=formatter)
     p.add_argument("question", nargs="+", metavar="QUESTION", help="a question; quote questions with spaces")
     p.add_argument("--json", action="store_true", help="print JSON lines")
