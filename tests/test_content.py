@@ -307,6 +307,7 @@ def test_validate_cli_on_shipped_pack():
     proc = run_cli("validate")
     assert proc.returncode == 0, proc.stderr
     assert "valid" in proc.stdout and "sections" in proc.stdout
+    assert "who are not clinicians; not reviewed by a clinician." in proc.stdout
 
 
 def test_outline_json_is_the_tree(tmp_path):

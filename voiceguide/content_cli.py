@@ -35,8 +35,11 @@ def cmd_validate(args) -> int:
         return 1
     guide = load_guide(path)
     n = sum(1 for _ in guide.walk())
+    review = guide.review
+    checked = (f" Checked by {review.by}{'' if review.clinical else '; not reviewed by a clinician'}."
+               if review else "")
     print(f"{path}: valid. {n} sections, {len(guide.glossary)} glossary terms, "
-          f"{len(guide.lexicon)} pronunciations. Last reviewed {guide.last_reviewed.isoformat()}.")
+          f"{len(guide.lexicon)} pronunciations. Last reviewed {guide.last_reviewed.isoformat()}.{checked}")
     return 0
 
 
