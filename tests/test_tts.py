@@ -13,6 +13,7 @@ import pytest
 from voiceguide import audio as A
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import AudioDeviceUnavailable, EngineUnavailable
+from voiceguide.protocols import Audio
 from voiceguide.tts import AudioSpeaker, get_engine, list_engines, render, split_sentences
 
 GUIDE = load_guide(default_content_path())
@@ -194,26 +195,75 @@ def test_volume_scales_the_audio(tmp_path):
     assert bad.returncode != 0 and "--volume: 0 is outside 1 to 100" in bad.stderr
 
 
+RATE_BYTES_300MS = 2 * 16000 * 3 // 10
+
+
 @pytest.mark.audio
 def test_set_volume_makes_speech_and_cues_quieter_on_the_speaker(pulse):
     speaker = AudioSpeaker(get_engine("espeak"), A.Player(), rate=200)
 
     def heard() -> float:
-        """RMS on the speaker of a sentence and a cue: they carry about the same energy, so the
-        ratio below stays near 0.8 if either one ignores the volume."""
+        """Loudness on the speaker of a sentence and a cue: they carry about the same energy, so the
+        ratio below stays near 0.8 if either one ignores the volume. Measured as total energy (so the
+        length of the silence around them does not count), once the recorder is really recording:
+        with the CPU busy parec's first data came 2 s after it started (measured), so a fixed 0.2 s wait
+        lost the first sentence and gave ratios near 1 (the flaky failures: 0.98 instead of 0.5)."""
         rec = pulse.record_speaker()
-        time.sleep(0.2)
+        end = time.monotonic() + 20
+        while not rec.data and time.monotonic() < end:
+            time.sleep(0.01)
+        assert rec.data, "the recorder never started"
+        while time.monotonic() < end:  # and nothing else is still playing on the speaker (an earlier test's sound)
+            tail = rec.audio.pcm[-RATE_BYTES_300MS:]
+            if len(tail) == RATE_BYTES_300MS and A.rms(Audio(tail, 16000)) < 30:
+                break
+            time.sleep(0.05)
+        start = len(rec.data)
         speaker.speak("Hello there.")
         speaker.earcon("listening")
         assert speaker.player.wait(5), "the cue did not play to its end"
         time.sleep(0.3)
-        return A.rms(rec.stop())
+        x = A.samples(Audio(rec.stop().pcm[start - start % 2:], 16000)).astype("float64")
+        return float((x * x).sum()) ** 0.5
 
     full = heard()
     speaker.set_volume(50)
     half = heard()
     assert full > 100, "nothing was heard on the speaker"
     assert 0.4 < half / full < 0.6
+
+
+class _Held:
+    """The real espeak engine, held inside synthesize until released: a render in progress, on demand."""
+
+    name = "espeak"
+
+    def __init__(self):
+        self.engine, self.entered, self.release = get_engine("espeak"), threading.Event(), threading.Event()
+
+    def voices(self):
+        return self.engine.voices()
+
+    def synthesize(self, text, *, voice=None, rate=175):
+        self.entered.set()
+        assert self.release.wait(10)
+        return self.engine.synthesize(text, voice=voice, rate=rate)
+
+
+def test_audio_rendered_ahead_keeps_the_loudness_it_was_prepared_for():
+    """The cause of the flaky quieter-on-the-speaker test's kin: a sentence rendered ahead at full volume
+    while the volume changed was scaled to the new volume but filed under the old one, so later speech
+    at full volume came out quiet (and the reverse: loud after turning it down). No device needed."""
+    engine = _Held()
+    speaker = AudioSpeaker(engine, player=None, rate=200)
+    speaker.prepare(["Hello there."])
+    assert engine.entered.wait(10)
+    speaker.set_volume(50)  # while the render ahead is in progress
+    engine.release.set()
+    assert _wait_ready(speaker, 1) == 1
+    speaker.set_volume(100)
+    full = render("Hello there.", engine=engine.engine, rate=200)
+    assert A.rms(speaker._render("Hello there.")) == pytest.approx(A.rms(full), rel=0.01)
 
 
 class _Counting:

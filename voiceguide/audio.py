@@ -139,11 +139,19 @@ def _pulse_ok() -> bool:
 
 
 _PROBE = r"""
-import sys
-import sounddevice as sd
+import os, sys
+os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # PortAudio prints its own noise ("Error querying device -1")
 kind = sys.argv[1]
-d = sd.query_devices(kind=kind)
-ok = d and d.get("max_%s_channels" % ("output" if kind == "output" else "input"), 0) > 0
+try:
+    import sounddevice as sd
+except (ImportError, OSError):
+    print("no-portaudio")
+    sys.exit(0)
+try:
+    d = sd.query_devices(kind=kind)
+    ok = d and d.get("max_%s_channels" % ("output" if kind == "output" else "input"), 0) > 0
+except Exception:
+    ok = False
 print("ok" if ok else "none")
 """
 
@@ -156,8 +164,9 @@ def _portaudio_probe(kind: str) -> str | None:
         return f"the audio probe failed ({exc})"
     if proc.returncode == 0 and proc.stdout.strip() == "ok":
         return None
-    detail = (proc.stderr.strip().splitlines() or ["no device"])[-1]
-    return f"no audio {kind} device ({detail[:120]})"
+    if proc.stdout.strip() == "no-portaudio":
+        return f"no audio {kind}: PortAudio (sounddevice) is not installed"
+    return f"no audio {kind} device found"
 
 
 def probe_output() -> str | None:

@@ -278,12 +278,15 @@ class AudioSpeaker:
     def _key(self, sentence: str) -> tuple:
         return sentence, self.rate, self.voice, self.volume
 
-    def _render(self, text: str) -> Audio:
-        ready = self._ready.get(self._key(text))
+    def _render(self, text: str, key: tuple | None = None) -> Audio:
+        """Audio for ``key`` (default: the settings now). Rendered with the key's own rate, voice and volume:
+        a render ahead filed under one volume must not come out at another set while it ran."""
+        key = key or self._key(text)
+        ready = self._ready.get(key)
         if ready is not None:
             return ready
-        return scale(render(text, engine=self.engine, voice=self.voice, rate=self.rate, lexicon=self.lexicon),
-                     self.volume)
+        _, rate, voice, volume = key
+        return scale(render(text, engine=self.engine, voice=voice, rate=rate, lexicon=self.lexicon), volume)
 
     def prepare(self, texts: Sequence[str]) -> None:
         """Render the first sentence of each text in the background, in order, keeping what is
@@ -307,7 +310,7 @@ class AudioSpeaker:
                 sentence = self._ahead.pop(0)
                 key = self._key(sentence)
             try:
-                audio = self._render(sentence)
+                audio = self._render(sentence, key)
             except VoiceGuideError:
                 continue  # speak() will meet the same error and report it
             except BaseException:
