@@ -686,3 +686,11 @@ def test_questions_go_to_the_asker_and_an_answer_offers_its_section():
     ask(waiting, "purple monkey")
     assert asker.asked.count("purple monkey") == 1
     assert D.step(here, Heard(Intent("none", None, "purple monkey", 0.0)))[0].no_match == 1
+
+
+def test_the_n_key_answers_no_to_an_open_question():
+    s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
+    asked = D.step(s, Heard(Intent("stop", None, "quit", 1.0), by_voice=True))[0]
+    stay, eff = D.step(asked, Key("n"))
+    assert stay.section == "gilteritinib" and stay.asking is None and said(eff)[0].startswith("Good, let's carry on.")
+    assert D.step(D.start(resume_to="mec")[0], Key("n"))[0].section is None  # resume question: no = main menu

@@ -338,7 +338,8 @@ def test_ctrl_c_and_sigterm_save_the_place_before_leaving(tmp_path, sig, status)
 
     state = tmp_path / "s.json"
     proc = subprocess.Popen([sys.executable, "-m", "voiceguide", "--text", "--state", str(state)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even from a background job
     proc.stdin.write("4\n3\n\n")
     proc.stdin.flush()
     first = split_sentences(GUIDE.section("gilteritinib").body[0])[-1]

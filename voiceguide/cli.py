@@ -50,8 +50,9 @@ EXAMPLES = {
     "recognize": ["voiceguide recognize command.wav", "voiceguide recognize --json a.wav b.wav"],
     "say": ['voiceguide say "Hello there."', 'voiceguide say --out hello.wav "Hello there."'],
     "voices": ["voiceguide voices"],
-    "export": ["voiceguide export --out podcast"],
     "doctor": ["voiceguide doctor", "voiceguide doctor --strict"],
+    "mic-check": ["voiceguide mic-check", "voiceguide mic-check --text --save"],
+    "export": ["voiceguide export --out podcast", "voiceguide export --format epub3 --out book"],
 }
 
 #: arguments a module registered without a description (every argument is described in --help)
@@ -122,7 +123,7 @@ class _PlainParser(argparse.ArgumentParser):
 
 
 def _examples(name: str | None, epilog: str | None) -> str | None:
-    lines = EXAMPLES.get(name)
+    lines = EXAMPLES.get(name) or ([f"voiceguide {name}", f"voiceguide {name} --help"] if name else None)
     if not lines:
         return epilog
     if epilog and "Examples" in epilog:

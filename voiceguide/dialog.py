@@ -360,6 +360,8 @@ class Dialog:
                                  "from its sources. Please ask your care team what is right for you.")
             return self._no_match(state, intent.text)
         state = _ok(state)
+        if intent.intent == "next" and isinstance(event, Key) and state.asking:
+            intent = Intent("no", None, intent.text, 1.0)  # the n key answers an open question: no
         if intent.intent == "stop":
             return self._on_stop(state, intent, during_speech=during_speech, by_voice=by_voice)
         if intent.intent == "help":
