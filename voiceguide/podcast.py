@@ -1,11 +1,26 @@
-"""Podcast export: an episode with chapters, transcripts, podcast loudness, cover art and a feed.
+"""Podcast export: episodes with chapters, transcripts, podcast loudness, cover art and feeds.
 
-Every sentence is rendered once and cached by (text after pronunciations,
-engine, voice, rate, format version), so editing one section re-renders only
-its changed sentences. Rendering runs in parallel; transcripts and chapters take
-their times from the rendered audio itself. Every output file is written to a
-temporary name and moved into place, so a killed export never leaves a
-half-written file where a good one was, and the next run picks up the cache.
+How it stays fast and incremental:
+
+- every sentence is rendered once and cached with its measurements (length,
+  true peak, K-weighted loudness in 10 ms steps; :mod:`voiceguide.render`), so
+  an episode's loudness is computed from the cache and normalised with one
+  computed gain: no analysis pass over the episode;
+- every chapter (the introduction, each section, the sources) is a *segment*
+  encoded on its own and cached by its content (sentences, gain, format,
+  bitrate, channels); an episode's file is its segments' frames joined, behind
+  an ID3 tag (MP3) or remuxed with its chapters (M4A). Segments join inside the
+  1.2 s of silence between chapters; each decoded segment is a whole number of
+  codec frames with a known encoder delay, so chapter and cue times stay exact.
+  Editing one sentence re-encodes one segment; an unchanged run encodes nothing;
+- the gain of the last run is kept while it holds the episode within 0.5 LU of
+  the target, so an edit does not change every segment's gain.
+
+Every segment's true peak is measured *after encoding* (decoded, oversampled
+4x); over -1.2 dBTP it is encoded again with a lower limiter ceiling.
+Temporary files go in the output folder's hidden ``.work`` folder, emptied
+at every start; finished files are moved into place, so a killed export never
+leaves a half-written file where a good one was.
 """
 
 from __future__ import annotations
@@ -14,41 +29,56 @@ import datetime as dt
 import email.utils
 import errno
 import hashlib
+import html
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 import textwrap
+import uuid
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import audio as A
-from .content import Guide, Section, load_guide
-from .errors import ExportError
+import numpy as np
+
+from . import render
+from .content import Guide, PodcastInfo, Section, load_guide
+from .errors import EngineUnavailable, ExportError
 from .files import atomic_write
-from .pronounce import apply
-from .protocols import Audio
-from .render import RATE, Renderer, Stats
-from .render import ffmpeg as _ffmpeg
+from .protocols import Audio  # noqa: F401  (part of the old interface)
+from .render import RATE, Renderer, Stats  # noqa: F401  (Renderer and Stats: used from here by others)
+from .render import ffmpeg as _ffmpeg  # noqa: F401
 from .render import progress as _progress
 from .tts import ENGINES, get_engine, split_sentences
 
-__all__ = ["export", "Episode", "register", "LOUDNESS_TARGET", "TRUE_PEAK"]
+__all__ = ["export", "Episode", "register", "LOUDNESS", "TRUE_PEAK_LIMIT", "feed_xml", "cover_png"]
 
-LOUDNESS_TARGET = -19.0  # LUFS: the podcast standard for mono (-16 for stereo)
-TRUE_PEAK = -1.5  # dBTP target, leaving margin under the -1 dBTP limit
+#: --loudness: (integrated loudness of the file, channels). Apple: -16 LUFS stereo; -19 LUFS mono.
+LOUDNESS = {"mono": (-19.0, 1), "stereo": (-16.0, 2)}
+MONO_TARGET = -19.0  # the single channel's loudness for both (a dual-mono stereo file reads +3 LU)
+TRUE_PEAK_LIMIT = -1.0  # dBTP, measured after encoding
+CEILING = -2.0  # dBTP: the limiter's first ceiling before encoding
+CHECK = -1.2  # dBTP: a segment measured above this after encoding is encoded again, lower
+GAIN_HOLD = 0.5  # LU: keep the last run's gain while it holds the episode this close to the target
+CODEC_LOSS = 0.45  # LU: what encoding at podcast bitrates takes off (measured: 0.4-0.5 at 64 kbps); aimed above
+RETRY = 0.8  # LU: an episode measured (after encoding) further than this from its target is encoded again
 GAP_SENTENCE, GAP_TITLE, GAP_SECTION = 0.35, 0.6, 1.2
 MAX_LINE = 65
+SEGMENT_VERSION = "3"
+DISCLAIMER_NOTE = "General information, not medical advice."
+
+FORMATS = {
+    "mp3": {"codec": ["-c:a", "libmp3lame"], "mux": ["-f", "mp3", "-write_xing", "0", "-id3v2_version", "0"],
+            "demux": "mp3", "frame": 1152, "delay": 1105, "mime": "audio/mpeg", "seg": "mp3"},
+    "m4a": {"codec": ["-c:a", "aac"], "mux": ["-f", "adts"], "demux": "aac", "frame": 1024, "delay": 1024,
+            "mime": "audio/mp4", "seg": "aac"},
+}
 
 NS = {"itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd", "podcast": "https://podcastindex.org/namespace/1.0",
-      "atom": "http://www.w3.org/2005/Atom"}
+      "atom": "http://www.w3.org/2005/Atom", "content": "http://purl.org/rss/1.0/modules/content/"}
 for _prefix, _uri in NS.items():
     ET.register_namespace(_prefix, _uri)
+PODCAST_NAMESPACE_UUID = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
 
 
 @dataclass
@@ -66,16 +96,62 @@ class Chapter:
 
 
 @dataclass
+class Segment:
+    """One chapter's speech, encoded once and shared by every episode that holds it."""
+
+    title: str
+    section: str | None
+    texts: list[str]
+    key: str = ""
+    samples: int = 0  # decoded length at RATE (whole codec frames)
+
+
+@dataclass
 class Episode:
     slug: str
     title: str
     description: str
-    audio: Audio
+    segments: list[Segment]
+    number: int = 1
+    section: Section | None = None
+    gain: float = 0.0  # dB applied to the rendered speech
+    loudness: float = 0.0  # the file's integrated loudness (LUFS): planned, then measured after encoding
+    peak: float = 0.0  # its true peak (dBTP), measured after encoding
     cues: list[Cue] = field(default_factory=list)
     chapters: list[Chapter] = field(default_factory=list)
+    duration: float = 0.0
 
 
-# ---------------------------------------------------------------------- building episodes
+@dataclass
+class Show:
+    """Feed metadata: the guide's ``podcast:`` block, then command-line options over it."""
+
+    base_url: str = ""
+    author: str = ""
+    owner_name: str = ""
+    owner_email: str = ""
+    copyright: str = ""
+    link: str = ""
+    guid: str = ""
+    category: str = "Health & Fitness"
+    subcategory: str = "Medicine"
+    explicit: bool = False
+
+    @classmethod
+    def of(cls, guide: Guide, **overrides) -> "Show":
+        info = guide.podcast or PodcastInfo()
+        show = cls(**{k: getattr(info, k) for k in cls.__dataclass_fields__})
+        for k, v in overrides.items():
+            if v not in (None, ""):
+                setattr(show, k, v)
+        show.author = show.author or ", ".join(guide.authors) or "VoiceGuide"
+        show.owner_name = show.owner_name or show.author
+        if show.base_url and not show.base_url.endswith("/"):
+            show.base_url += "/"
+        return show
+
+
+# ---------------------------------------------------------------------- the words of each chapter
 
 
 def _intro(guide: Guide) -> list[str]:
@@ -96,26 +172,183 @@ def _section_texts(sec: Section) -> list[str]:
     return [sec.title, *split_sentences(sec.summary), *(s for p in sec.body for s in split_sentences(p))]
 
 
-def _assemble(slug: str, title: str, description: str, parts: list[tuple[str, str | None, list[str]]],
-              audio_for: dict[str, Audio]) -> Episode:
-    """parts: (chapter title, section id, sentences). Times come from the rendered samples."""
-    pcm = bytearray()
-    cues: list[Cue] = []
-    chapters: list[Chapter] = []
+def plan(guide: Guide, per_section: bool) -> tuple[Episode, list[Episode]]:
+    """The whole-guide episode and (with ``per_section``) one episode per section, each opening with
+    the same spoken introduction (title, disclaimer, review date): the segments are shared."""
+    intro = Segment("Introduction", None, _intro(guide))
+    sections = [Segment(sec.title, sec.id, _section_texts(sec)) for sec in guide.walk()]
+    outro = Segment("Sources", None, _outro(guide))
+    full = Episode(guide.id, guide.title, guide.description or guide.title, [intro, *sections, outro])
+    series = []
+    if per_section:
+        for n, (sec, seg) in enumerate(zip(guide.walk(), sections), 1):
+            series.append(Episode(f"{guide.id}-{sec.id}", sec.title, sec.summary, [intro, seg], n, sec))
+    return full, series
 
-    def now() -> float:
-        return len(pcm) / 2 / RATE
 
-    for n, (chapter, section_id, sentences) in enumerate(parts):
-        if n:
-            pcm += A.silence(GAP_SECTION, RATE).pcm
-        chapters.append(Chapter(now(), chapter, section_id))
-        for i, text in enumerate(sentences):
-            start = now()
-            pcm += audio_for[text].pcm
-            cues.extend(_cues(start, now(), text))
-            pcm += A.silence(GAP_TITLE if i == 0 else GAP_SENTENCE, RATE).pcm
-    return Episode(slug, title, description, Audio(bytes(pcm), RATE), cues, chapters)
+# ---------------------------------------------------------------------- loudness, from the cache
+
+
+def _gap_samples(i: int) -> int:
+    return int(round((GAP_TITLE if i == 0 else GAP_SENTENCE) * RATE))
+
+
+def _segment_energy(seg: Segment, clips: dict[str, render.Clip]) -> np.ndarray:
+    parts = []
+    for i, text in enumerate(seg.texts):
+        clip = clips[text]
+        parts.append(np.asarray(clip.energy))
+        pad = len(clip.energy) * render.STEP - clip.samples
+        gap = _gap_samples(i) + (int(round(GAP_SECTION * RATE)) if i == len(seg.texts) - 1 else 0)
+        parts.append(np.zeros(max(0, int(round((gap - pad) / render.STEP)))))
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def choose_gain(ep: Episode, clips: dict[str, render.Clip], candidates: list[float]) -> None:
+    """Set ``ep.gain`` (dB) to bring the single channel to MONO_TARGET LUFS; keep the first candidate
+    (an earlier run's gain, the whole guide's) that holds it within GAIN_HOLD LU."""
+    loud = render.integrated_loudness(np.concatenate([_segment_energy(s, clips) for s in ep.segments]))
+    for g in candidates:
+        if g is not None and abs(loud + g - CODEC_LOSS - MONO_TARGET) <= GAIN_HOLD:
+            ep.gain = float(g)
+            break
+    else:
+        ep.gain = round(MONO_TARGET + CODEC_LOSS - loud, 2)
+    ep.loudness = loud + ep.gain
+
+
+# ---------------------------------------------------------------------- encoding segments
+
+
+def _limit(x: np.ndarray, ceiling_db: float) -> np.ndarray:
+    """Lookahead peak limiter: true peaks (4x oversampled) of ``x`` brought under ``ceiling_db``, the gain
+    reduction spread over about 6 ms either side of each peak (min filter, then moving average)."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+    from scipy.signal import resample_poly
+
+    ceiling = 10 ** (ceiling_db / 20)
+    env = np.abs(resample_poly(x, 4, 1)).reshape(-1, 4).max(axis=1)[: len(x)]
+    env = np.maximum(env, np.abs(x))
+    need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
+    if need.min() >= 1.0:
+        return x
+    w = 2 * int(0.003 * RATE) + 1
+    gain = uniform_filter1d(minimum_filter1d(need, w, mode="nearest"), w, mode="nearest")
+    return x * gain
+
+
+class Encoder:
+    """Encodes segments into ``cache/segments``, keyed by content; ``stats`` counts encoded and reused."""
+
+    def __init__(self, renderer: Renderer, fmt: str, channels: int, bitrate: int, jobs: int):
+        self.renderer, self.fmt, self.channels, self.bitrate, self.jobs = renderer, fmt, channels, bitrate, jobs
+        self.spec = FORMATS[fmt]
+        self.dir = renderer.cache / "segments"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.stats = renderer.stats
+        self.meta: dict[str, dict] = {}
+
+    def key(self, seg: Segment, clips, gain: float) -> str:
+        raw = json.dumps([SEGMENT_VERSION, [clips[t].key for t in seg.texts], GAP_SENTENCE, GAP_TITLE, GAP_SECTION,
+                          round(gain, 3), self.fmt, self.channels, self.bitrate, CEILING, CHECK])
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    def path(self, key: str) -> Path:
+        return self.dir / f"{key}.{self.spec['seg']}"
+
+    def _cached(self, key: str) -> dict | None:
+        try:
+            meta = json.loads((self.dir / f"{key}.json").read_text())
+            if self.path(key).stat().st_size == meta["bytes"] and meta["samples"] and meta["energy"]:
+                return meta
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return None
+
+    def loudness(self, ep: Episode) -> tuple[float, float]:
+        """The episode's loudness (one channel, LUFS) and true peak (dBTP), measured on its decoded segments."""
+        energy = np.concatenate([np.asarray(self.meta[s.key]["energy"]) for s in ep.segments])
+        return render.integrated_loudness(energy), max(self.meta[s.key]["peak_dbtp"] for s in ep.segments)
+
+    def pcm(self, seg: Segment, clips, gain: float) -> np.ndarray:
+        parts = []
+        for i, text in enumerate(seg.texts):
+            parts.append(self.renderer.samples(clips[text]))
+            gap = _gap_samples(i) + (int(round(GAP_SECTION * RATE)) if i == len(seg.texts) - 1 else 0)
+            parts.append(np.zeros(gap))
+        return np.concatenate(parts) * 10 ** (gain / 20)
+
+    def _encode(self, job: tuple[str, Segment, dict, float]) -> tuple[str, int]:
+        key, seg, clips, gain = job
+        x = self.pcm(seg, clips, gain)
+        ceiling = CEILING
+        ff = render.ffmpeg()
+        for _ in range(4):
+            y = _limit(x, ceiling)
+            data = render.run([ff, "-hide_banner", "-nostats", "-loglevel", "error", "-f", "f32le", "-ar", str(RATE),
+                               "-ac", "1", "-i", "-", *(["-af", "pan=stereo|c0=c0|c1=c0"] if self.channels == 2 else []),
+                               *self.spec["codec"],
+                               "-b:a", f"{self.bitrate}k", *self.spec["mux"], "-"], input=y.astype("<f4").tobytes())
+            decoded = np.frombuffer(render.run([ff, "-hide_banner", "-nostats", "-loglevel", "error",
+                                                "-f", self.spec["demux"], "-i", "-", "-f", "f32le", "-"],
+                                               input=data), dtype="<f4").reshape(-1, self.channels)
+            peak = max(render.true_peak(decoded[:, c].astype(np.float64)) for c in range(self.channels))
+            peak_db = 20 * np.log10(max(peak, 1e-9))
+            if peak_db <= CHECK:
+                break
+            ceiling -= peak_db - CHECK + 0.3
+        else:
+            raise ExportError(f"could not bring '{seg.title}' under {TRUE_PEAK_LIMIT} dBTP after encoding")
+        energy = render.kweighted_energy(decoded[:, 0].astype(np.float64))
+        meta = {"bytes": len(data), "samples": len(decoded), "peak_dbtp": round(float(peak_db), 2),
+                "energy": [float(f"{e:.6g}") for e in energy]}
+        atomic_write(self.path(key), data)
+        atomic_write(self.dir / f"{key}.json", json.dumps(meta).encode())
+        return key, meta
+
+    def encode(self, episodes: list[Episode], clips) -> None:
+        """Give every segment of every episode its key and decoded length, encoding what is not cached."""
+        todo: dict[str, tuple] = {}
+        for ep in episodes:
+            segs = []
+            for seg in ep.segments:
+                s = Segment(seg.title, seg.section, seg.texts)  # episodes share a Segment, not its gain
+                s.key = self.key(s, clips, ep.gain)
+                if s.key not in self.meta and s.key not in todo:
+                    cached = self._cached(s.key)
+                    if cached is None:
+                        todo[s.key] = (s.key, s, clips, ep.gain)
+                    else:
+                        self.meta[s.key] = cached
+                        self.stats.reused += 1
+                segs.append(s)
+            ep.segments = segs
+        done = dict(render.parallel_map(self._encode, list(todo.values()), self.jobs))
+        self.stats.encoded += len(done)
+        self.meta.update(done)
+        for ep in episodes:
+            for s in ep.segments:
+                s.samples = self.meta[s.key]["samples"]
+
+
+# ---------------------------------------------------------------------- times: chapters and cues
+
+
+def time_episode(ep: Episode, clips, fmt: str) -> None:
+    """Chapters and cues from the clips' lengths and the segments' decoded lengths (whole frames,
+    with the encoder's delay at each segment's start)."""
+    delay = FORMATS[fmt]["delay"]
+    ep.cues, ep.chapters = [], []
+    start = 0
+    for n, seg in enumerate(ep.segments):
+        t = start + delay
+        ep.chapters.append(Chapter(0.0 if n == 0 else round(t / RATE, 3), seg.title, seg.section))
+        for i, text in enumerate(seg.texts):
+            n_samples = clips[text].samples
+            ep.cues.extend(_cues(t / RATE, (t + n_samples) / RATE, text))
+            t += n_samples + _gap_samples(i)
+        start += seg.samples
+    ep.duration = start / RATE
 
 
 def _cues(start: float, end: float, text: str) -> list[Cue]:
@@ -131,73 +364,48 @@ def _cues(start: float, end: float, text: str) -> list[Cue]:
     return out
 
 
-def build_episodes(guide: Guide, renderer: Renderer, per_section: bool) -> list[Episode]:
-    parts: list[tuple[str, str | None, list[str]]] = [("Introduction", None, _intro(guide))]
-    for sec in guide.walk():
-        parts.append((sec.title, sec.id, _section_texts(sec)))
-    parts.append(("Sources", None, _outro(guide)))
-    texts = [t for _, _, ts in parts for t in ts]
-    audio_for = renderer.render_all(texts)
-    episodes = [_assemble(guide.id, guide.title, guide.description or guide.title, parts, audio_for)]
-    if per_section:
-        for title, sid, ts in parts[1:-1]:
-            sec = guide.section(sid)
-            episodes.append(_assemble(f"{guide.id}-{sid}", f"{guide.title}: {title}", sec.summary,
-                                      [(title, sid, ts)], audio_for))
-    return episodes
+# ---------------------------------------------------------------------- episode files
 
 
-# ---------------------------------------------------------------------- encoding
+def _frames_id3(ep: Episode, guide: Guide, show: Show, cover: bytes) -> list:
+    from mutagen.id3 import APIC, CHAP, COMM, CTOC, TALB, TCON, TDRC, TIT2, TPE1, TCOP, CTOCFlags
+
+    ends = [c.start for c in ep.chapters[1:]] + [ep.duration]
+    ids = [f"chp{i}" for i in range(len(ep.chapters))]
+    frames = [TIT2(encoding=3, text=[ep.title]), TPE1(encoding=3, text=[show.author]),
+              TALB(encoding=3, text=[guide.title]), TDRC(encoding=3, text=[str(guide.last_reviewed.year)]),
+              TCON(encoding=3, text=["Podcast"]),
+              COMM(encoding=3, lang="eng", desc="", text=[f"{ep.description} {DISCLAIMER_NOTE}"])]
+    if show.copyright:
+        frames.append(TCOP(encoding=3, text=[show.copyright]))
+    frames.append(CTOC(element_id="toc", flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED, child_element_ids=ids,
+                       sub_frames=[TIT2(encoding=3, text=[ep.title])]))
+    for cid, ch, end in zip(ids, ep.chapters, ends):
+        frames.append(CHAP(element_id=cid, start_time=int(ch.start * 1000), end_time=int(end * 1000),
+                           sub_frames=[TIT2(encoding=3, text=[ch.title])]))
+    frames.append(APIC(encoding=3, mime="image/png", type=3, desc="Cover", data=cover))
+    return frames
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-        if "No space left" in proc.stderr:
-            raise ExportError(f"the disk is full ({tail})")
-        raise ExportError(f"ffmpeg failed: {tail}")
-    return proc
+def id3_tag(frames: list) -> bytes:
+    """An ID3v2.4 tag with ``frames`` stored in the order given (mutagen's own save sorts them by size,
+    which shuffles the CHAP frames)."""
+    from mutagen.id3._tags import save_frame
+    from mutagen.id3._util import BitPaddedInt, ID3SaveConfig
+
+    body = b"".join(save_frame(f, config=ID3SaveConfig(4, None)) for f in frames) + b"\0" * 256
+    return b"ID3\x04\x00\x00" + BitPaddedInt.to_str(len(body), width=4, bits=7) + body
 
 
-def encode(episode: Episode, out: Path, fmt: str, work: Path) -> None:
-    """Loudness-normalise (two-pass loudnorm) and encode mono speech, with chapters."""
-    ffmpeg = _ffmpeg()
-    wav = work / f"{episode.slug}.wav"
-    wav.write_bytes(A.wav_bytes(episode.audio))
-    first = _run([ffmpeg, "-hide_banner", "-nostats", "-i", str(wav), "-af",
-                  f"loudnorm=I={LOUDNESS_TARGET}:TP={TRUE_PEAK}:LRA=11:print_format=json", "-f", "null", "-"])
-    m = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", first.stderr)
-    if not m:
-        raise ExportError("ffmpeg loudnorm gave no measurement")
-    meas = json.loads(m.group(0))
-    af = (f"loudnorm=I={LOUDNESS_TARGET}:TP={TRUE_PEAK}:LRA=11:measured_I={meas['input_i']}:"
-          f"measured_TP={meas['input_tp']}:measured_LRA={meas['input_lra']}:measured_thresh={meas['input_thresh']}:"
-          f"offset={meas['target_offset']}:linear=true,aresample={RATE}")
-    tmp = out.with_name(f".{out.name}.part{out.suffix}")
-    codec = ["-c:a", "libmp3lame", "-b:a", "64k"] if fmt == "mp3" else ["-c:a", "aac", "-b:a", "64k"]
-    cmd = [ffmpeg, "-hide_banner", "-nostats", "-y", "-i", str(wav)]
-    if fmt == "m4a":
-        meta = work / f"{episode.slug}.ffmeta"
-        meta.write_text(_ffmetadata(episode), encoding="utf-8")
-        cmd += ["-i", str(meta), "-map_metadata", "1", "-map_chapters", "1", "-map", "0:a"]
-    cmd += ["-af", af, "-ac", "1", "-ar", str(RATE), *codec, "-metadata", f"title={episode.title}", str(tmp)]
-    try:
-        _run(cmd)
-        if fmt == "mp3":
-            _id3_chapters(tmp, episode)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _ffmetadata(ep: Episode) -> str:
-    lines = [";FFMETADATA1", f"title={_meta_escape(ep.title)}"]
-    ends = [c.start for c in ep.chapters[1:]] + [ep.audio.duration]
+def _ffmetadata(ep: Episode, guide: Guide, show: Show) -> str:
+    e = _meta_escape
+    lines = [";FFMETADATA1", f"title={e(ep.title)}", f"artist={e(show.author)}", f"album={e(guide.title)}",
+             f"date={guide.last_reviewed.year}", f"comment={e(ep.description + ' ' + DISCLAIMER_NOTE)}",
+             f"genre=Podcast"] + ([f"copyright={e(show.copyright)}"] if show.copyright else [])
+    ends = [c.start for c in ep.chapters[1:]] + [ep.duration]
     for ch, end in zip(ep.chapters, ends):
         lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={int(ch.start * 1000)}", f"END={int(end * 1000)}",
-                  f"title={_meta_escape(ch.title)}"]
+                  f"title={e(ch.title)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -205,27 +413,29 @@ def _meta_escape(s: str) -> str:
     return re.sub(r"([=;#\\\n])", r"\\\1", s)
 
 
-def _id3_chapters(path: Path, ep: Episode) -> None:
-    from mutagen.id3 import CHAP, CTOC, ID3, TIT2, CTOCFlags, ID3NoHeaderError
+def write_audio(ep: Episode, path: Path, encoder: Encoder, guide: Guide, show: Show, cover: bytes,
+                work: Path) -> None:
+    """Join the episode's encoded segments into ``path`` with its tags and chapters."""
+    joined = b"".join(encoder.path(s.key).read_bytes() for s in ep.segments)
+    if encoder.fmt == "mp3":
+        atomic_write(path, id3_tag(_frames_id3(ep, guide, show, cover)) + joined)
+        return
+    src, meta, art = work / f"{ep.slug}.aac", work / f"{ep.slug}.ffmeta", work / "cover.png"
+    src.write_bytes(joined)
+    meta.write_text(_ffmetadata(ep, guide, show), encoding="utf-8")
+    art.write_bytes(cover)
+    tmp = work / f"{ep.slug}.m4a"
+    render.run([render.ffmpeg(), "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-f", "aac", "-i", str(src),
+                "-i", str(meta), "-i", str(art), "-map", "0:a", "-map", "2:v", "-map_metadata", "1",
+                "-map_chapters", "1", "-c", "copy", "-disposition:v:0", "attached_pic", "-movflags", "+faststart",
+                "-f", "mp4", str(tmp)])
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    for f in (src, meta):
+        f.unlink()
 
-    try:
-        tags = ID3(str(path))
-    except ID3NoHeaderError:
-        tags = ID3()
-    tags.delall("CHAP")
-    tags.delall("CTOC")
-    ends = [c.start for c in ep.chapters[1:]] + [ep.audio.duration]
-    ids = [f"chp{i}" for i in range(len(ep.chapters))]
-    tags.add(CTOC(element_id="toc", flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED, child_element_ids=ids,
-                  sub_frames=[TIT2(text=[ep.title])]))
-    for cid, ch, end in zip(ids, ep.chapters, ends):
-        tags.add(CHAP(element_id=cid, start_time=int(ch.start * 1000), end_time=int(end * 1000),
-                      sub_frames=[TIT2(text=[ch.title])]))
-    tags.add(TIT2(text=[ep.title]))
-    tags.save(str(path), v2_version=4)
 
-
-# ---------------------------------------------------------------------- transcripts, chapters, cover, feed
+# ---------------------------------------------------------------------- transcripts, chapters, cover
 
 
 def _ts(t: float, sep: str) -> str:
@@ -280,8 +490,11 @@ def cover_png(title: str) -> bytes:
     import io
 
     buf = io.BytesIO()
-    img.save(buf, "PNG")
+    img.save(buf, "PNG", optimize=True)
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------------- feeds
 
 
 _BAD_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -301,42 +514,96 @@ def _sub(parent, tag: str, body: str | None = None, **attrs) -> ET.Element:
     return el
 
 
-def feed_xml(guide: Guide, episodes: list[tuple[Episode, Path]], base_url: str | None, fmt: str) -> bytes:
-    def url(name: str) -> str:
-        return f"{base_url.rstrip('/')}/{name}" if base_url else name
+def podcast_guid(feed_url: str) -> str:
+    """Podcasting 2.0 podcast:guid: UUIDv5 of the feed URL without its scheme and trailing slashes."""
+    bare = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", feed_url).rstrip("/")
+    return str(uuid.uuid5(PODCAST_NAMESPACE_UUID, bare))
 
+
+def show_notes(guide: Guide, ep: Episode) -> str:
+    """HTML show notes: the episode, the disclaimer, the review date, its sources as links, its chapters."""
+    e = html.escape
+    cited = ep.section.sources if ep.section is not None else tuple(s.id for s in guide.sources)
+    items = []
+    for sid in cited:
+        s = guide.source(sid)
+        who = ", ".join(x for x in (s.publisher, s.author) if x)
+        name = f'<a href="{e(s.url)}">{e(s.title)}</a>' if s.url else e(s.title)
+        items.append(f"<li>{name}{', ' + e(who) if who else ''}</li>")
+    chapters = "".join(f"<li>{_ts(c.start, '.')[:8]} {e(c.title)}</li>" for c in ep.chapters)
+    d = guide.last_reviewed
+    return (f"<p>{e(ep.description)}</p><p>{e(guide.disclaimer)}</p>"
+            f"<p>Last reviewed {d.strftime('%B')} {d.day}, {d.year}.</p>"
+            f"<p>Chapters:</p><ul>{chapters}</ul><p>Sources:</p><ul>{''.join(items)}</ul>")
+
+
+def _duration(seconds: float) -> str:
+    secs = int(round(seconds))
+    return f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
+
+
+def feed_xml(guide: Guide, episodes: list[tuple[Episode, Path]], show: Show, fmt: str, feed_name: str,
+             title: str | None = None, kind: str = "episodic") -> bytes:
+    """An RSS 2.0 podcast feed. With ``show.base_url`` every link is absolute (publishable);
+    without it links are relative (a preview to open from the folder)."""
+    base = show.base_url
+
+    def url(name: str) -> str:
+        return base + name if base else name
+
+    feed_url = url(feed_name)
     rss = ET.Element("rss", {"version": "2.0"})
     ch = _sub(rss, "channel")
-    _sub(ch, "title", guide.title)
+    title = title or guide.title
+    link = show.link or base or "./"
+    _sub(ch, "title", title)
+    _sub(ch, "link", link)
     _sub(ch, "description", guide.description or guide.title)
     _sub(ch, "language", guide.language)
-    _sub(ch, "link", base_url or "./")
-    author = ", ".join(guide.authors) or "VoiceGuide"
-    _sub(ch, "itunes:author", author)
-    _sub(ch, "itunes:summary", guide.description or guide.title)
-    _sub(ch, "itunes:image", href=url("cover.png"))
-    cat = _sub(ch, "itunes:category", text="Health & Fitness")
-    _sub(cat, "itunes:category", text="Medicine")  # the category is the text *attribute*
-    _sub(ch, "itunes:explicit", "false")
-    _sub(ch, "itunes:type", "serial")
-    owner = _sub(ch, "itunes:owner")
-    _sub(owner, "itunes:name", author)
-    _sub(ch, "podcast:locked", "no")
+    if show.copyright:
+        _sub(ch, "copyright", show.copyright)
     _sub(ch, "generator", "VoiceGuide")
-    pub = email.utils.format_datetime(dt.datetime.combine(guide.last_reviewed, dt.time(12, 0), dt.timezone.utc))
-    _sub(ch, "pubDate", pub)
-    mime = "audio/mpeg" if fmt == "mp3" else "audio/x-m4a"
-    for n, (ep, path) in enumerate(episodes, 1):
+    # dated the day the guide was last reviewed (never in the future: feed readers distrust that)
+    pub = min(dt.datetime.combine(guide.last_reviewed, dt.time(0, 0), dt.timezone.utc),
+              dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=1))
+    _sub(ch, "pubDate", email.utils.format_datetime(pub))
+    if base:
+        _sub(ch, "atom:link", href=feed_url, rel="self", type="application/rss+xml")
+    img = _sub(ch, "image")
+    _sub(img, "url", url("cover.png"))
+    _sub(img, "title", title)
+    _sub(img, "link", link)
+    _sub(ch, "itunes:author", show.author)
+    _sub(ch, "itunes:image", href=url("cover.png"))
+    cat = _sub(ch, "itunes:category", text=show.category)  # the category is the text *attribute*
+    if show.subcategory:
+        _sub(cat, "itunes:category", text=show.subcategory)
+    _sub(ch, "itunes:explicit", "true" if show.explicit else "false")
+    _sub(ch, "itunes:type", kind)
+    owner = _sub(ch, "itunes:owner")
+    _sub(owner, "itunes:name", show.owner_name)
+    if show.owner_email:
+        _sub(owner, "itunes:email", show.owner_email)
+    if show.owner_email:
+        _sub(ch, "podcast:locked", "no", owner=show.owner_email)
+    if base or show.guid:
+        _sub(ch, "podcast:guid", show.guid if show.guid and feed_name == "feed.xml" else podcast_guid(feed_url))
+    for ep, path in episodes:
         item = _sub(ch, "item")
         _sub(item, "title", ep.title)
+        _sub(item, "itunes:title", ep.title)
         _sub(item, "description", ep.description)
+        ET.SubElement(item, f"{{{NS['content']}}}encoded").text = _clean(show_notes(guide, ep))
         _sub(item, "guid", f"voiceguide:{ep.slug}", isPermaLink="false")
-        _sub(item, "pubDate", pub)
-        _sub(item, "enclosure", url=url(path.name), length=str(path.stat().st_size), type=mime)
-        secs = int(round(ep.audio.duration))
-        _sub(item, "itunes:duration", f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}")
-        _sub(item, "itunes:episode", str(n))
-        _sub(item, "itunes:explicit", "false")
+        # serial episodes get distinct dates a minute apart, in order, so every app sorts them alike
+        when = pub if ep.section is None else pub + dt.timedelta(minutes=ep.number - 60)
+        _sub(item, "pubDate", email.utils.format_datetime(when))
+        _sub(item, "enclosure", url=url(path.name), length=str(path.stat().st_size), type=FORMATS[fmt]["mime"])
+        _sub(item, "itunes:duration", _duration(ep.duration))
+        _sub(item, "itunes:episode", str(ep.number))
+        _sub(item, "itunes:episodeType", "full")
+        _sub(item, "itunes:explicit", "true" if show.explicit else "false")
+        _sub(item, "itunes:image", href=url("cover.png"))
         _sub(item, "podcast:transcript", url=url(f"{ep.slug}.vtt"), type="text/vtt", language=guide.language)
         _sub(item, "podcast:transcript", url=url(f"{ep.slug}.srt"), type="application/x-subrip",
              language=guide.language)
@@ -348,45 +615,149 @@ def feed_xml(guide: Guide, episodes: list[tuple[Episode, Path]], base_url: str |
 # ---------------------------------------------------------------------- the job
 
 
-def export(guide: Guide, out: Path, *, engine: str = "espeak", voice: str | None = None, rate: int = 175,
-           fmt: str = "mp3", base_url: str | None = None, per_section: bool = False, jobs: int | None = None,
-           progress=None) -> Stats:
-    _ffmpeg()
+_LEFTOVER = re.compile(r"^\.(.+\.(mp3|m4a|vtt|srt|json|png|xml))(\.part\.\w+|\.[A-Za-z0-9_]{8})$")
+
+
+def clean_leftovers(out: Path) -> int:
+    """Remove what a killed run left: hidden temporary files beside the outputs and in the cache,
+    and the work folder. Returns how many files were removed."""
+    n = 0
+    for folder, pattern in ((out, _LEFTOVER), (out / ".cache", re.compile(r"^\..+\.[A-Za-z0-9_]{8}$")),
+                            (out / ".cache" / "segments", re.compile(r"^\..+\.[A-Za-z0-9_]{8}$"))):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if p.is_file() and pattern.match(p.name):
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out}: is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".voiceguide-write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            raise ExportError(f"--out {out}: is not a folder") from None
         raise ExportError(f"{out}: cannot write there ({exc.strerror or exc})") from None
+
+
+def check_voice(engine: str, voice: str | None):
+    """The engine, built; a one-line error if ``voice`` is not one of its voices."""
     tts = get_engine(engine)
-    renderer = Renderer(tts, voice, rate, guide.lexicon, out / ".cache", jobs or os.cpu_count() or 2,
-                        progress or _progress())
+    if voice:
+        voices = tts.voices()
+        ids = {v.id for v in voices}
+        if voice not in ids and voice.split("+")[0] not in ids:
+            names = ", ".join(sorted(ids))
+            if len(names) > 200:
+                names = names[:200].rsplit(",", 1)[0] + ", ... (all: voiceguide voices --engine " + engine + ")"
+            raise EngineUnavailable(f"--voice {voice}: {engine} has no such voice; its voices here: {names}")
+    return tts
+
+
+def export(guide: Guide, out: Path, *, engine: str = "espeak", voice: str | None = None, rate: int = 175,
+           fmt: str = "mp3", base_url: str | None = None, per_section: bool = False, jobs: int | None = None,
+           progress=None, loudness: str = "mono", bitrate: int | None = None, show: Show | None = None,
+           say=print) -> Stats:
+    """Write the podcast into ``out``; returns the counts of sentences rendered and segments encoded."""
+    render.ffmpeg()
+    check_out(out)
+    if fmt not in FORMATS:
+        raise ExportError(f"--format {fmt}: choose from {', '.join(FORMATS)}")
+    show = show or Show.of(guide, base_url=base_url)
+    if base_url:
+        show.base_url = base_url if base_url.endswith("/") else base_url + "/"
+    target, channels = LOUDNESS[loudness]
+    bitrate = bitrate or (64 if channels == 1 else 128)
+    jobs = jobs or os.cpu_count() or 2
+    tts = check_voice(engine, voice) if voice else engine  # built only if a sentence must be rendered
+    clean_leftovers(out)
+    renderer = Renderer(tts, voice, rate, guide.lexicon, out / ".cache", jobs, progress or _progress())
+    manifest_path = out / ".cache" / "episodes.json"
     try:
-        episodes = build_episodes(guide, renderer, per_section)
-        with tempfile.TemporaryDirectory(prefix="voiceguide-export-") as work:
-            written = []
-            for ep in episodes:
-                audio_path = out / f"{ep.slug}.{fmt}"
-                encode(ep, audio_path, fmt, Path(work))
-                atomic_write(out / f"{ep.slug}.vtt", webvtt(ep).encode())
-                atomic_write(out / f"{ep.slug}.srt", srt(ep).encode())
-                atomic_write(out / f"{ep.slug}.chapters.json", chapters_json(ep).encode())
-                written.append((ep, audio_path))
-        atomic_write(out / "cover.png", cover_png(guide.title))
-        atomic_write(out / "feed.xml", feed_xml(guide, written, base_url, fmt))
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    work = render.work_dir(out)
+    try:
+        full, series = plan(guide, per_section)
+        episodes = [full, *series]
+        clips = renderer.clips([t for ep in episodes for s in ep.segments for t in s.texts])
+        choose_gain(full, clips, [manifest.get(full.slug, {}).get("gain")])
+        for ep in series:
+            choose_gain(ep, clips, [full.gain, manifest.get(ep.slug, {}).get("gain")])
+        encoder = Encoder(renderer, fmt, channels, bitrate, jobs)
+        encoder.encode(episodes, clips)
+        for ep in episodes:  # measured after encoding: far off (a voice unlike the codec loss assumed)? again
+            loud, _ = encoder.loudness(ep)
+            if abs(loud - MONO_TARGET) > RETRY:
+                ep.gain = round(ep.gain + MONO_TARGET - loud, 2)
+                encoder.encode([ep], clips)
+            loud, ep.peak = encoder.loudness(ep)
+            ep.loudness = loud + 10 * np.log10(channels)
+        renderer.stats.loudness, renderer.stats.peak = full.loudness, full.peak
+        cover = cover_png(guide.title)
+        if not _same(out / "cover.png", cover):
+            atomic_write(out / "cover.png", cover)
+        written: list[tuple[Episode, Path]] = []
+        for ep in episodes:
+            time_episode(ep, clips, fmt)
+            path = out / f"{ep.slug}.{fmt}"
+            key = hashlib.sha256(json.dumps([[s.key for s in ep.segments], fmt, ep.title, ep.description,
+                                             show.author, show.copyright, guide.title,
+                                             str(guide.last_reviewed), hashlib.sha256(cover).hexdigest(),
+                                             [(c.start, c.title) for c in ep.chapters]]).encode()).hexdigest()
+            old = manifest.get(ep.slug, {})
+            if not (old.get("key") == key and path.is_file() and path.stat().st_size == old.get("bytes")):
+                write_audio(ep, path, encoder, guide, show, cover, work)
+            manifest[ep.slug] = {"key": key, "bytes": path.stat().st_size, "gain": ep.gain}
+            for name, text in ((f"{ep.slug}.vtt", webvtt(ep)), (f"{ep.slug}.srt", srt(ep)),
+                               (f"{ep.slug}.chapters.json", chapters_json(ep))):
+                if not _same(out / name, text.encode()):
+                    atomic_write(out / name, text.encode())
+            written.append((ep, path))
+        atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
+        feeds = [("feed.xml", written[:1], guide.title, "episodic")]
+        if per_section:
+            feeds.append(("sections.xml", written[1:], f"{guide.title}: section by section", "serial"))
+        for name, items, title, kind in feeds:
+            shown = name if show.base_url else f"preview-{name}"
+            atomic_write(out / shown, feed_xml(guide, items, show, fmt, name, title, kind))
+        if not show.base_url:
+            say(f"Note: no feed.xml: a publishable feed needs the address the files will be served from "
+                f"(--base-url URL, or base_url in guide.yaml's podcast: block); preview-feed.xml has relative "
+                f"links, for local listening only.")
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise ExportError(f"the disk is full while writing to {out}") from None
         raise ExportError(f"{out}: {exc.strerror or exc}") from None
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     return renderer.stats
+
+
+def _same(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def register(sub, formatter) -> None:
     p = sub.add_parser("export", help="write the guide as a podcast: episodes, chapters, transcripts, feed",
-                       description="Write a publishable podcast into DIR: feed.xml, the episode audio with chapters, "
-                                   "WebVTT and SRT transcripts, a chapters file and cover art. Audio is cached per "
-                                   "sentence, so a second run only renders what changed.", formatter_class=formatter)
+                       description="Write a podcast into DIR: the episode audio with chapters and tags, WebVTT "
+                                   "and SRT transcripts, a chapters file, cover art, and feed.xml (which needs "
+                                   "the address the files will be served from: --base-url, or base_url in the "
+                                   "guide's podcast: block). Sentences and encoded chapters are cached, so a "
+                                   "second run only does what changed.", formatter_class=formatter)
     p.add_argument("--content", metavar="PATH", help="content pack folder (default: the shipped guide)")
     p.add_argument("--out", metavar="DIR", default="podcast", help="output folder (default: podcast)")
     p.add_argument("--engine", choices=[e for e in ENGINES if e != "silent"], default="espeak", help="speech engine")
@@ -395,10 +766,25 @@ def register(sub, formatter) -> None:
     p.add_argument("--format", choices=["mp3", "m4a", "epub3", "daisy202"], default="mp3",
                    help="podcast audio format (default mp3), or a talking book: epub3 (DIR/<id>.epub, EPUB 3 with "
                         "Media Overlays) or daisy202 (the folder DIR/<id>-daisy202)")
-    p.add_argument("--base-url", metavar="URL", help="where the files will be published (default: relative links)")
-    p.add_argument("--per-section", action="store_true", help="also write one episode per section")
-    p.add_argument("--jobs", type=int, metavar="N", help="parallel renders (default: all cores)")
+    p.add_argument("--base-url", metavar="URL", help="where the files will be published (default: base_url in "
+                                                     "the guide's podcast: block; without one, only a preview feed)")
+    p.add_argument("--per-section", action="store_true",
+                   help="also write one episode per section, in their own feed (sections.xml)")
+    p.add_argument("--loudness", choices=list(LOUDNESS), default="mono",
+                   help="mono: -19 LUFS, one channel (default); stereo: -16 LUFS, two channels (Apple's target)")
+    p.add_argument("--bitrate", type=int, metavar="KBPS", help="audio bitrate (default 64 mono, 128 stereo)")
+    p.add_argument("--author", metavar="NAME", help="the show's author (default: from the guide)")
+    p.add_argument("--owner-name", metavar="NAME", help="the feed owner's name (default: from the guide)")
+    p.add_argument("--owner-email", metavar="EMAIL", help="the feed owner's e-mail (default: from the guide)")
+    p.add_argument("--copyright", metavar="TEXT", help="copyright line (default: from the guide)")
+    p.add_argument("--link", metavar="URL", help="the show's web page (default: from the guide, else the base URL)")
+    p.add_argument("--jobs", type=int, metavar="N", help="parallel renders and encodes (default: all cores)")
     p.set_defaults(func=cmd_export)
+
+
+def _check_url(option: str, url: str | None) -> None:
+    if url and not re.match(r"^https?://[^\s/?#]+\.[^\s/?#]+(/\S*)?$", url):
+        raise ExportError(f"{option} {url}: expected an http:// or https:// address")
 
 
 def cmd_export(args) -> int:
@@ -408,9 +794,24 @@ def cmd_export(args) -> int:
         return cmd_export_book(args)
     if not 80 <= args.rate <= 450:
         raise ExportError(f"--rate: {args.rate} is outside 80 to 450 words per minute")
-    guide = load_guide(args.content)
+    if args.jobs is not None and not 1 <= args.jobs <= 64:
+        raise ExportError(f"--jobs: {args.jobs} is not a number of parallel jobs from 1 to 64")
+    if args.bitrate is not None and not 32 <= args.bitrate <= 320:
+        raise ExportError(f"--bitrate: {args.bitrate} is outside 32 to 320 kbps")
+    _check_url("--base-url", args.base_url)
+    _check_url("--link", args.link)
+    if args.owner_email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", args.owner_email):
+        raise ExportError(f"--owner-email {args.owner_email}: expected an e-mail address")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out}: is not a folder")
+    guide = load_guide(args.content)
+    show = Show.of(guide, base_url=args.base_url, author=args.author, owner_name=args.owner_name,
+                   owner_email=args.owner_email, copyright=args.copyright, link=args.link)
     stats = export(guide, out, engine=args.engine, voice=args.voice, rate=args.rate, fmt=args.format,
-                   base_url=args.base_url, per_section=args.per_section, jobs=args.jobs)
-    print(f"Podcast written to {out}: rendered {stats.rendered} sentences, {stats.cached} from the cache.")
+                   per_section=args.per_section, jobs=args.jobs, loudness=args.loudness, bitrate=args.bitrate,
+                   show=show)
+    print(f"Podcast written to {out}: rendered {stats.rendered} sentences, {stats.cached} from the cache; "
+          f"encoded {stats.encoded} audio segments, {stats.reused} from the cache; {stats.loudness:.1f} LUFS, "
+          f"true peak {stats.peak:.1f} dBTP (measured after encoding).")
     return 0
