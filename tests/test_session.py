@@ -461,3 +461,31 @@ def test_a_word_to_define_is_one_word_and_more_is_a_command_again(tmp_path):
     assert any(t.startswith("Remission:") for t in speaker.said)
     i = next(n for n, t in enumerate(speaker.said) if t.startswith("Remission:"))
     assert speaker.said[i + 1] == split_sentences(GUIDE.section("gilteritinib").body[0])[0]
+
+
+@pytest.mark.audio
+def test_voice_mode_started_without_a_terminal_keeps_going_until_told(pulse, tmp_path):
+    """Issue 15: started with stdin at /dev/null (a service, a launcher), voice mode must not end at
+    once: the keyboard is simply unavailable and the guide keeps listening. SIGTERM then keeps the place."""
+    import signal
+    import time
+
+    state = tmp_path / "s.json"
+    log = tmp_path / "log.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "voiceguide", "--input", "voice", "--output", "text",
+                             "--timeout", "off", "--asr", "pocketsphinx", "--state", str(state), "--log", str(log)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 90
+    while time.monotonic() < end and proc.poll() is None:
+        if log.exists() and any(json.loads(l)["role"] == "listen" for l in log.read_text().splitlines() if l):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, f"the guide ended: {proc.communicate()}"
+    time.sleep(3)  # listening, with nobody at a keyboard
+    assert proc.poll() is None, "voice mode ended because stdin was /dev/null"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err
+    assert "Welcome to" in out
+    users = [json.loads(l) for l in log.read_text().splitlines() if json.loads(l)["role"] == "user"]
+    assert not any(u.get("event") == "EndOfInput" for u in users)
