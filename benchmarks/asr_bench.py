@@ -10,7 +10,6 @@ Usage: python benchmarks/asr_bench.py [--quick]
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -70,7 +69,6 @@ def main() -> None:
                   ("babble 10 dB", "babble", 10), ("white 5 dB", "white", 5), ("white 0 dB", "white", 0)]
     if quick:
         conditions = [conditions[0], conditions[2], conditions[3], conditions[5]]
-    evidence = []  # the hybrid's readings, for benchmarks/calibration.py --held-out (reliability, never fitting)
     rows = ["| voice | condition | engine | intents right | false accepts | wrong answers | decode ms |",
             "|---|---|---|---|---|---|---|"]
     for vname, engine, voice, rate in voices:
@@ -86,20 +84,10 @@ def main() -> None:
                 t_total = 0.0
                 for audio, truth in heard:
                     t0 = time.perf_counter()
-                    if rec is hybrid:  # the same decision as recognize(), with every engine's readings kept
-                        ev = hybrid.evidence(audio)
-                        said = ev.heard
-                    else:
-                        said = rec.recognize(audio)
+                    said = rec.recognize(audio)
                     t_total += time.perf_counter() - t0
                     got = parser.parse(said.text) if said.text and said.kind == "command" else None
                     got = (got.intent, got.target) if got and got.intent != "none" else ("none", None)
-                    if rec is hybrid:
-                        evidence.append({"truth": list(truth), "voice": vname, "condition": cname,
-                                         "ms": 1000 * (time.perf_counter() - t0), "heard": said.text, "kind": said.kind,
-                                         "got": list(got), "candidates": [
-                                             {"meaning": list(m), "phrase": c["phrase"], "features": c["features"]}
-                                             for m, c in ev.candidates(hybrid.gap).items()]})
                     if truth[0] == "none":
                         fa += got[0] != "none"
                     else:
@@ -108,9 +96,6 @@ def main() -> None:
                 rows.append(f"| {vname} | {cname} | {label} | {right / len(COMMANDS):.0%} | {fa / len(OFF_TOPIC):.0%} | "
                             f"{wrong} | {1000 * t_total / len(heard):.0f} |")
                 print(rows[-1], flush=True)
-    cache = Path(__file__).resolve().parent / "corpus" / f"calibration-heldout{'' if quick else '-full'}.json"
-    cache.parent.mkdir(exist_ok=True)
-    cache.write_text(json.dumps(evidence), encoding="utf-8")
     record("Speech recognition (intent accuracy under noise)",
            f"{len(COMMANDS)} held-out command phrasings and {len(OFF_TOPIC)} off-topic utterances per voice. "
            "Intents right = share of commands whose intent and target were right; false accepts = share of "

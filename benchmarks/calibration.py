@@ -8,9 +8,9 @@ Newton's method) maps features to P(right); it is written to voiceguide/asr_cali
 
 The reliability curve is then measured on the top reading of each utterance (at each score bin: how
 often the top reading is what was said) on the development corpus (fitted on: in-sample) and, with
-``--held-out``, on the held-out benchmark (the hybrid's readings that ``benchmarks/asr_bench.py
---quick`` keeps in benchmarks/corpus/calibration-heldout.json; never fitted on). With ``--record``
-the tables go to docs/benchmarks.md.
+``--held-out``, on the held-out benchmark's audio (benchmarks/asr_bench.py --quick's phrasings,
+voices and noise, rendered the same way; never fitted on). With ``--record`` the tables go to
+docs/benchmarks.md.
 
 Usage: python benchmarks/calibration.py [--limit N] [--refit-only] [--held-out] [--record]
 The engines' evidence is cached in benchmarks/corpus/calibration-*.json (git ignores corpus/), so
@@ -135,6 +135,31 @@ def dev_items():
     return [(it.audio, it.text, (it.intent, it.target), it.voice, it.condition) for it in load_corpus()]
 
 
+def held_out_items(guide):
+    """The held-out benchmark's quick set (its phrasings, voices and noise), rendered as asr_bench.py does."""
+    from asr_bench import BABBLE_TEXT, COMMANDS, OFF_TOPIC, mix
+
+    from voiceguide import audio as A
+    from voiceguide.tts import get_engine, render
+
+    espeak, piper = get_engine("espeak"), get_engine("piper")
+    voices = [("espeak en-us 175", espeak, "en-us", 175), ("piper 165", piper, None, 165)]
+    rng = np.random.default_rng(0)
+    babble = sum(np.resize(np.frombuffer(A.resample(render(t, engine=piper if i % 2 else espeak), 16000).pcm, "<i2")
+                           .astype(np.float64), 16000 * 6) for i, t in enumerate(BABBLE_TEXT))
+    conditions = [("clean", None, None), ("white 10 dB", "white", 10), ("babble 10 dB", "babble", 10),
+                  ("white 0 dB", "white", 0)]
+    items = []
+    for vname, engine, voice, rate in voices:
+        clean = [(render(t, engine=engine, voice=voice, rate=rate, lexicon=guide.lexicon), t, (i, tg)) for t, i, tg in COMMANDS]
+        clean += [(render(t, engine=engine, voice=voice, rate=rate), t, ("none", None)) for t in OFF_TOPIC]
+        for cname, kind, snr in conditions:
+            for audio, text, truth in clean:
+                noisy = audio if kind is None else mix(audio, rng.normal(0, 1, 16000 * 8) if kind == "white" else babble, snr)
+                items.append((noisy, text, truth, vname, cname))
+    return items
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--refit-only", action="store_true", help="use the cached evidence")
@@ -144,7 +169,7 @@ def main() -> None:
     args = ap.parse_args()
     guide = load_guide()
     parser = IntentParser(guide)
-    dev_cache, held_cache = CACHE / "calibration-dev.json", CACHE / "calibration-heldout.json"
+    dev_cache, held_cache = CACHE / "calibration-dev.json", CACHE / "calibration-heldout-hybrid.json"
     if args.refit_only and dev_cache.is_file():
         dev = json.loads(dev_cache.read_text(encoding="utf-8"))
     else:
@@ -165,12 +190,14 @@ def main() -> None:
     body = [f"Development corpus (fitted on it: in-sample), {len(dev)} utterances: " + decisions(dev), "",
             reliability(dev, cal)]
     if args.held_out:
-        if not held_cache.is_file():
-            raise SystemExit(f"{held_cache} is missing: run benchmarks/asr_bench.py --quick first (it keeps the hybrid's readings)")
-        held = json.loads(held_cache.read_text(encoding="utf-8"))
-        body += ["", "Held-out benchmark (`asr_bench.py --quick`: espeak en-us 175 and Piper 165; clean, white 10 dB, "
-                     f"babble 10 dB, white 0 dB; never fitted on), {len(held)} utterances: " + decisions(held), "",
-                 reliability(held, cal)]
+        if args.refit_only and held_cache.is_file():
+            held = json.loads(held_cache.read_text(encoding="utf-8"))
+        else:
+            held = collect(HybridRecognizer(guide), held_out_items(guide), parser)
+            held_cache.write_text(json.dumps(held), encoding="utf-8")
+        body += ["", "Held-out benchmark audio (`asr_bench.py --quick`'s phrasings, voices and noise: espeak en-us 175 "
+                     "and Piper 165; clean, white 10 dB, babble 10 dB, white 0 dB; never fitted on), "
+                     f"{len(held)} utterances: " + decisions(held), "", reliability(held, cal)]
     text = "\n".join(body)
     print(text)
     if args.record:

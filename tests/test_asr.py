@@ -270,7 +270,7 @@ def test_hybrid_decision(hybrid, whisper, clear, rescored, grammar, accepted, ex
     rec.grammar = _Grammar(grammar, accepted)
     rec.phrases, rec.calibration = hybrid.phrases, hybrid.calibration
     asked = []
-    rec._rescore = lambda t, reading: (asked.append(reading.text if reading else None)
+    rec._rescore = lambda t, reading, limit=None: (asked.append(reading.text if reading else None)
                                        or (Heard(rescored, 0.8 if rescored else 0.0, "voice"), [], 0.0))
     heard = rec.recognize(A.silence(0.5, 16000))
     assert (heard.text, heard.kind) == (expected, kind)
