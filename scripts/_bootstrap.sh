@@ -62,5 +62,6 @@ if [ "$(command -v "$VG_PYTHON")" = "/usr/bin/python3" ]; then
   VG_RUN_PACKAGES+=(python3-venv python3-dev)
 fi
 # The tests also start their own PulseAudio server with virtual devices, and use sox.
-# Talking-book tests: epubcheck validates the EPUB; daisy-player, driven in tmux, opens the DAISY book.
-VG_TEST_PACKAGES=("${VG_RUN_PACKAGES[@]}" pulseaudio sox epubcheck daisy-player tmux)
+# Talking-book tests: epubcheck validates the EPUB; daisy-player, driven in tmux, opens the DAISY book
+# (libc6-dev: the test builds a small LD_PRELOAD shim with gcc where the machine has no ALSA card).
+VG_TEST_PACKAGES=("${VG_RUN_PACKAGES[@]}" pulseaudio sox epubcheck daisy-player tmux libc6-dev)
