@@ -603,7 +603,7 @@ def test_clear_one_line_errors(tmp_path, case):
         expected = "cannot write there"
     elif case == "podcast option":
         args = ["--per-section"]
-        expected = "--per-section is for podcasts"
+        expected = "--per-section is for podcasts, not talking books"
     else:
         fmt = "epub2"
         expected = "invalid choice: 'epub2'"

@@ -56,7 +56,7 @@ __all__ = ["FORMATS", "Book", "Unit", "Clip", "plan", "export_book", "cmd_export
 
 FORMATS = ("epub3", "daisy202")
 GAP_HEADING, GAP_SENTENCE, GAP_PARAGRAPH, GAP_UNIT = 0.6, 0.35, 0.6, 1.0
-BITRATE = "64k"
+BITRATE = 64  # kbps: plain speech in mono (the podcast default too)
 MP3_VERSION = "1"
 PEAK = 0.89  # -1 dBFS: the loudest sample of the book after its one gain
 GENERATOR = f"VoiceGuide {__version__}"
@@ -117,6 +117,7 @@ class Book:
     guide: Guide
     units: list[Unit]
     rate: int = 0
+    bitrate: int = BITRATE
 
     @property
     def docs(self) -> list[str]:
@@ -206,15 +207,15 @@ def _ffmpeg() -> str:
     return exe
 
 
-def _encode(pcm: bytes, rate: int, title: str, dest: Path, cache: Path) -> None:
+def _encode(pcm: bytes, rate: int, bitrate: int, title: str, dest: Path, cache: Path) -> None:
     """MP3 of ``pcm`` at ``dest``, from the cache when these samples were encoded before."""
-    key = hashlib.sha256(json.dumps([MP3_VERSION, BITRATE, rate, title]).encode() + pcm).hexdigest()[:32]
+    key = hashlib.sha256(json.dumps([MP3_VERSION, bitrate, rate, title]).encode() + pcm).hexdigest()[:32]
     cached = cache / f"{key}.mp3"
     if not cached.exists():
         tmp = cache / f".{key}.{os.getpid()}.part.mp3"
         try:
             render.run([_ffmpeg(), "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-f", "s16le",
-                        "-ar", str(rate), "-ac", "1", "-i", "pipe:0", "-c:a", "libmp3lame", "-b:a", BITRATE,
+                        "-ar", str(rate), "-ac", "1", "-i", "pipe:0", "-c:a", "libmp3lame", "-b:a", f"{bitrate}k",
                         "-metadata", f"title={title}", str(tmp)], input=pcm)
             os.replace(tmp, cached)
         finally:
@@ -225,12 +226,12 @@ def _encode(pcm: bytes, rate: int, title: str, dest: Path, cache: Path) -> None:
         shutil.copyfile(cached, dest)
 
 
-def _encode_all(jobs: list[tuple[bytes, str, Path]], rate: int, cache: Path, workers: int) -> None:
+def _encode_all(jobs: list[tuple[bytes, str, Path]], rate: int, bitrate: int, cache: Path, workers: int) -> None:
     """Encode in parallel; on Ctrl-C or an error, drop what has not started and pass the exception on."""
     cache.mkdir(parents=True, exist_ok=True)
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        for future in [pool.submit(_encode, pcm, rate, title, dest, cache) for pcm, title, dest in jobs]:
+        for future in [pool.submit(_encode, pcm, rate, bitrate, title, dest, cache) for pcm, title, dest in jobs]:
             future.result()
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -535,7 +536,7 @@ def write_epub(book: Book, dest: Path, work: Path, cache: Path, workers: int, en
     for doc in book.docs:
         units = [u for u in book.units if u.doc == doc]
         jobs.append((b"".join(u.pcm for u in units), f"{g.title}: {units[0].title}", work / "audio" / f"{doc}.mp3"))
-    _encode_all(jobs, book.rate, cache, workers)
+    _encode_all(jobs, book.rate, book.bitrate, cache, workers)
     files: dict[str, bytes] = {"EPUB/css/book.css": CSS.encode(), "EPUB/lexicon.pls": pls(g).encode(),
                                "EPUB/images/cover.png": cover, "EPUB/nav.xhtml": _nav(book).encode(),
                                "EPUB/cover.xhtml": _cover_xhtml(book).encode()}
@@ -646,7 +647,7 @@ def write_daisy(book: Book, folder: Path, cache: Path, workers: int, engine: str
     g = book.guide
     names = _daisy_names(book)
     _encode_all([(u.pcm, f"{g.title}: {u.title}", folder / f"{names[u.id]}.mp3") for u in book.units],
-                book.rate, cache, workers)
+                book.rate, book.bitrate, cache, workers)
     elapsed = 0.0
     for u in book.units:
         atomic_write(folder / f"{names[u.id]}.smil", _daisy_smil(book, u, names[u.id], elapsed).encode())
@@ -720,7 +721,7 @@ def book_path(guide: Guide, out: Path, fmt: str) -> Path:
 
 
 def export_book(guide: Guide, out: Path, fmt: str, *, engine: str = "espeak", voice: str | None = None,
-                rate: int = 165, jobs: int | None = None, progress=None):
+                rate: int = 165, jobs: int | None = None, bitrate: int = BITRATE, progress=None):
     """Write the talking book in ``fmt`` (``epub3`` or ``daisy202``) into ``out``; returns the renderer's stats."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown talking book format {fmt!r}: choose {' or '.join(FORMATS)}")
@@ -735,6 +736,7 @@ def export_book(guide: Guide, out: Path, fmt: str, *, engine: str = "espeak", vo
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=out))
     try:
         book = plan(guide)
+        book.bitrate = bitrate
         texts = [c.text for u in book.units for c in u.clips]
         time_book(book, renderer.render_all(texts))
         if fmt == "epub3":
@@ -766,13 +768,16 @@ def cmd_export_book(args) -> int:
         raise ExportError(f"--rate: {args.rate} is outside 80 to 450 words per minute")
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         raise ExportError(f"--jobs: {args.jobs} must be 1 or more")
-    for opt in ("base_url", "per_section"):
+    for opt in ("base_url", "per_section", "author", "owner_name", "owner_email", "copyright", "link"):
         if getattr(args, opt, None):
-            raise ExportError(f"--{opt.replace('_', '-')} is for podcasts; a talking book is one publication")
+            raise ExportError(f"--{opt.replace('_', '-')} is for podcasts, not talking books")
+    bitrate = getattr(args, "bitrate", None) or BITRATE
+    if not 32 <= bitrate <= 320:
+        raise ExportError(f"--bitrate: {bitrate} is outside 32 to 320 kbps")
     guide = load_guide(args.content)
     out = Path(args.out)
     stats = export_book(guide, out, args.format, engine=args.engine, voice=args.voice, rate=args.rate,
-                        jobs=args.jobs)
+                        jobs=args.jobs, bitrate=bitrate)
     print(f"{NAMES[args.format]} written to {book_path(guide, out, args.format)}: rendered {stats.rendered} "
           f"sentences, {stats.cached} from the cache.")
     return 0
