@@ -98,11 +98,19 @@ def test_epubcheck_finds_no_error_or_warning_in_the_mini_book(books):
     run_epubcheck(books["epub"])
 
 
-def test_epubcheck_finds_no_error_or_warning_in_the_shipped_guide(tmp_path):
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """The shipped guide as both books (espeak at 260 wpm: the whole guide, quickly)."""
     guide = load_guide(default_content_path())
-    proc = export(tmp_path, "epub3", "--rate", "260", content=None)
-    assert proc.returncode == 0, proc.stderr
-    epub = tmp_path / f"{guide.id}.epub"
+    out = tmp_path_factory.mktemp("shipped")
+    for fmt in ("epub3", "daisy202"):
+        proc = export(out, fmt, "--rate", "260", content=None)
+        assert proc.returncode == 0, proc.stderr
+    return {"guide": guide, "epub": out / f"{guide.id}.epub", "daisy": out / f"{guide.id}-daisy202"}
+
+
+def test_epubcheck_finds_no_error_or_warning_in_the_shipped_guide(shipped):
+    guide, epub = shipped["guide"], shipped["epub"]
     run_epubcheck(epub)
     with zipfile.ZipFile(epub) as z:  # the whole guide is in it: every section heading, in order
         nav = ET.fromstring(z.read("EPUB/nav.xhtml"))
@@ -474,7 +482,13 @@ class Tmux:
         subprocess.run(["tmux", "-S", str(self.sock), "kill-server"], capture_output=True)
 
 
-def test_daisy_player_lists_the_sections_in_order_and_plays_the_first(books, pulse, tmp_path):
+@pytest.mark.parametrize("which", ["mini", "shipped"])
+def test_daisy_player_lists_the_sections_in_order_and_plays_the_first(which, request, pulse, tmp_path):
+    if which == "mini":
+        guide, folder = MINI, request.getfixturevalue("books")["daisy"]
+    else:
+        shipped = request.getfixturevalue("shipped")
+        guide, folder = shipped["guide"], shipped["daisy"]
     if not shutil.which("daisy-player") or not shutil.which("tmux"):
         pytest.skip("daisy-player and tmux are needed (apt-get install daisy-player tmux)")
     env = {"PULSE_SERVER": pulse.env["PULSE_SERVER"], "HOME": str(tmp_path)}
@@ -491,9 +505,9 @@ def test_daisy_player_lists_the_sections_in_order_and_plays_the_first(books, pul
                    VG_REAL_HOME=pwd.getpwuid(os.geteuid()).pw_dir, VG_FAKE_HOME=str(tmp_path))
     settings = Path(os.path.expanduser("~")) / ".daisy-player.xml"
     settings_before = settings.stat().st_mtime_ns if settings.exists() else None
-    titles = [t for t, _ in expected_reading(MINI)]
+    titles = [t for t, _ in expected_reading(guide)]
     recorder = pulse.record_speaker()
-    tmux = Tmux(tmp_path, f"daisy-player '{books['daisy']}' -i -d vg_speaker:pulseaudio; sleep 60", env)
+    tmux = Tmux(tmp_path, f"daisy-player '{folder}' -i -d vg_speaker:pulseaudio; sleep 60", env)
     try:
         listed = tmux.wait_for(lambda lines: any(titles[-1] in line for line in lines))
         assert listed, "daisy-player did not list the book:\n" + "\n".join(tmux.screen())
