@@ -282,6 +282,23 @@ def test_every_sentence_is_a_clip_whose_text_exists(books, fmt):
     for sentence in expected_sentences(MINI):
         assert " ".join(sentence.split()) in spoken, sentence
     assert len(set((c[0], c[1]) for c in clips)) == len(clips)  # each element is spoken once
+    referenced = {(c[0], c[1]) for c in clips}
+    for doc in {c[0] for c in clips}:  # and no text in a content document goes unspoken (links to sources aside)
+        body = ET.parse(doc).getroot().find("x:body", NS)
+        parents = {child: parent for parent in body.iter() for child in parent}
+
+        def spoken_by(el) -> bool:
+            while el is not None:
+                if (doc, el.get("id")) in referenced or el.tag == f"{X}a":
+                    return True
+                el = parents.get(el)
+            return False
+
+        for el in body.iter():
+            if (el.text or "").strip() and not spoken_by(el):
+                raise AssertionError(f"{doc.name}: {el.text!r} has no audio")
+            if (el.tail or "").strip() and not spoken_by(parents.get(el)):
+                raise AssertionError(f"{doc.name}: {el.tail!r} has no audio")
 
 
 @pytest.mark.parametrize("fmt", ["epub3", "daisy202"])

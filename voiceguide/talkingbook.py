@@ -145,6 +145,8 @@ def plan(guide: Guide) -> Book:
     front = Unit("front", guide.title, 1, "front", "front", Clip("front-title", guide.title, GAP_HEADING),
                  [_para("front", guide.disclaimer, 1, "disclaimer")])
     front.blocks.append(_para("front", _reviewed(guide), len(front.clips), "reviewed"))
+    if guide.authors:
+        front.blocks.append(_para("front", f"By {', '.join(guide.authors)}.", len(front.clips), "authors"))
     units.append(front)
 
     def add(sec: Section, level: int, doc: str) -> Unit:
@@ -385,8 +387,6 @@ def _epub_doc(book: Book, doc: str, hints: _Hints) -> str:
         u = units[0]
         body = ['<body epub:type="frontmatter">', f'<section id="s-front" epub:type="titlepage" '
                 f'aria-labelledby="{u.heading.id}">', *_blocks_html(u, hints)]
-        if g.authors:
-            body.append(f'<p class="authors">{_x(", ".join(g.authors))}</p>')
         body.append("</section>")
     elif doc == "back":
         u = units[0]
