@@ -39,7 +39,6 @@ import shutil
 import tempfile
 import uuid
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -229,16 +228,10 @@ def _encode(pcm: bytes, rate: int, bitrate: int, title: str, dest: Path, cache: 
 
 
 def _encode_all(jobs: list[tuple[bytes, str, Path]], rate: int, bitrate: int, cache: Path, workers: int) -> None:
-    """Encode in parallel; on Ctrl-C or an error, drop what has not started and pass the exception on."""
+    """Encode in parallel; on Ctrl-C or an error, running encoders are killed and queued ones dropped."""
     cache.mkdir(parents=True, exist_ok=True)
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        for future in [pool.submit(_encode, pcm, rate, bitrate, title, dest, cache) for pcm, title, dest in jobs]:
-            future.result()
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
+    for _ in render.parallel_map(lambda job: _encode(job[0], rate, bitrate, job[1], job[2], cache), jobs, workers):
+        pass
 
 
 # ---------------------------------------------------------------------- shared text helpers
@@ -730,8 +723,10 @@ def export_book(guide: Guide, out: Path, fmt: str, *, engine: str = "espeak", vo
     _clean_stale(out)
     workers = jobs or os.cpu_count() or 2
     cache = out / ".cache"
-    renderer = render.Renderer(get_engine(engine), voice, rate, guide.lexicon, cache, workers,
-                               progress or render.progress())
+    from .podcast import check_voice
+
+    renderer = render.Renderer(check_voice(engine, voice) if voice else get_engine(engine), voice, rate,
+                               guide.lexicon, cache, workers, progress or render.progress())
     dest = book_path(guide, out, fmt)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=out))
     try:
