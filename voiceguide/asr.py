@@ -194,6 +194,8 @@ class PocketsphinxRecognizer:
         out: list[tuple[str, str | None]] = []
         try:
             for n, _ in zip(self.commands.nbest(), range(limit)):
+                if n is None or not getattr(n, "hypstr", None):  # pocketsphinx yields None for an empty path
+                    continue
                 meaning = self._meaning(n.hypstr)
                 if meaning is not None and (meaning.intent, meaning.target) not in out:
                     out.append((meaning.intent, meaning.target))
