@@ -694,3 +694,18 @@ def test_the_n_key_answers_no_to_an_open_question():
     stay, eff = D.step(asked, Key("n"))
     assert stay.section == "gilteritinib" and stay.asking is None and said(eff)[0].startswith("Good, let's carry on.")
     assert D.step(D.start(resume_to="mec")[0], Key("n"))[0].section is None  # resume question: no = main menu
+
+
+def test_a_question_asked_at_the_resume_question_never_loses_last_times_place():
+    s = D.start(resume_to="gilteritinib", resume_para=1, resume_sentence=1)[0]
+    asked = D.step(s, Heard(Intent("stop", None, "quit", 1.0), by_voice=True))[0]
+    assert D.position(asked) == SavePosition("gilteritinib", DEFAULT_RATE, DEFAULT_VOLUME, 1, 1)
+    left, eff = go(asked, "yes")
+    assert eff[0] == SavePosition("gilteritinib", DEFAULT_RATE, DEFAULT_VOLUME, 1, 1) and left.ended
+    back, eff = go(asked, "no")
+    assert back.asking == "resume" and said(eff) == ["Good, let's carry on. Say continue, or main menu."]
+    assert go(back, "resume")[0].section == "gilteritinib"
+    d = Dialog(GUIDE, asker=FakeAsker({"how long is a transplant": ("answer", "transplant", None, "Weeks.")}))
+    offered = d.step(s, Heard(Intent("none", None, "how long is a transplant", 0.0)))[0]
+    assert offered.asking == "offer" and d.position(offered).section == "gilteritinib"
+    assert go(offered, "no", dialog=d)[0].asking == "resume"

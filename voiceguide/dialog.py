@@ -230,6 +230,8 @@ class State:
     resume_sent: int = 0
     offer: str | None = None
     """The section offered after an answer (``asking == "offer"``)."""
+    prior: str | None = None
+    """The question that was open before ``leave`` or ``offer`` was asked (``resume``): back when that one closes."""
     reading_para: int | None = None
     """The body paragraph said last, if the last output was one (its sentences come first in ``last``)."""
     reading_sent: int = 0
@@ -374,8 +376,13 @@ class Dialog:
 
     def _close_question(self, s: State) -> State:
         if s.asking in ("leave", "offer"):
-            return replace(s, asking=None, offer=None)
+            return replace(s, asking=s.prior, prior=None, offer=None)
         return s
+
+    def _ask_too(self, s: State, question: str, **fields) -> State:
+        """Open ``question`` on top of the one open now (kept in ``prior``)."""
+        prior = s.prior if s.asking in ("leave", "offer") else s.asking
+        return replace(s, asking=question, prior=prior, **fields)
 
     # -- intents -----------------------------------------------------------
     def _on_open(self, s: State, i: Intent):
@@ -467,9 +474,9 @@ class Dialog:
         if during_speech and _bare_stop(i.text):
             return self._on_pause(s, i)  # "stop" while the guide talks: stop talking
         if by_voice and s.asking != "leave":
-            return self._say(replace(s, asking="leave"), "Leave the guide? Your place is kept. Say yes or no.",
+            return self._say(self._ask_too(s, "leave"), "Leave the guide? Your place is kept. Say yes or no.",
                              remember=False)
-        return self._leave(replace(s, asking=None if s.asking == "leave" else s.asking))
+        return self._leave(self._close_question(s) if s.asking == "leave" else s)
 
     def _leave(self, s: State):
         section, para, sent = _position(s)
@@ -535,9 +542,9 @@ class Dialog:
             s = replace(s, asking=None)
             return self._enter_at(s, s.resume_to, s.resume_para, s.resume_sent)
         if s.asking == "leave":
-            return self._leave(replace(s, asking=None))
+            return self._leave(self._close_question(s))
         if s.asking == "offer" and s.offer:
-            return self._enter(replace(s, asking=None, offer=None), s.offer)
+            return self._enter(replace(s, asking=None, prior=None, offer=None), s.offer)
         # "okay", "uh huh", "yes" with nothing asked: carry on
         if s.section is not None or s.paused or s.interrupted:
             return self._on_resume(s, i)
@@ -547,9 +554,11 @@ class Dialog:
         if s.asking == "resume":
             return self._menu(replace(s, asking=None))
         if s.asking == "leave":
-            return self._say(replace(s, asking=None), "Good, let's carry on. " + self._reprompt(s))
+            s = self._close_question(s)
+            return self._say(s, "Good, let's carry on. " + self._reprompt(s))
         if s.asking == "offer":
-            return self._say(replace(s, asking=None, offer=None), "Okay. " + self._reprompt(s))
+            s = self._close_question(s)
+            return self._say(s, "Okay. " + self._reprompt(s))
         return self._say(s, "Okay. " + self._reprompt(s))
 
     def _on_cancel(self, s: State, i: Intent):
@@ -602,7 +611,7 @@ class Dialog:
         section = getattr(answer, "section", None)
         if kind == "answer" and section in self.guide and reply:
             title = self.guide.section(section).title
-            return self._say(replace(s, asking="offer", offer=section), reply,
+            return self._say(self._ask_too(s, "offer", offer=section), reply,
                              f"Say yes to hear more about {title}.")
         if reply:
             return self._say(s, reply)
@@ -873,7 +882,8 @@ def _position(s: State) -> tuple[str | None, int, int]:
     the place offered."""
     if s.section:
         return s.section, s.para, s.sent
-    if s.asking == "resume" and s.resume_to:
+    asking = s.prior if s.asking in ("leave", "offer") else s.asking
+    if asking == "resume" and s.resume_to:
         return s.resume_to, s.resume_para, s.resume_sent
     return None, 0, 0
 
