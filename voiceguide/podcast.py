@@ -71,7 +71,7 @@ FORMATS = {
     "mp3": {"codec": ["-c:a", "libmp3lame"], "mux": ["-f", "mp3", "-write_xing", "0", "-id3v2_version", "0"],
             "demux": "mp3", "frame": 1152, "delay": 1105, "mime": "audio/mpeg", "seg": "mp3"},
     "m4a": {"codec": ["-c:a", "aac"], "mux": ["-f", "adts"], "demux": "aac", "frame": 1024, "delay": 1024,
-            "mime": "audio/mp4", "seg": "aac"},
+            "mime": "audio/x-m4a", "seg": "aac"},
 }
 
 NS = {"itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd", "podcast": "https://podcastindex.org/namespace/1.0",
@@ -284,7 +284,8 @@ class Encoder:
         ceiling = CEILING
         ff = render.ffmpeg()
         for _ in range(4):
-            y = _limit(x, ceiling)
+            loud_peak = max(clips[t].peak for t in seg.texts) * 10 ** (gain / 20)  # from the cache
+            y = _limit(x, ceiling) if ceiling != CEILING or loud_peak > 10 ** (ceiling / 20) else x
             data = render.run([ff, "-hide_banner", "-nostats", "-loglevel", "error", "-f", "f32le", "-ar", str(RATE),
                                "-ac", "1", "-i", "-", *(["-af", "pan=stereo|c0=c0|c1=c0"] if self.channels == 2 else []),
                                *self.spec["codec"],
