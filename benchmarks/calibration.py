@@ -129,6 +129,23 @@ def decisions(records: list[dict]) -> str:
             f"decode {statistics.median(ms):.0f} ms median, {statistics.fmean(ms):.0f} ms mean")
 
 
+def group_table(records: list[dict]) -> str:
+    """The hybrid's decisions per voice and condition, as asr_bench.py's table gives them."""
+    rows = ["| voice | condition | intents right | false accepts | wrong answers | open text (off-topic) | decode ms |",
+            "|---|---|---|---|---|---|---|"]
+    keys = list(dict.fromkeys((r["voice"], r["condition"]) for r in records))
+    for voice, condition in keys:
+        rs = [r for r in records if (r["voice"], r["condition"]) == (voice, condition)]
+        cmd = [r for r in rs if r["truth"][0] != "none"]
+        off = [r for r in rs if r["truth"][0] == "none"]
+        right = sum(r["got"] == r["truth"] for r in cmd)
+        wrong = sum(r["got"] != r["truth"] and r["got"][0] != "none" for r in cmd)
+        fa = sum(r["got"][0] != "none" for r in off)
+        rows.append(f"| {voice} | {condition} | {right / len(cmd):.0%} | {fa / len(off):.0%} | {wrong} | "
+                    f"{sum(r['kind'] == 'open' for r in off)}/{len(off)} | {statistics.fmean(r['ms'] for r in rs):.0f} |")
+    return "\n".join(rows)
+
+
 def dev_items():
     from asr_dev import load_corpus
 
@@ -197,7 +214,7 @@ def main() -> None:
             held_cache.write_text(json.dumps(held), encoding="utf-8")
         body += ["", "Held-out benchmark audio (`asr_bench.py --quick`'s phrasings, voices and noise: espeak en-us 175 "
                      "and Piper 165; clean, white 10 dB, babble 10 dB, white 0 dB; never fitted on), "
-                     f"{len(held)} utterances: " + decisions(held), "", reliability(held, cal)]
+                     f"{len(held)} utterances: " + decisions(held), "", group_table(held), "", reliability(held, cal)]
     text = "\n".join(body)
     print(text)
     if args.record:
