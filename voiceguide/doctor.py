@@ -55,8 +55,18 @@ def checks() -> list[tuple[str, str | None]]:
         ("ffmpeg, for podcast export", lambda: None if shutil.which("ffmpeg") else _hint("ffmpeg")),
         ("audio output (speaker)", lambda: _device(A.probe_output, "portaudio")),
         ("audio input (microphone)", lambda: _device(A.probe_input, "portaudio")),
+        ("echo cancellation of the guide's own voice (PulseAudio module-echo-cancel)", _echo_cancel),
     ]
     return [(name, fn()) for name, fn in out]
+
+
+def _echo_cancel() -> str | None:
+    from .mic import FALLBACK_KEYWORDS, aec_mode  # lazily: doctor must not need numpy's audio side to start
+
+    if aec_mode().startswith("PulseAudio"):
+        return None
+    return ("None here: saying " + ", ".join(sorted(FALLBACK_KEYWORDS)) + " over the guide still cuts it, "
+            "but must be louder (needs PulseAudio or PipeWire with module-echo-cancel)")
 
 
 def _portaudio_installed() -> bool:

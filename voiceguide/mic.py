@@ -8,15 +8,20 @@ word said straight after the listening tone is never lost (the microphone was al
 
 :class:`MicListener` runs the endpointer and the recogniser (``recognize(audio) -> Heard`` only) in one
 worker thread. A phrase whose onset falls inside a listening turn is that turn's answer. A phrase heard
-at any other time (the guide talking) is a *barge-in* candidate: if it is a command it calls
-``on_barge_in`` (the shell passes ``speaker.stop``) and waits, marked ``during_speech``, to be the next
-input (no listening tone then); anything else (a cough, the TV, the guide's own voice) is dropped.
+at any other time (the guide talking) is a *barge-in* candidate: if it passes :meth:`MicListener._is_barge_in`
+it calls ``on_barge_in`` (the shell passes ``speaker.stop``) and waits, marked ``during_speech``, to be
+the next input (no listening tone then); anything else (a cough, the TV, the guide's own voice) is dropped.
+A candidate must be one of :data:`FALLBACK_KEYWORDS` ("stop", "pause", "stop talking", "wait", "hold
+on"), never words the guide has just said, and without echo cancellation :data:`FALLBACK_MARGIN_DB`
+above the endpointer's bar. Any command may cut the guide only with ``VOICEGUIDE_BARGE=any`` and echo
+cancellation: measured on the rig, that made false barge-ins (docs/benchmarks.md, "Barge-in").
 
 Echo cancellation: :class:`PulseEchoCancel` loads PulseAudio's ``module-echo-cancel`` (WebRTC AEC) for
 the guide's own streams: the player plays into its sink and the capture records from its source, so the
-guide's voice is cancelled from what the recogniser hears; it is unloaded on close. Where it cannot be
-loaded, barge-in accepts only :data:`FALLBACK_KEYWORDS`, louder than :data:`FALLBACK_MARGIN_DB` over the
-noise, and never a phrase the guide is saying at that moment. ``voiceguide doctor`` reports the mode.
+guide's voice is cancelled from what the recogniser hears (measured 27-45 dB); it is unloaded on close.
+Known limit, measured: while the guide talks this canceller also takes the listener's voice 25-50 dB
+down, so commands said over it are mostly misheard. ``VOICEGUIDE_AEC=off`` skips it; ``voiceguide
+doctor`` reports the mode.
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ BARGE_MARGIN = 2.0
 """Outside a turn a phrase must be this much (6 dB) louder than the 90th percentile of the last
 :data:`RECENT` frames' levels: the residual of the guide's echo."""
 RECENT = 75
+AEC_WARMUP = 4.0
+"""Seconds of the guide's speech the canceller hears before any command may cut it (it has not
+adapted to the room before: measured, the first second of echo came through as 'where are we')."""
 BARGE_INTENTS_EXCLUDED = frozenset({"yes", "no", "none"})
 """Intents that never cut the guide: a yes or no only answers a question at the prompt."""
 
@@ -120,6 +128,11 @@ def _pactl(*args: str, timeout: float = 10) -> subprocess.CompletedProcess | Non
         return None
 
 
+AEC_METHOD = "webrtc"
+AEC_ARGS = {"webrtc": "analog_gain_control=0 digital_gain_control=0"}
+"""module-echo-cancel's canceller and its arguments (``VOICEGUIDE_AEC_METHOD``/``_ARGS`` override them)."""
+
+
 class PulseEchoCancel:
     """PulseAudio's ``module-echo-cancel`` (``aec_method=webrtc``) loaded for the guide's own streams.
 
@@ -136,9 +149,11 @@ class PulseEchoCancel:
             return None
         tag = f"voiceguide_{os.getpid()}_{threading.get_ident() % 100000}"
         sink, source = f"{tag}_ec_sink", f"{tag}_ec_source"
-        proc = _pactl("load-module", "module-echo-cancel", "aec_method=webrtc", f"sink_name={sink}",
+        method = os.environ.get("VOICEGUIDE_AEC_METHOD", AEC_METHOD)
+        args = os.environ.get("VOICEGUIDE_AEC_ARGS", AEC_ARGS.get(method, ""))
+        proc = _pactl("load-module", "module-echo-cancel", f"aec_method={method}", f"sink_name={sink}",
                       f"source_name={source}", "rate=16000", "channels=1",
-                      'aec_args="analog_gain_control=0 digital_gain_control=0"',
+                      *([f'aec_args="{args}"'] if args else []),
                       "sink_properties=device.description=VoiceGuide-echo-cancelled",
                       "source_properties=device.description=VoiceGuide-echo-cancelled")
         if proc is None or proc.returncode != 0 or not proc.stdout.strip().isdigit():
@@ -147,6 +162,14 @@ class PulseEchoCancel:
 
     def close(self) -> None:
         _pactl("unload-module", self.module)
+
+
+def _barge_any() -> bool:
+    """Whether any command (not only :data:`FALLBACK_KEYWORDS`) may cut the guide where its echo is
+    cancelled. Off by default: measured on the rig (docs/benchmarks.md, Barge-in), PulseAudio's WebRTC
+    canceller takes the listener's voice down with the echo while the guide talks, and the recogniser's
+    readings of what is left made false barge-ins. ``VOICEGUIDE_BARGE=any`` turns it on."""
+    return os.environ.get("VOICEGUIDE_BARGE", "").strip().lower() == "any"
 
 
 def _aec_setting() -> str:
@@ -360,8 +383,33 @@ class Endpointer:
 # ---------------------------------------------------------------------- the listener
 
 
+_DIGITS = dict(enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+                         "fifteen sixteen seventeen eighteen nineteen twenty".split()))
+
+
+def _smoothed(pcm: bytes, width: int = 5) -> np.ndarray:
+    """RMS level of each 20 ms frame, over ``width`` frames around it."""
+    x = np.frombuffer(pcm[: len(pcm) // (FRAME * 2) * FRAME * 2], "<i2").astype(np.float64)
+    if not len(x):
+        return np.zeros(0)
+    power = (x.reshape(-1, FRAME) ** 2).mean(axis=1)
+    return np.sqrt(np.convolve(power, np.ones(width) / width, mode="same"))
+
+
 def _words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    return " ".join(_DIGITS.get(int(w), w) if w.isdigit() else w for w in words)
+
+
+def _echoes(heard: str, said: list[str]) -> bool:
+    """Every word of ``heard`` is in what the guide has just said, or its letters run together in it
+    ("good bye" in "Goodbye."): most likely its own voice."""
+    words = set(_words(heard).split())
+    if not words:
+        return False
+    if words <= set(" ".join(_words(t) for t in said).split()):
+        return True
+    return "".join(_words(heard).split()) in "".join("".join(_words(t).split()) for t in said)
 
 
 class MicListener:
@@ -385,7 +433,7 @@ class MicListener:
         if os.environ.get("VOICEGUIDE_MIC_TRACE"):  # a line per phrase heard, on stderr: for tuning
             self.on_segment = lambda kind, heard, a, b: print(
                 f"mic: {kind} {heard.text!r} {a * FRAME_S:.2f}-{b * FRAME_S:.2f}s bar {self._onset_level:.0f} "
-                f"peak {max(frame_level(f) for f in self._frames(a, b)):.0f} playing "
+                f"peak {max(frame_level(f) for f in self._frames(a, b)):.0f} conf {heard.confidence:.2f} playing "
                 f"{bool(getattr(getattr(speaker, 'player', None), 'is_playing', False))}", file=sys.stderr, flush=True)
         self.echo: PulseEchoCancel | None = None
         if echo_cancel in ("auto", "pulse"):
@@ -407,6 +455,9 @@ class MicListener:
         self._cut = 0  # the last cue's end: no phrase of its turn starts earlier
         self._onset_in_turn, self._onset_level = False, 0.0
         self._failed: BaseException | None = None
+        self._said: list[str] = []  # the guide's last utterances (AudioSpeaker.saying)
+        self._player = getattr(speaker, "player", None)
+        self._played = 0  # frames heard while the guide played: the canceller adapts over the first seconds
         self._warned = False
         self._results: queue.Queue = queue.Queue()  # (kind, UserInput)
         self._busy = threading.Event()  # a phrase with onset in the open turn is being heard
@@ -444,21 +495,27 @@ class MicListener:
         ep, cap = self.endpointer, self.capture
         index = cap.count
         start = index
-        recent: list[float] = []  # levels of the last frames outside phrases
+        recent: list[float] = []  # levels of the last RECENT frames
+        bar = None
         while not self._stop.is_set():
             frame = cap.read(index, timeout=0.5)
             if frame is None:
                 if cap.closed:
                     return
                 continue
+            saying = getattr(self.speaker, "saying", None)
+            if saying and (not self._said or self._said[-1] != saying):
+                self._said = (self._said + [saying])[-3:]
+            if self._player is not None and self._player.is_playing:
+                self._played += 1
             level = frame_level(frame)
             in_turn = self._turn_from is not None and index >= self._turn_from
             # Outside a turn the guide may be talking: what is left of its echo sets the bar (a phrase
-            # must be BARGE_MARGIN louder than the loudest tenth of the last RECENT frames).
-            bar = None if in_turn or len(recent) < 10 else BARGE_MARGIN * float(np.percentile(recent, 90))
-            event = ep.push(index, level, None if in_turn else BARGE_END_PAUSE, bar)
+            # must be BARGE_MARGIN louder than the loudest tenth of the RECENT frames before it).
             if not ep.in_phrase:
-                recent = (recent + [level])[-RECENT:]
+                bar = None if in_turn or len(recent) < 10 else BARGE_MARGIN * float(np.percentile(recent, 90))
+            event = ep.push(index, level, None if in_turn else BARGE_END_PAUSE, bar)
+            recent = (recent + [level])[-RECENT:]
             index += 1
             if event is None:
                 continue
@@ -513,16 +570,19 @@ class MicListener:
         text = heard.text.strip()
         if not text or self.parser is None:
             return False
-        if self.parser.parse(text).intent in BARGE_INTENTS_EXCLUDED:
+        intent = self.parser.parse(text)
+        if intent.intent in BARGE_INTENTS_EXCLUDED:
+            return False
+        if _echoes(text, self._said):
+            return False  # the guide has just said these words: its own echo
+        if intent.intent == "number" and not re.search(r"[a-z]", re.sub(r"\d", "", text.lower())):
+            return False  # a bare number over the guide: the recogniser's reading of its echo, measured
+        if self.mode == "aec" and self._played >= AEC_WARMUP / FRAME_S and _barge_any():
+            return True
+        if _words(text) not in FALLBACK_KEYWORDS:
             return False
         if self.mode == "aec":
-            return True
-        said = _words(text)
-        if said not in FALLBACK_KEYWORDS:
-            return False
-        saying = _words(getattr(self.speaker, "saying", "") or "")
-        if re.search(rf"\b{re.escape(said)}\b", saying):
-            return False  # the guide is saying it: its own echo
+            return True  # the canceller's output: the level margin below does not apply
         levels = [frame_level(audio.pcm[i:i + FRAME * 2]) for i in range(0, len(audio.pcm), FRAME * 2)]
         return bool(levels) and max(levels) > self._onset_level * 10 ** (FALLBACK_MARGIN_DB / 20)
 

@@ -1,0 +1,194 @@
+"""Barge-in: commands said while the guide talks, over its echo, on virtual audio devices.
+
+A private PulseAudio server (voiceguide/rig.py) with an echo path: the speaker's output reaches the
+microphone 50 ms late, at the commands' mean level (0 dB) or 6 dB above it. The guide (AudioSpeaker,
+espeak-ng, full volume) reads a long passage; the microphone side is the real :class:`voiceguide.mic.MicListener`
+(the session's echo cancellation, endpointer and recogniser; ``on_barge_in`` stops the speaker, as in a
+session). Per condition (command voice espeak or Piper, echo 0 or +6 dB, room quiet or babble 10 dB
+below the commands):
+- acted on: a command played into the microphone 1.5-3.5 s into the passage is taken as a barge-in
+  with the intent it has (pause for "pause", "stop talking", "wait"...);
+- time to silence: from the end of the command (the moment its last loud sample went into the
+  microphone: the end of the feed less the command's trailing quiet) to the guide's last loud frame on
+  the speaker recording;
+- false barge-ins: the guide reads with no command (same echo and room) and every barge-in is false;
+  reported per 10 minutes of guide speech.
+Usage: python benchmarks/bargein_bench.py [--trials N] [--quiet-seconds S] [--aec auto|off] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import record  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from voiceguide.asr import get_recognizer  # noqa: E402
+from voiceguide.content import load_guide  # noqa: E402
+from voiceguide.intents import IntentParser  # noqa: E402
+from voiceguide.mic import MicListener  # noqa: E402
+from voiceguide.rig import RATE, frame_rms, private_pulse, room_noise  # noqa: E402
+from voiceguide.tts import AudioSpeaker, PiperEngine, get_engine, render, scale  # noqa: E402
+
+COMMANDS = [("pause", "pause"), ("stop talking", "pause"), ("wait", "pause"), ("next", "next"),
+            ("number two", "number"), ("skip", "skip"), ("repeat", "repeat"), ("main menu", "menu"),
+            ("hold on", "pause"), ("faster", "faster")]
+PASSAGE = ("Chemotherapy uses strong medicines to kill leukaemia cells. Most people have it in hospital, in cycles "
+           "of treatment with rest in between. Your team checks your blood often, because the treatment lowers "
+           "the number of healthy blood cells too. Tell them at once if you get a fever or feel unwell. ")
+LOUD = 300.0
+COMMAND_GAIN = 0.3  # 10 dB below the voices' full level: the echo 6 dB above never clips
+
+
+def level_db(audio) -> float:
+    rms = frame_rms(audio)
+    return float(20 * np.log10(np.sqrt(np.mean(rms[rms > 30] ** 2))))
+
+
+def trailing_quiet(audio) -> float:
+    rms = frame_rms(audio)
+    loud = np.flatnonzero(rms > 100)
+    return (len(rms) - 1 - loud[-1]) * 0.02 if len(loud) else 0.0
+
+
+class Rig:
+    def __init__(self, pulse, guide, recognizer, aec: str):
+        self.pulse, self.guide, self.recognizer, self.aec = pulse, guide, recognizer, aec
+
+    def listener(self):
+        speaker = AudioSpeaker.create(self.guide, engine="espeak", rate=175)
+        mic = MicListener(self.recognizer, speaker, guide=self.guide, echo_cancel=self.aec)
+        mic.on_barge_in = speaker.stop
+        events = []
+        mic.on_segment = lambda kind, heard, a, b: events.append((time.monotonic(), kind, heard))
+        return speaker, mic, events
+
+
+def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: str, trials: int,
+                  quiet_seconds: float, guide_db: float, rng) -> dict:
+    pulse = rig.pulse
+    cmd_db = float(np.mean([level_db(a) for a in commands.values()]))
+    echo = pulse.echo_path(gain_db=cmd_db + echo_db - guide_db, latency_ms=50)
+    noise_proc = None
+    if room == "babble":
+        noise = room_noise("babble", 10.0, list(commands.values()), [get_engine("espeak")], seconds=600)
+        noise_proc = pulse.play_into_mic(noise, wait=False)
+    speaker, mic, events = rig.listener()
+    parser = IntentParser(rig.guide)
+    out = {"acted": 0, "trials": 0, "latencies": [], "false": 0, "speech_seconds": 0.0, "misses": []}
+    try:
+        time.sleep(1.0)
+        names = list(commands)
+        for k in range(trials):
+            phrase = names[k % len(names)]
+            want = dict(COMMANDS)[phrase]
+            rec = pulse.record_speaker()
+            before = len(events)
+            talk = threading.Thread(target=speaker.speak, args=(PASSAGE,), daemon=True)
+            talk.start()
+            time.sleep(1.5 + 2.0 * rng.random())
+            pulse.play_into_mic(commands[phrase])
+            end = time.monotonic() - trailing_quiet(commands[phrase])
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline and not any(kind == "barge-in" for _, kind, _ in events[before:]):
+                time.sleep(0.05)
+            speaker.stop()
+            talk.join(10)
+            time.sleep(0.3)
+            audio = rec.stop()
+            barges = [(t, h) for t, kind, h in events[before:] if kind == "barge-in"]
+            out["trials"] += 1
+            heard_ok = barges and parser.parse(barges[0][1].text).intent == want
+            if heard_ok:
+                out["acted"] += 1
+                rms = frame_rms(audio)
+                t = rec.t0 + np.arange(len(rms)) * 0.02
+                loud = np.flatnonzero((rms > LOUD) & (t < barges[0][0] + 1.0))
+                if len(loud):
+                    out["latencies"].append(max(0.0, t[loud[-1]] + 0.02 - end))
+            else:
+                out["misses"].append((phrase, [h.text for _, h in barges] or
+                                      [h.text for _, kind, h in events[before:] if h.text]))
+            while mic.barged_in():
+                mic.hear(0)
+        # the guide talking, no command: every barge-in is false
+        before = len(events)
+        start = time.monotonic()
+        while time.monotonic() - start < quiet_seconds:
+            t0 = time.monotonic()
+            speaker.speak(PASSAGE)
+            out["speech_seconds"] += time.monotonic() - t0
+            while mic.barged_in():
+                mic.hear(0)
+        out["false"] = sum(1 for _, kind, _ in events[before:] if kind == "barge-in")
+        out["false_texts"] = [h.text for _, kind, h in events[before:] if kind == "barge-in"]
+    finally:
+        mic.close()
+        speaker.close()
+        if noise_proc:
+            noise_proc.kill()
+        pulse.remove_echo_path(echo)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=10, help="commands per condition (default 10)")
+    ap.add_argument("--quiet-seconds", type=float, default=60.0, help="guide speech with no command per condition")
+    ap.add_argument("--aec", default="auto", help="echo cancellation: auto (PulseAudio's where it loads) or off")
+    ap.add_argument("--voices", default="espeak,piper")
+    ap.add_argument("--echo", default="0,6")
+    ap.add_argument("--rooms", default="quiet,babble")
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    guide = load_guide()
+    rng = np.random.default_rng(15)
+    voices = {"espeak": get_engine("espeak"), "piper": PiperEngine(variation=0.0)}
+    rows = []
+    with private_pulse() as pulse:
+        recognizer = get_recognizer(guide, "auto")
+        rig = Rig(pulse, guide, recognizer, args.aec)
+        guide_db = level_db(render(PASSAGE, engine=get_engine("espeak"), rate=175))
+        for voice in args.voices.split(","):
+            commands = {p: scale(render(p, engine=voices[voice], lexicon=guide.lexicon), COMMAND_GAIN)
+                        for p, _ in COMMANDS}
+            for echo_db in [float(e) for e in args.echo.split(",")]:
+                for room in args.rooms.split(","):
+                    r = run_condition(rig, commands, voice, echo_db, room, args.trials, args.quiet_seconds,
+                                      guide_db, rng)
+                    lat = r["latencies"]
+                    row = (voice, echo_db, room, r["acted"], r["trials"],
+                           statistics.median(lat) * 1000 if lat else float("nan"),
+                           max(lat) * 1000 if lat else float("nan"),
+                           r["false"], r["speech_seconds"], r["misses"], r.get("false_texts", []))
+                    rows.append(row)
+                    print(f"{voice:6} echo {echo_db:+.0f} dB {room:6}: acted {r['acted']}/{r['trials']}, "
+                          f"silence after {row[5]:.0f} ms median ({row[6]:.0f} worst), false {r['false']} in "
+                          f"{r['speech_seconds']:.0f} s; misses {r['misses']}; false {row[10]}", flush=True)
+    mode = "PulseAudio module-echo-cancel (webrtc)" if args.aec != "off" else "none (keyword fallback)"
+    lines = [f"Echo cancellation: {mode}. Guide: espeak-ng 175 wpm at full volume; commands 10 dB below "
+             "their voice's full level; echo 50 ms late. Command placed 1.5-3.5 s into the passage.", "",
+             "| command voice | echo | room | acted on while talking | end of command to silence, median (worst) | "
+             "false barge-ins per 10 min of guide speech |", "|---|---|---|---|---|---|"]
+    for voice, echo_db, room, acted, trials, med, worst, false, secs, _, _ in rows:
+        per10 = false * 600 / secs if secs else float("nan")
+        lines.append(f"| {voice} | {echo_db:+.0f} dB | {room} | {acted}/{trials} ({100 * acted / max(1, trials):.0f}%) | "
+                     f"{med:.0f} ms ({worst:.0f}) | {per10:.1f} ({false} in {secs:.0f} s) |")
+    body = "\n".join(lines)
+    if not args.no_record:
+        record(f"Barge-in ({'echo cancelled' if args.aec != 'off' else 'no echo cancellation'})", body)
+    else:
+        print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
