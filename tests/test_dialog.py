@@ -16,7 +16,7 @@ from voiceguide.dialog import (DEFAULT_RATE, DEFAULT_VOLUME, MAX_RATE, MAX_VOLUM
                                Dialog, Earcon, EndOfInput, Exit, Heard, Interrupted, Key, Listen, NoInput, NoMatch,
                                SavePosition, Say, SetRate, SetVolume, Start, State, key_intent, split_sentences)
 from voiceguide.dialog import KEY_HELP, _first_sentence, words_before_first_choice
-from voiceguide.intents import Intent
+from voiceguide.intents import Intent, IntentParser
 
 MINI_PATH = Path(__file__).parent / "data" / "mini"
 GUIDE = load_guide(default_content_path())
@@ -79,12 +79,30 @@ COMMANDS = ["help", "repeat", "back", "menu", "next", "previous", "more", "skip"
             "slower", "louder", "quieter", "where", "define", "yes", "no", "stop"]
 
 
+def test_a_question_about_the_end_is_never_a_way_out():
+    state, _ = D.start()
+    for text in ("is that the end", "are we done", "is that all"):
+        state2, effects = D.step(state, Heard(IntentParser(GUIDE).parse(text)))
+        assert not state2.ended and not any(isinstance(e, Exit) for e in effects), text
+        assert any("main menu" in t for t in said(effects)), text
+
+
+def test_one_part_is_asked_for_as_the_number_1_not_from_1_to_1():
+    one = next(s for s in GUIDE.walk() if len(s.children) == 1)
+    state, _ = D.step(D.start()[0], Heard(Intent("open", one.id, one.title, 1.0)))
+    _, effects = D.step(state, Heard(Intent("number", "3", "3", 1.0)))
+    assert "Please pick the number 1." in " ".join(said(effects))
+    assert "from 1 to 1" not in " ".join(said(D.step(state, Heard(Intent("help", None, "help", 1.0)))[1]))
+
+
 def test_start_welcomes_discloses_and_lists_the_menu_with_numbers():
     state, effects = D.start()
     texts = said(effects)
     assert texts[:2] == [f"Welcome to {GUIDE.title}.", GUIDE.disclaimer]
-    d = GUIDE.last_reviewed  # the content's review date (content issue 17 moved it)
-    assert f"Last reviewed {d.strftime('%B')} {d.day}, {d.year}" in texts[2]
+    d = GUIDE.review.date  # the content's review record: a check against the sources, not a clinical review
+    assert not GUIDE.review.clinical
+    assert f"Last checked against its sources on {d.strftime('%B')} {d.day}, {d.year}" in texts[2]
+    assert "not reviewed by a clinician" in texts[2] and "Last reviewed" not in " ".join(texts)
     text = " ".join(texts)
     for n, sec in enumerate(GUIDE.sections, 1):
         assert f"{n}: {sec.title}." in text
@@ -617,7 +635,7 @@ def test_sources_and_where_this_is_from():
     assert text.startswith("Gilteritinib comes from: ")
     for sid in sec.sources:
         assert GUIDE.source(sid).title in text
-    assert f"{len(GUIDE.sources)} sources" in text and "Last reviewed" in text
+    assert f"{len(GUIDE.sources)} sources" in text and "Last checked against its sources" in text
     text = " ".join(said(go(fresh(), "sources")[1]))
     assert all(src.title in text for src in GUIDE.sources)
 

@@ -289,7 +289,7 @@ class Dialog:
             state, effects = self._say(state, f"Welcome back to {g.title}.", question)
         else:
             intro = (f"Welcome to {g.title}.", g.disclaimer,
-                     f"Last reviewed {_spoken_date(g.last_reviewed)}. Say help at any time.")
+                     f"{_reviewed(g)} Say help at any time.")
             state, effects = self._say(state, *intro, *self._menu_lines())
         return state, [SetRate(rate), SetVolume(volume), *effects]
 
@@ -578,14 +578,14 @@ class Dialog:
             return self._enter(replace(s, asking=None), choices[n - 1].id)
         if not choices:
             return self._no_match(s, i.text, "There are no numbered choices here.")
-        return self._no_match(s, i.text, f"Please pick a number from 1 to {len(choices)}.")
+        return self._no_match(s, i.text, f"Please pick {_number_range(len(choices))}.")
 
     def _on_sources(self, s: State, i: Intent):
         g = self.guide
         names = [self._source_name(sid) for sid in (g.section(s.section).sources if s.section else ())]
         names = [n for n in names if n]
         everything = "; ".join(self._source_name(src.id) for src in g.sources)
-        reviewed = f"Last reviewed {_spoken_date(g.last_reviewed)}."
+        reviewed = _reviewed(g)
         if s.section and names:
             title = g.section(s.section).title
             return self._say(s, f"{title} comes from: {'; '.join(names)}.",
@@ -776,7 +776,8 @@ class Dialog:
             sec = self.guide.section(s.section)
             here = f"You are in {sec.title}. Say more to hear the details, skip to skip a sentence"
             if sec.children:
-                here += f", a part's number from 1 to {len(sec.children)}"
+                here += (f", 1 for {sec.children[0].title}" if len(sec.children) == 1
+                         else f", a part's number from 1 to {len(sec.children)}")
             here += ", next or previous for other sections, back to go up, or main menu."
         return (f"{here} Say repeat, pause, where am I, or stop to leave. "
                 "Say help again for every command and key.")
@@ -819,7 +820,7 @@ class Dialog:
         if s.asking in ("leave", "offer"):
             return "Say yes, or no. Or press y and Enter for yes."
         if choices:
-            return (f"You can say a name, like {_say_name(choices[0])}, or a number from 1 to {len(choices)}. "
+            return (f"You can say a name, like {_say_name(choices[0])}, or {_number_range(len(choices))}. "
                     "Or say help.")
         return "You can say more, next, previous, back, or main menu. Or say help."
 
@@ -920,6 +921,18 @@ def _first_sentence(text: str) -> str:
 def _say_name(sec: Section) -> str:
     """The shortest natural thing to say for a section: its id in words, or its title."""
     return sec.id.replace("-", " ") if len(sec.id) <= len(sec.title) else sec.title.lower()
+
+
+def _number_range(n: int) -> str:
+    """How to ask for a number among ``n`` choices: "the number 1" when there is one."""
+    return "the number 1" if n == 1 else f"a number from 1 to {n}"
+
+
+def _reviewed(g: Guide) -> str:
+    """The spoken review date, saying what kind of check it was: never a clinical review that did not happen."""
+    if g.review is not None and not g.review.clinical:
+        return f"Last checked against its sources on {_spoken_date(g.review.date)}; not reviewed by a clinician."
+    return f"Last reviewed {_spoken_date(g.last_reviewed)}."
 
 
 def _spoken_date(d) -> str:

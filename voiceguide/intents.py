@@ -172,6 +172,10 @@ class Intent:
         return bool(_ADVICE.search(normalize(self.text)))
 
 
+_YES_NO_QUESTION = re.compile(r"^(?:is|are|was|were|am|does|do|did|has|have|will|shall)\s")
+"""A yes/no question: what it asks about (the end, being done) is asked, not ordered."""
+
+
 def number_value(word: str, *, allow_homophones: bool = False) -> int | None:
     if word.isascii() and word.isdigit():
         return int(word)
@@ -228,6 +232,9 @@ class IntentParser:
                       self._fuzzy_command):
             found = parse(t, raw)
             if found is not None:
+                if found.intent == "stop" and _YES_NO_QUESTION.match(t):
+                    # "is that the end?", "are we done?": a question about the place, never a way out
+                    return Intent("where", None, raw, found.confidence)
                 return found
         return Intent("none", None, raw, 0.0)
 
