@@ -422,7 +422,10 @@ def _start_while_encoding(podcast, tmp_path):
     env = dict(os.environ, TMPDIR=str(tmp))
     proc = subprocess.Popen([sys.executable, "-m", "voiceguide", "export", "--out", str(out), "--rate", "260",
                              "--base-url", BASE, "--per-section"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True, env=env,
+                            # a shell's background job starts with SIGINT ignored, and Python then never
+                            # turns it into KeyboardInterrupt: give the export the default, as a terminal does
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         ffmpegs = _children(proc.pid, "ffmpeg")
