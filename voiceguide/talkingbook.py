@@ -48,7 +48,6 @@ from . import __version__, render
 from .content import Guide, Section, load_guide
 from .errors import ExportError
 from .files import atomic_write
-from .protocols import Audio
 from .tts import get_engine, split_sentences
 
 __all__ = ["FORMATS", "Book", "Unit", "Clip", "plan", "export_book", "cmd_export_book", "arpabet_to_ipa"]
@@ -84,6 +83,8 @@ class Clip:
     begin: int = 0
     end: int = 0
     """Samples, within the unit's audio."""
+    measured: object = None
+    """The sentence's :class:`render.Clip` (cache key, length, true peak)."""
 
 
 @dataclasses.dataclass
@@ -101,7 +102,8 @@ class Unit:
     blocks: list
     """("p", [Clip], css class) or ("sources", [(Clip, url)])."""
     children: list = dataclasses.field(default_factory=list)
-    pcm: bytes = b""
+    length: int = 0
+    """Samples of the unit's audio."""
 
     @property
     def clips(self) -> list[Clip]:
@@ -117,13 +119,15 @@ class Book:
     units: list[Unit]
     rate: int = 0
     bitrate: int = BITRATE
+    gain: float = 1.0
+    renderer: object = None
 
     @property
     def docs(self) -> list[str]:
         return list(dict.fromkeys(u.doc for u in self.units))
 
     def duration(self, units: list[Unit]) -> float:
-        return sum(len(u.pcm) // 2 for u in units) / self.rate
+        return sum(u.length for u in units) / self.rate
 
 
 def _reviewed(guide: Guide) -> str:
@@ -179,25 +183,30 @@ def plan(guide: Guide) -> Book:
 # ---------------------------------------------------------------------- rendering and timing
 
 
-def time_book(book: Book, audio_for: dict[str, Audio]) -> None:
-    """Lay each unit's clips end to end, from the rendered samples; one gain for the whole book."""
-    rates = {a.sample_rate for a in audio_for.values()}
-    if len(rates) != 1:
-        raise ExportError(f"rendered audio came at mixed sample rates {sorted(rates)}")
-    rate = book.rate = rates.pop()
-    peak = max((int(np.abs(np.frombuffer(a.pcm, "<i2").astype(np.int32)).max()) for a in audio_for.values()
-                if a.pcm), default=0)
-    gain = min(4.0, PEAK * 32767 / peak) if peak else 1.0
+def time_book(book: Book, measured: dict) -> None:
+    """Lay each unit's clips end to end from the sentences' measured lengths (``render.Clip``: the cache's
+    JSON beside each WAV, so a warm export reads no audio); one gain for the book, from the true peaks."""
+    rate = book.rate = render.RATE
+    peak = max((m.peak for m in measured.values()), default=0.0)
+    book.gain = min(4.0, PEAK / peak) if peak > 0 else 1.0
     for unit in book.units:
-        parts, pos = [], 0
+        pos = 0
         for clip in unit.clips:
-            speech = np.frombuffer(audio_for[clip.text].pcm, "<i2")
-            gap = np.zeros(int(round(clip.pause * rate)), "<i2")
-            clip.begin, pos = pos, pos + len(speech) + len(gap)
+            clip.measured = measured[clip.text]
+            clip.begin = pos
+            pos += clip.measured.samples + int(round(clip.pause * rate))
             clip.end = pos
-            parts += [speech, gap]
-        pcm = np.concatenate(parts).astype(np.float64) * gain
-        unit.pcm = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
+        unit.length = pos
+
+
+def _pcm(book: Book, units: list[Unit]) -> bytes:
+    """The units' audio: each sentence from the cache at the book's gain, then its pause."""
+    parts = []
+    for u in units:
+        for c in u.clips:
+            x = book.renderer.samples(c.measured) * (32768 * book.gain)
+            parts += [x, np.zeros(c.end - c.begin - len(x))]
+    return np.clip(np.round(np.concatenate(parts)), -32768, 32767).astype("<i2").tobytes()
 
 
 def _ffmpeg() -> str:
@@ -208,16 +217,19 @@ def _ffmpeg() -> str:
     return exe
 
 
-def _encode(pcm: bytes, rate: int, bitrate: int, title: str, dest: Path, cache: Path) -> None:
-    """MP3 of ``pcm`` at ``dest``, from the cache when these samples were encoded before."""
-    key = hashlib.sha256(json.dumps([MP3_VERSION, bitrate, rate, title]).encode() + pcm).hexdigest()[:32]
+def _encode(book: Book, units: list[Unit], title: str, dest: Path, cache: Path) -> None:
+    """MP3 of the units' audio at ``dest``, from the cache when the same sentences, pauses, gain and
+    settings were encoded before (the key is built without reading any audio)."""
+    spec = [MP3_VERSION, book.bitrate, book.rate, f"{book.gain:.6f}", title,
+            [[c.measured.key, c.measured.samples, c.end - c.begin] for u in units for c in u.clips]]
+    key = hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:32]
     cached = cache / f"{key}.mp3"
     if not cached.exists():
         tmp = cache / f".{key}.{os.getpid()}.part.mp3"
         try:
             render.run([_ffmpeg(), "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-f", "s16le",
-                        "-ar", str(rate), "-ac", "1", "-i", "pipe:0", "-c:a", "libmp3lame", "-b:a", f"{bitrate}k",
-                        "-metadata", f"title={title}", str(tmp)], input=pcm)
+                        "-ar", str(book.rate), "-ac", "1", "-i", "pipe:0", "-c:a", "libmp3lame",
+                        "-b:a", f"{book.bitrate}k", "-metadata", f"title={title}", str(tmp)], input=_pcm(book, units))
             os.replace(tmp, cached)
         finally:
             tmp.unlink(missing_ok=True)
@@ -227,10 +239,10 @@ def _encode(pcm: bytes, rate: int, bitrate: int, title: str, dest: Path, cache: 
         shutil.copyfile(cached, dest)
 
 
-def _encode_all(jobs: list[tuple[bytes, str, Path]], rate: int, bitrate: int, cache: Path, workers: int) -> None:
+def _encode_all(book: Book, jobs: list[tuple[list[Unit], str, Path]], cache: Path, workers: int) -> None:
     """Encode in parallel; on Ctrl-C or an error, running encoders are killed and queued ones dropped."""
     cache.mkdir(parents=True, exist_ok=True)
-    for _ in render.parallel_map(lambda job: _encode(job[0], rate, bitrate, job[1], job[2], cache), jobs, workers):
+    for _ in render.parallel_map(lambda job: _encode(book, job[0], job[1], job[2], cache), jobs, workers):
         pass
 
 
@@ -395,7 +407,7 @@ def _epub_smil(book: Book, doc: str) -> tuple[str, float]:
     offsets, pos = {}, 0
     for u in units:
         offsets[u.id] = pos
-        pos += len(u.pcm) // 2
+        pos += u.length
     audio = f"../audio/{doc}.mp3"
 
     def seq(u: Unit, indent: str) -> list[str]:
@@ -528,8 +540,8 @@ def write_epub(book: Book, dest: Path, work: Path, cache: Path, workers: int, en
     jobs = []
     for doc in book.docs:
         units = [u for u in book.units if u.doc == doc]
-        jobs.append((b"".join(u.pcm for u in units), f"{g.title}: {units[0].title}", work / "audio" / f"{doc}.mp3"))
-    _encode_all(jobs, book.rate, book.bitrate, cache, workers)
+        jobs.append((units, f"{g.title}: {units[0].title}", work / "audio" / f"{doc}.mp3"))
+    _encode_all(book, jobs, cache, workers)
     files: dict[str, bytes] = {"EPUB/css/book.css": CSS.encode(), "EPUB/lexicon.pls": pls(g).encode(),
                                "EPUB/images/cover.png": cover, "EPUB/nav.xhtml": _nav(book).encode(),
                                "EPUB/cover.xhtml": _cover_xhtml(book).encode()}
@@ -607,7 +619,7 @@ def _daisy_content(book: Book) -> str:
 
 def _daisy_smil(book: Book, u: Unit, name: str, elapsed: float) -> str:
     g = book.guide
-    dur = len(u.pcm) / 2 / book.rate
+    dur = u.length / book.rate
     head = ['<?xml version="1.0" encoding="utf-8"?>', _SMIL_DOCTYPE, "<smil>", "<head>",
             '<meta name="dc:format" content="Daisy 2.02"/>', f'<meta name="dc:title" content="{_x(g.title)}"/>',
             f'<meta name="dc:identifier" content="{_identifier(g)}"/>', f'<meta name="title" content="{_x(u.title)}"/>',
@@ -639,12 +651,12 @@ def _master(book: Book, names: dict[str, str]) -> str:
 def write_daisy(book: Book, folder: Path, cache: Path, workers: int, engine: str, voice: str | None) -> None:
     g = book.guide
     names = _daisy_names(book)
-    _encode_all([(u.pcm, f"{g.title}: {u.title}", folder / f"{names[u.id]}.mp3") for u in book.units],
-                book.rate, book.bitrate, cache, workers)
+    _encode_all(book, [([u], f"{g.title}: {u.title}", folder / f"{names[u.id]}.mp3") for u in book.units],
+                cache, workers)
     elapsed = 0.0
     for u in book.units:
         atomic_write(folder / f"{names[u.id]}.smil", _daisy_smil(book, u, names[u.id], elapsed).encode())
-        elapsed += len(u.pcm) / 2 / book.rate
+        elapsed += u.length / book.rate
     atomic_write(folder / "content.html", _daisy_content(book).encode())
     atomic_write(folder / "master.smil", _master(book, names).encode())
     files = 3 + 2 * len(book.units)  # ncc.html, content.html, master.smil, a SMIL and an MP3 per section
@@ -731,9 +743,8 @@ def export_book(guide: Guide, out: Path, fmt: str, *, engine: str = "espeak", vo
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=out))
     try:
         book = plan(guide)
-        book.bitrate = bitrate
-        texts = [c.text for u in book.units for c in u.clips]
-        time_book(book, renderer.render_all(texts))
+        book.bitrate, book.renderer = bitrate, renderer
+        time_book(book, renderer.clips([c.text for u in book.units for c in u.clips]))
         if fmt == "epub3":
             from .podcast import cover_png
 
