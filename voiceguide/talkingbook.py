@@ -6,11 +6,13 @@ back matter (the sources). Every heading and sentence is one *clip*: an element 
 in the text and a stretch of audio. A clip runs from the start of its speech to the
 start of the next clip's speech (the pause after it belongs to it), so the clips of
 one audio file follow each other with no gap and no overlap, and their times come
-from the rendered samples themselves.
+from the rendered sentences' sample counts.
 
-Sentences are rendered by the podcast's renderer into the same cache (``OUT/.cache``):
-exporting a podcast, an EPUB and a DAISY book into one folder renders each sentence
-once. Encoded MP3s are cached too, keyed by their samples.
+Sentences are rendered by the podcast's renderer into the same cache (``OUT/.cache``),
+which keeps each sentence's length and true peak beside its WAV: a podcast, an EPUB
+and a DAISY book exported into one folder render the sentences they share once, and
+timing a book reads no audio. Encoded MP3s are cached in ``OUT/.cache/mp3``, keyed by
+their sentences' cache keys, pauses, gain and settings, so a warm export reads none.
 
 Output is atomic: the book is built in a temporary folder inside the output folder
 and renamed into place (the DAISY folder is swapped with the old one in one
