@@ -308,7 +308,9 @@ def test_rescoring_spells_drug_names_whisper_cannot(hybrid, piper):
     """Whisper writes "jantuzumab ozogamasin"; scoring the guide's own phrases against the audio
     finds "gemtuzumab ozogamicin". The same phrases are rejected for off-topic speech."""
     said = [("tell me about enasidenib", "open", "enasidenib"), ("gemtuzumab ozogamicin", "open", "gemtuzumab-ozogamicin"),
-            ("open ivosidenib", "open", "ivosidenib"), ("Tibsovo", "open", "ivosidenib")]
+            ("open ivosidenib", "open", "ivosidenib"), ("Xospata", "open", "gilteritinib")]
+    # Tibsovo was the fourth until content round 2 moved its stress to tib-SOH-voh: Whisper now writes
+    # "tinsobo", which rescoring leaves alone, and the grammar reads it (test_tibsovo_said_right_is_still_understood)
     missed = fixed = 0
     for text, intent, target in said:
         audio = render(text, engine=piper, lexicon=GUIDE.lexicon)
@@ -328,11 +330,19 @@ def test_rescoring_spells_drug_names_whisper_cannot(hybrid, piper):
 
 def test_rescoring_needs_the_prior_for_rare_names(hybrid, piper, monkeypatch):
     """Without discounting how likely the words are anyway, Whisper prefers everyday words to a drug name."""
-    audio = render("Tibsovo", engine=piper, lexicon=GUIDE.lexicon)
+    audio = render("Xospata", engine=piper, lexicon=GUIDE.lexicon)  # Whisper writes "zosbata"
     transcript = hybrid.whisper.transcribe(audio)
-    assert hybrid.rescore(transcript).text == "tibsovo"
+    assert hybrid.rescore(transcript).text == "xospata"
     monkeypatch.setattr(hybrid, "prior_weight", 0.0)
-    assert hybrid.rescore(transcript).text != "tibsovo"
+    assert hybrid.rescore(transcript).text != "xospata"
+
+
+def test_tibsovo_said_right_is_still_understood(hybrid, piper):
+    """With its stress where the maker puts it (tib-SOH-voh), Whisper cannot spell it; the whole recogniser still can."""
+    for engine in (piper, get_engine("espeak")):
+        heard = hybrid.recognize(render("Tibsovo", engine=engine, lexicon=GUIDE.lexicon))
+        meaning = PARSER.parse(heard.text)
+        assert (meaning.intent, meaning.target) == ("open", "ivosidenib"), heard
 
 
 def test_recognize_cli_outputs_json_lines_in_order(tmp_path, piper):
