@@ -489,3 +489,24 @@ def test_voice_mode_started_without_a_terminal_keeps_going_until_told(pulse, tmp
     assert "Welcome to" in out
     users = [json.loads(l) for l in log.read_text().splitlines() if json.loads(l)["role"] == "user"]
     assert not any(u.get("event") == "EndOfInput" for u in users)
+
+
+def test_clear_speech_that_is_no_command_is_asked_never_acted_on(tmp_path):
+    """The recogniser passes clear non-command speech through as open text: the real asker answers it,
+    and a transcript that a lenient parse would take as a command ("where did I leave my glasses" ->
+    where am I; "stop worrying about it" -> stop) is never acted on."""
+    from voiceguide.ask import Asker
+
+    asker = Asker(GUIDE)
+    question = "what are the side effects of gilteritinib"
+    said = [Heard(question, 0.9, "voice", kind="open"),
+            Heard("where did I leave my glasses", 0.9, "voice", kind="open"),
+            Heard("stop worrying about it", 0.9, "voice", kind="open"),
+            "q"]
+    speaker = RecordingSpeaker()
+    assert run_session(GUIDE, speaker, ScriptedListener(said), store=StateStore(tmp_path / "s.json", GUIDE.id),
+                       timeout=None) == 0
+    text = speaker.text
+    assert asker.ask(question).answer in text  # the asker's own answer, word for word
+    assert "You are in" not in text and "You are at the main menu" not in text  # no where-am-I from the glasses
+    assert "Leave the guide?" not in text and text.count("Goodbye") == 1  # only the typed q left

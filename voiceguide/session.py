@@ -175,6 +175,10 @@ def to_event(inp: P.UserInput, parser: IntentParser, state: State):
         return Heard(found if found.intent == "define" else Intent("none", None, raw, 0.0), by_voice=by_voice)
     if inp.via == "keys" and (not text or len(text) == 1 or text.lower() in KEYS or (text.isascii() and text.isdigit())):
         return Key(raw if not text else text)
+    if getattr(inp, "kind", "command") == "open":
+        # The recogniser found no command in clear speech: a question for the asker, never a command
+        # guessed from a transcript ("where did I leave my glasses" is not "where am I").
+        return Heard(Intent("none", None, raw, 0.0), by_voice=by_voice)
     return Heard(parser.parse(text), by_voice=by_voice)
 
 
