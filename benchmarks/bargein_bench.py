@@ -34,13 +34,13 @@ import numpy as np  # noqa: E402
 from voiceguide.asr import get_recognizer  # noqa: E402
 from voiceguide.content import load_guide  # noqa: E402
 from voiceguide.intents import IntentParser  # noqa: E402
-from voiceguide.mic import MicListener  # noqa: E402
+from voiceguide.mic import FALLBACK_KEYWORDS, MicListener  # noqa: E402
 from voiceguide.rig import RATE, frame_rms, private_pulse, room_noise  # noqa: E402
 from voiceguide.tts import AudioSpeaker, PiperEngine, get_engine, render, scale  # noqa: E402
 
 COMMANDS = [("pause", "pause"), ("stop talking", "pause"), ("wait", "pause"), ("next", "next"),
             ("number two", "number"), ("skip", "skip"), ("repeat", "repeat"), ("main menu", "menu"),
-            ("hold on", "pause"), ("faster", "faster")]
+            ("hold on", "pause"), ("faster", "faster"), ("stop", "stop")]
 PASSAGE = ("Chemotherapy uses strong medicines to kill leukaemia cells. Most people have it in hospital, in cycles "
            "of treatment with rest in between. Your team checks your blood often, because the treatment lowers "
            "the number of healthy blood cells too. Tell them at once if you get a fever or feel unwell. ")
@@ -147,8 +147,14 @@ def main() -> int:
     ap.add_argument("--voices", default="espeak,piper")
     ap.add_argument("--echo", default="0,6")
     ap.add_argument("--rooms", default="quiet,babble")
+    ap.add_argument("--commands", choices=["keywords", "all"], default="keywords",
+                    help="keywords: the phrases that cut the guide by default (mic.FALLBACK_KEYWORDS); all: every "
+                         "command, with VOICEGUIDE_BARGE=any")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
+    if args.commands == "all":
+        os.environ["VOICEGUIDE_BARGE"] = "any"
+    chosen = [(p, i) for p, i in COMMANDS if args.commands == "all" or p in FALLBACK_KEYWORDS]
     guide = load_guide()
     rng = np.random.default_rng(15)
     voices = {"espeak": get_engine("espeak"), "piper": PiperEngine(variation=0.0)}
@@ -159,7 +165,7 @@ def main() -> int:
         guide_db = level_db(render(PASSAGE, engine=get_engine("espeak"), rate=175))
         for voice in args.voices.split(","):
             commands = {p: scale(render(p, engine=voices[voice], lexicon=guide.lexicon), COMMAND_GAIN)
-                        for p, _ in COMMANDS}
+                        for p, _ in chosen}
             for echo_db in [float(e) for e in args.echo.split(",")]:
                 for room in args.rooms.split(","):
                     r = run_condition(rig, commands, voice, echo_db, room, args.trials, args.quiet_seconds,
@@ -174,7 +180,7 @@ def main() -> int:
                           f"silence after {row[5]:.0f} ms median ({row[6]:.0f} worst), false {r['false']} in "
                           f"{r['speech_seconds']:.0f} s; misses {r['misses']}; false {row[10]}", flush=True)
     mode = "PulseAudio module-echo-cancel (webrtc)" if args.aec != "off" else "none (keyword fallback)"
-    lines = [f"Echo cancellation: {mode}. Guide: espeak-ng 175 wpm at full volume; commands 10 dB below "
+    lines = [f"Echo cancellation: {mode}; commands: {args.commands}. Guide: espeak-ng 175 wpm at full volume; commands 10 dB below "
              "their voice's full level; echo 50 ms late. Command placed 1.5-3.5 s into the passage.", "",
              "| command voice | echo | room | acted on while talking | end of command to silence, median (worst) | "
              "false barge-ins per 10 min of guide speech |", "|---|---|---|---|---|---|"]
@@ -184,7 +190,7 @@ def main() -> int:
                      f"{med:.0f} ms ({worst:.0f}) | {per10:.1f} ({false} in {secs:.0f} s) |")
     body = "\n".join(lines)
     if not args.no_record:
-        record(f"Barge-in ({'echo cancelled' if args.aec != 'off' else 'no echo cancellation'})", body)
+        record(f"Barge-in ({'echo cancelled' if args.aec != 'off' else 'no echo cancellation'}, {args.commands})", body)
     else:
         print(body)
     return 0

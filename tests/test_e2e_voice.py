@@ -57,10 +57,12 @@ def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
     # In quiet the listener also turns the guide down, and the speaker recording must get quieter.
     steps = [["number two", "number two please", "option two"],
              *([["turn it down", "a bit quieter", "quieter please"]] if room_snr is None else []),
-             ["stop the guide", "that is all", "goodbye"]]
+             ["stop the guide", "that is all", "goodbye"],
+             ["yes", "yes please", "yes leave"]]  # leaving by voice is confirmed
     # A step is done when the guide has acted on it: entered the section, turned down, said goodbye.
     done = [lambda lines: "More Chemotherapy." in lines,
             *([lambda lines: "Quieter: volume 71 percent." in lines] if room_snr is None else []),
+            lambda lines: any(t.startswith("Leave the guide?") for t in lines),
             lambda lines: any(t.startswith("Goodbye.") for t in lines)]
     audio = {t: render(t, engine=piper, lexicon=GUIDE.lexicon) for step in steps for t in step}
     log = tmp_path / "turns.jsonl"
@@ -125,7 +127,7 @@ def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
     assert guide_lines[-1].startswith("Goodbye."), heard
     assert all(u["via"] == "voice" for u in users), heard  # left by voice, not by the key
     if room_snr is None:  # in quiet, every phrase is understood as said
-        assert [u["intent"]["intent"] for u in understood] == ["number", "quieter", "stop"], heard
+        assert [u["intent"]["intent"] for u in understood] == ["number", "quieter", "stop", "yes"], heard
         assert understood[0]["intent"]["target"] == "2"
         assert len(users) <= 3 * len(steps)  # at most a couple of retries per step
         # What came out of the speaker after "Quieter" is 3 dB down on what came before it.

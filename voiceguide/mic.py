@@ -12,8 +12,8 @@ at any other time (the guide talking) is a *barge-in* candidate: if it passes :m
 it calls ``on_barge_in`` (the shell passes ``speaker.stop``) and waits, marked ``during_speech``, to be
 the next input (no listening tone then); anything else (a cough, the TV, the guide's own voice) is dropped.
 A candidate must be one of :data:`FALLBACK_KEYWORDS` ("stop", "pause", "stop talking", "wait", "hold
-on"), never words the guide has just said, and without echo cancellation :data:`FALLBACK_MARGIN_DB`
-above the endpointer's bar. Any command may cut the guide only with ``VOICEGUIDE_BARGE=any`` and echo
+on"), never words the guide has just said, and :data:`FALLBACK_MARGIN_DB` above the endpointer's bar
+(with echo cancellation too: its leftover echo was heard as "wait" in a test). Any command may cut the guide only with ``VOICEGUIDE_BARGE=any`` and echo
 cancellation: measured on the rig, that made false barge-ins (docs/benchmarks.md, "Barge-in").
 
 Echo cancellation: :class:`PulseEchoCancel` loads PulseAudio's ``module-echo-cancel`` (WebRTC AEC) for
@@ -581,8 +581,6 @@ class MicListener:
             return True
         if _words(text) not in FALLBACK_KEYWORDS:
             return False
-        if self.mode == "aec":
-            return True  # the canceller's output: the level margin below does not apply
         levels = [frame_level(audio.pcm[i:i + FRAME * 2]) for i in range(0, len(audio.pcm), FRAME * 2)]
         return bool(levels) and max(levels) > self._onset_level * 10 ** (FALLBACK_MARGIN_DB / 20)
 
