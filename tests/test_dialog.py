@@ -667,10 +667,10 @@ class FakeAsker:
     def __init__(self, answers):
         self.answers, self.asked = answers, []
 
-    def ask(self, question):
+    def ask(self, question, section=None):
         from types import SimpleNamespace
 
-        self.asked.append(question)
+        self.asked.append((question, section))
         kind, section, term, answer = self.answers[question]
         return SimpleNamespace(question=question, kind=kind, section=section, term=term, answer=answer)
 
@@ -690,6 +690,7 @@ def test_questions_go_to_the_asker_and_an_answer_offers_its_section():
         return d.step(state, Heard(Intent("none", None, text, 0.0)))
 
     s, eff = ask(here, "how long does a transplant take")
+    assert asker.asked[-1] == ("how long does a transplant take", "gilteritinib")  # asked where the listener is
     assert said(eff) == ["It takes weeks.", "Say yes to hear more about Stem Cell Transplant."]
     assert s.section == "gilteritinib" and s.asking == "offer"
     assert go(s, "yes", dialog=d)[0].section == "transplant"
@@ -702,7 +703,7 @@ def test_questions_go_to_the_asker_and_an_answer_offers_its_section():
     # a word to define after "d" is never a question; without an asker nothing changes
     waiting = go(here, "define", dialog=d)[0]
     ask(waiting, "purple monkey")
-    assert asker.asked.count("purple monkey") == 1
+    assert [q for q, _ in asker.asked].count("purple monkey") == 1
     assert D.step(here, Heard(Intent("none", None, "purple monkey", 0.0)))[0].no_match == 1
 
 

@@ -206,3 +206,17 @@ def test_parse_cli_prints_one_json_line_per_text_in_order():
                                          ("where am i", "where"), ("stop", "stop"), ("stop talking", "pause")])
 def test_issue_16_command_meanings(text, intent):
     assert PARSER.parse(text).intent == intent
+
+
+@pytest.mark.parametrize("text", ["what are the side effects of gilteritinib", "gilteritinib side effects",
+                                  "the risks of a transplant"])
+def test_two_unrelated_sections_named_is_a_question_not_a_place(text):
+    # The longer name used to win ("side effects" opened Serious Warnings); the asker answers these instead.
+    assert PARSER.parse(text).intent == "none", PARSER.parse(text)
+
+
+@pytest.mark.parametrize("text,intent", [("is that the end", "where"), ("are we done", "where"),
+                                         ("is it finished", "where"), ("the end", "stop"), ("we are done", "stop"),
+                                         ("we're done for now", "stop")])
+def test_a_yes_no_question_about_ending_is_never_a_way_out(text, intent):
+    assert PARSER.parse(text).intent == intent

@@ -510,3 +510,17 @@ def test_clear_speech_that_is_no_command_is_asked_never_acted_on(tmp_path):
     assert asker.ask(question).answer in text  # the asker's own answer, word for word
     assert "You are in" not in text and "You are at the main menu" not in text  # no where-am-I from the glasses
     assert "Leave the guide?" not in text and text.count("Goodbye") == 1  # only the typed q left
+
+
+def test_a_follow_up_question_is_about_the_section_the_listener_is_in(tmp_path):
+    """In Gilteritinib, "which mutation does it target" is answered from Gilteritinib (FLT3), as the real asker
+    does when told the section; asked at the main menu, the same words have no section to lean on."""
+    from voiceguide.ask import Asker
+
+    asker = Asker(GUIDE)
+    inside = asker.ask("which mutation does it target", section="gilteritinib")
+    assert inside.kind == "answer" and inside.section == "gilteritinib" and "FLT3" in inside.answer
+    speaker = RecordingSpeaker()
+    listener = ScriptedListener(["gilteritinib", "which mutation does it target", "q"])
+    run_session(GUIDE, speaker, listener, store=StateStore(tmp_path / "s.json", GUIDE.id), timeout=None)
+    assert inside.answer in speaker.text

@@ -262,7 +262,8 @@ class Dialog:
     timeout: float | None = DEFAULT_TIMEOUT
     """Seconds to wait for an answer before the no-input prompts; None switches the timer off."""
     asker: Any = None
-    """Optional: anything with ``ask(text) -> Answer`` (voiceguide.ask): questions that are not commands."""
+    """Optional: anything with ``ask(text, section=None) -> Answer`` (voiceguide.ask): questions that are not
+    commands; ``section`` is where the listener is, for follow-ups ("which mutation does it target")."""
     _order: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
@@ -606,7 +607,7 @@ class Dialog:
 
     # -- questions (voiceguide.ask) ----------------------------------------
     def _ask(self, s: State, text: str):
-        answer = self.asker.ask(text)
+        answer = self.asker.ask(text, section=s.section)  # "it" in a follow-up means the section the listener is in
         kind, reply = getattr(answer, "kind", "unknown"), getattr(answer, "answer", "")
         section = getattr(answer, "section", None)
         if kind == "answer" and section in self.guide and reply:

@@ -172,7 +172,7 @@ class Intent:
         return bool(_ADVICE.search(normalize(self.text)))
 
 
-_YES_NO_QUESTION = re.compile(r"^(?:is|are|was|were|am|does|do|did|has|have|will|shall)\s")
+_YES_NO_QUESTION = re.compile(r"^(?:is|are|was|am|does|do|did|has|have|will|shall)\s")  # not "were": "we're" reads so
 """A yes/no question: what it asks about (the end, being done) is asked, not ordered."""
 
 
@@ -339,6 +339,9 @@ class IntentParser:
                     covered |= n
         if not found or content - covered:
             return None
+        named = {target for _, kind, target in found if kind == "open"}
+        if len(named) > 1 and self._most_specific(named) is None:
+            return None  # two unrelated sections named ("the side effects of gilteritinib"): a question, not a place
         size = max(n for n, _, _ in found)
         best = {(kind, target) for n, kind, target in found if n == size}
         opens = {target for kind, target in best if kind == "open"}
