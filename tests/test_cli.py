@@ -95,3 +95,12 @@ def test_help_describes_every_argument_splits_no_word_and_spells_recognize_one_w
 
 def test_top_level_help_names_text_mode():
     assert "--text" in build_parser().format_help()
+
+
+@pytest.mark.parametrize("args", [["export", "--format", "nope"], ["run", "--rate"], ["say", "--bogus", "x"]])
+def test_a_mistyped_option_is_one_line_not_a_usage_block(args):
+    proc = cli(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("voiceguide ") and "--help" in lines[0], proc.stderr
+    assert "usage:" not in proc.stderr and "Traceback" not in proc.stderr

@@ -121,6 +121,10 @@ class _PlainParser(argparse.ArgumentParser):
             formatter.end_section()
         return formatter.format_help()
 
+    def error(self, message: str):
+        """A mistyped option is one plain line and where to find help, not a usage block of brackets."""
+        self.exit(2, f"{self.prog}: {message}. For help, say: {self.prog} --help\n")
+
 
 def _examples(name: str | None, epilog: str | None) -> str | None:
     lines = EXAMPLES.get(name) or ([f"voiceguide {name}", f"voiceguide {name} --help"] if name else None)
