@@ -102,5 +102,5 @@ def test_a_mistyped_option_is_one_line_not_a_usage_block(args):
     proc = cli(*args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("voiceguide ") and "--help" in lines[0], proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("voiceguide") and "--help" in lines[0], proc.stderr
     assert "usage:" not in proc.stderr and "Traceback" not in proc.stderr
