@@ -147,6 +147,7 @@ class PulseEchoCancel:
     def load(cls) -> "PulseEchoCancel | None":
         if not A._pulse_ok():
             return None
+        _unload_stale()
         tag = f"voiceguide_{os.getpid()}_{threading.get_ident() % 100000}"
         sink, source = f"{tag}_ec_sink", f"{tag}_ec_source"
         method = os.environ.get("VOICEGUIDE_AEC_METHOD", AEC_METHOD)
@@ -162,6 +163,25 @@ class PulseEchoCancel:
 
     def close(self) -> None:
         _pactl("unload-module", self.module)
+
+
+def _unload_stale() -> None:
+    """Unload cancellers left by guides that were killed before they could unload theirs."""
+    proc = _pactl("list", "modules", "short")
+    for line in (proc.stdout.splitlines() if proc and proc.returncode == 0 else []):
+        m = re.match(r"(\d+)\s+module-echo-cancel\s+.*sink_name=voiceguide_(\d+)_", line)
+        if m and not _alive(int(m.group(2))):
+            _pactl("unload-module", m.group(1))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's: alive
+    return True
 
 
 def _barge_any() -> bool:
