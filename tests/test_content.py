@@ -499,3 +499,14 @@ def test_no_alias_leads_to_a_place_that_is_not_about_it():
     assert "autologous transplant" not in {n for n, (k, t) in names.items() if t == "allogeneic"}
     assert names.get("high dose") != ("section", "high-dose-cytarabine")
     assert "the end" not in names and "summary" not in names
+
+
+def test_the_spoken_review_line_never_claims_a_clinical_review_that_did_not_happen():
+    from dataclasses import replace as _replace
+
+    guide = load_guide(default_content_path())
+    assert guide.review is not None and guide.review.clinical is False
+    line = guide.reviewed_line()
+    assert line.startswith("Last checked against its sources on ") and line.endswith("not reviewed by a clinician.")
+    clinical = _replace(guide, review=_replace(guide.review, clinical=True))
+    assert clinical.reviewed_line().startswith("Last reviewed ")

@@ -317,6 +317,12 @@ class Guide:
             return f"This guide draws on {len(srcs)} sources: {names}."
         return f"{self.section(section_id).title} is based on: {names}."
 
+    def reviewed_line(self) -> str:
+        """The short spoken review date, saying what kind of check it was: never a clinical review that did not happen."""
+        if self.review is not None and not self.review.clinical:
+            return f"Last checked against its sources on {_spoken_date(self.review.date)}; not reviewed by a clinician."
+        return f"Last reviewed {_spoken_date(self.last_reviewed)}."
+
     def review_sentence(self) -> str:
         """A spoken sentence saying what checking the guide has had, by whom, when, and what it was not."""
         r = self.review

@@ -290,7 +290,7 @@ class Dialog:
             state, effects = self._say(state, f"Welcome back to {g.title}.", question)
         else:
             intro = (f"Welcome to {g.title}.", g.disclaimer,
-                     f"{_reviewed(g)} Say help at any time.")
+                     f"{g.reviewed_line()} Say help at any time.")
             state, effects = self._say(state, *intro, *self._menu_lines())
         return state, [SetRate(rate), SetVolume(volume), *effects]
 
@@ -586,7 +586,7 @@ class Dialog:
         names = [self._source_name(sid) for sid in (g.section(s.section).sources if s.section else ())]
         names = [n for n in names if n]
         everything = "; ".join(self._source_name(src.id) for src in g.sources)
-        reviewed = _reviewed(g)
+        reviewed = g.reviewed_line()
         if s.section and names:
             title = g.section(s.section).title
             return self._say(s, f"{title} comes from: {'; '.join(names)}.",
@@ -927,13 +927,6 @@ def _say_name(sec: Section) -> str:
 def _number_range(n: int) -> str:
     """How to ask for a number among ``n`` choices: "the number 1" when there is one."""
     return "the number 1" if n == 1 else f"a number from 1 to {n}"
-
-
-def _reviewed(g: Guide) -> str:
-    """The spoken review date, saying what kind of check it was: never a clinical review that did not happen."""
-    if g.review is not None and not g.review.clinical:
-        return f"Last checked against its sources on {_spoken_date(g.review.date)}; not reviewed by a clinician."
-    return f"Last reviewed {_spoken_date(g.last_reviewed)}."
 
 
 def _spoken_date(d) -> str:

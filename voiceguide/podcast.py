@@ -155,8 +155,7 @@ class Show:
 
 
 def _intro(guide: Guide) -> list[str]:
-    d = guide.last_reviewed
-    return [guide.title, guide.disclaimer, f"This guide was last reviewed on {d.strftime('%B')} {d.day}, {d.year}."]
+    return [guide.title, guide.disclaimer, guide.reviewed_line()]
 
 
 def _outro(guide: Guide) -> list[str]:
@@ -532,9 +531,8 @@ def show_notes(guide: Guide, ep: Episode) -> str:
         name = f'<a href="{e(s.url)}">{e(s.title)}</a>' if s.url else e(s.title)
         items.append(f"<li>{name}{', ' + e(who) if who else ''}</li>")
     chapters = "".join(f"<li>{_ts(c.start, '.')[:8]} {e(c.title)}</li>" for c in ep.chapters)
-    d = guide.last_reviewed
     return (f"<p>{e(ep.description)}</p><p>{e(guide.disclaimer)}</p>"
-            f"<p>Last reviewed {d.strftime('%B')} {d.day}, {d.year}.</p>"
+            f"<p>{e(guide.reviewed_line())}</p>"
             f"<p>Chapters:</p><ul>{chapters}</ul><p>Sources:</p><ul>{''.join(items)}</ul>")
 
 

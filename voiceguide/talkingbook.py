@@ -132,11 +132,6 @@ class Book:
         return sum(u.length for u in units) / self.rate
 
 
-def _reviewed(guide: Guide) -> str:
-    d = guide.last_reviewed
-    return f"This guide was last reviewed on {d.strftime('%B')} {d.day}, {d.year}."
-
-
 def _para(prefix: str, text: str, start: int, cls: str = "") -> tuple:
     sentences = split_sentences(text) or [text]
     clips = [Clip(f"{prefix}-{start + i}", s, GAP_SENTENCE) for i, s in enumerate(sentences)]
@@ -149,7 +144,7 @@ def plan(guide: Guide) -> Book:
     units: list[Unit] = []
     front = Unit("front", guide.title, 1, "front", "front", Clip("front-title", guide.title, GAP_HEADING),
                  [_para("front", guide.disclaimer, 1, "disclaimer")])
-    front.blocks.append(_para("front", _reviewed(guide), len(front.clips), "reviewed"))
+    front.blocks.append(_para("front", guide.reviewed_line(), len(front.clips), "reviewed"))
     if guide.authors:
         front.blocks.append(_para("front", f"By {', '.join(guide.authors)}.", len(front.clips), "authors"))
     units.append(front)
