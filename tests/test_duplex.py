@@ -252,3 +252,21 @@ def test_endpointer_keeps_the_onset_and_ends_after_the_pause():
     assert events == [("onset", 50), ("end", 70)]
     quiet_alsa()  # callable twice, harmless
     quiet_alsa()
+
+
+def test_endpointer_ends_a_phrase_in_babble_soon_after_it_ends():
+    """Babble whose loud moments stand far above its dips (a level varying 4x either way), then a command
+    20 dB above the babble for 0.8 s: the phrase ends within the end pause of the command's end, not at
+    max_phrase (the floor learns the dips, so by the floor alone the babble kept the phrase going 8 s)."""
+    rng = np.random.default_rng(2)
+    babble = [float(v) for v in 60 * np.exp(rng.normal(0, 0.7, 300))]  # 6 s of 20 ms frames
+    command = [float(v) for v in 1500 * np.exp(rng.normal(0, 0.2, 40))]  # 0.8 s
+    levels = babble[:150] + command + babble[150:]
+    ep = Endpointer(end_pause=0.3)
+    events = [e for i, level in enumerate(levels) if (e := ep.push(i, level))]
+    assert events and events[0][0] == "onset" and 145 <= events[0][1] <= 150, events  # babble may lead in
+    ends = [at for kind, at in events if kind == "end"]
+    assert ends and ends[0] <= 190 + 2, events  # the frame after the command, give or take babble's peaks
+    old = Endpointer(end_pause=0.3, room_ratio=0.0)
+    old_events = [e for i, level in enumerate(levels) if (e := old.push(i, level))]
+    assert [at for kind, at in old_events if kind == "end"][0] > 190 + 50, old_events  # what it fixes
