@@ -43,13 +43,14 @@ import numpy as np
 
 from . import render
 from .content import Guide, PodcastInfo, Section, load_guide
-from .errors import EngineUnavailable, ExportError
+from .errors import ExportError
 from .files import atomic_write
 from .protocols import Audio  # noqa: F401  (part of the old interface)
 from .render import RATE, Renderer, Stats  # noqa: F401  (Renderer and Stats: used from here by others)
 from .render import ffmpeg as _ffmpeg  # noqa: F401
+from .render import check_voice, cover_png  # noqa: F401  (cover_png: part of this module's interface)
 from .render import progress as _progress
-from .tts import ENGINES, get_engine, split_sentences
+from .tts import ENGINES, split_sentences
 
 __all__ = ["export", "Episode", "register", "LOUDNESS", "TRUE_PEAK_LIMIT", "feed_xml", "cover_png"]
 
@@ -465,35 +466,6 @@ def chapters_json(ep: Episode) -> str:
                                                          for c in ep.chapters]}, indent=2, ensure_ascii=False)
 
 
-def cover_png(title: str) -> bytes:
-    from PIL import Image, ImageDraw, ImageFont
-
-    size = 1400
-    img = Image.new("RGB", (size, size), (16, 52, 84))
-    draw = ImageDraw.Draw(img)
-    font = None
-    for candidate in ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", "DejaVuSans-Bold.ttf", "Arial Bold.ttf"):
-        try:
-            font = ImageFont.truetype(candidate, 110)
-            break
-        except OSError:
-            continue
-    if font is None:
-        font = ImageFont.load_default(size=110)
-    lines = textwrap.wrap(title, 18)
-    y = (size - len(lines) * 140) // 2
-    for line in lines:
-        w = draw.textlength(line, font=font)
-        draw.text(((size - w) / 2, y), line, font=font, fill=(255, 255, 255))
-        y += 140
-    draw.rectangle([100, size - 160, size - 100, size - 150], fill=(255, 196, 0))
-    import io
-
-    buf = io.BytesIO()
-    img.save(buf, "PNG", optimize=True)
-    return buf.getvalue()
-
-
 # ---------------------------------------------------------------------- feeds
 
 
@@ -644,20 +616,6 @@ def check_out(out: Path) -> None:
         if exc.errno == errno.ENOTDIR:
             raise ExportError(f"--out {out}: is not a folder") from None
         raise ExportError(f"{out}: cannot write there ({exc.strerror or exc})") from None
-
-
-def check_voice(engine: str, voice: str | None):
-    """The engine, built; a one-line error if ``voice`` is not one of its voices."""
-    tts = get_engine(engine)
-    if voice:
-        voices = tts.voices()
-        ids = {v.id for v in voices}
-        if voice not in ids and voice.split("+")[0] not in ids:
-            names = ", ".join(sorted(ids))
-            if len(names) > 200:
-                names = names[:200].rsplit(",", 1)[0] + ", ... (all: voiceguide voices --engine " + engine + ")"
-            raise EngineUnavailable(f"--voice {voice}: {engine} has no such voice; its voices here: {names}")
-    return tts
 
 
 def export(guide: Guide, out: Path, *, engine: str = "espeak", voice: str | None = None, rate: int = 175,

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import audio as A
-from .errors import ExportError
+from .errors import EngineUnavailable, ExportError
 from .files import atomic_write
 from .pronounce import apply
 from .protocols import Audio
@@ -427,3 +427,53 @@ def progress(stream=sys.stderr):
         if i == n or i % 25 == 0:
             print(f"Rendered {i} of {n} sentences.", file=stream, flush=True)
     return plain
+
+
+# ---------------------------------------------------------------------- shared by the exports
+
+
+def check_voice(engine: str, voice: str | None):
+    """The engine, built; a one-line error if ``voice`` is not one of its voices."""
+    from .tts import get_engine
+
+    tts = get_engine(engine)
+    if voice:
+        voices = tts.voices()
+        ids = {v.id for v in voices}
+        if voice not in ids and voice.split("+")[0] not in ids:
+            names = ", ".join(sorted(ids))
+            if len(names) > 200:
+                names = names[:200].rsplit(",", 1)[0] + ", ... (all: voiceguide voices --engine " + engine + ")"
+            raise EngineUnavailable(f"--voice {voice}: {engine} has no such voice; its voices here: {names}")
+    return tts
+
+
+def cover_png(title: str) -> bytes:
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = 1400
+    img = Image.new("RGB", (size, size), (16, 52, 84))
+    draw = ImageDraw.Draw(img)
+    font = None
+    for candidate in ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", "DejaVuSans-Bold.ttf", "Arial Bold.ttf"):
+        try:
+            font = ImageFont.truetype(candidate, 110)
+            break
+        except OSError:
+            continue
+    if font is None:
+        font = ImageFont.load_default(size=110)
+    import textwrap
+
+    lines = textwrap.wrap(title, 18)
+    y = (size - len(lines) * 140) // 2
+    for line in lines:
+        w = draw.textlength(line, font=font)
+        draw.text(((size - w) / 2, y), line, font=font, fill=(255, 255, 255))
+        y += 140
+    draw.rectangle([100, size - 160, size - 100, size - 150], fill=(255, 196, 0))
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=True)
+    return buf.getvalue()

@@ -732,7 +732,7 @@ def export_book(guide: Guide, out: Path, fmt: str, *, engine: str = "espeak", vo
     _clean_stale(out)
     workers = jobs or os.cpu_count() or 2
     cache = out / ".cache"
-    from .podcast import check_voice
+    from .render import check_voice
 
     renderer = render.Renderer(check_voice(engine, voice) if voice else get_engine(engine), voice, rate,
                                guide.lexicon, cache, workers, progress or render.progress())
@@ -743,7 +743,7 @@ def export_book(guide: Guide, out: Path, fmt: str, *, engine: str = "espeak", vo
         book.bitrate, book.renderer = bitrate, renderer
         time_book(book, renderer.clips([c.text for u in book.units for c in u.clips]))
         if fmt == "epub3":
-            from .podcast import cover_png
+            from .render import cover_png
 
             write_epub(book, dest, work, cache / "mp3", workers, engine, voice, cover_png(guide.title))
         else:
