@@ -15,8 +15,11 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import wave
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -24,7 +27,7 @@ from .errors import AudioDeviceUnavailable, AudioFormatError
 from .protocols import Audio
 
 __all__ = ["read_wav", "write_wav", "wav_bytes", "parse_wav", "resample", "concat", "silence", "rms", "earcon",
-           "Player", "probe_output", "probe_input"]
+           "Player", "Played", "probe_output", "probe_input"]
 
 
 # ---------------------------------------------------------------------- WAV
@@ -190,8 +193,32 @@ def probe_input() -> str | None:
 # ---------------------------------------------------------------------- the player
 
 
+@dataclass(frozen=True)
+class Played:
+    """A block of audio the :class:`Player` hands to the device: the reference an echo canceller needs."""
+
+    pcm: bytes
+    """Mono s16le samples, exactly as played (empty for an end marker)."""
+    sample_rate: int
+    """The clip's own rate (not resampled)."""
+    t: float
+    """``time.monotonic()`` when the block's first sample is handed to the device: the clip's start (just
+    before its first write) + ``offset / sample_rate``; the device's own latency is not included."""
+    clip: int
+    """Serial number of the clip (one per :meth:`Player.play`): each clip is a new stream."""
+    offset: int
+    """Index of the block's first sample within its clip."""
+    end: bool = False
+    """End marker: the clip stopped (cut or played out) at ``t``; nothing of it plays after."""
+
+
 class Player:
-    """Plays one clip at a time; ``stop()`` cuts it at once; ``wait()`` tells whether it finished."""
+    """Plays one clip at a time; ``stop()`` cuts it at once; ``wait()`` tells whether it finished.
+
+    Listeners (:meth:`add_listener`) are told every block played as :class:`Played`, and when a clip ends:
+    the echo canceller's reference. They are called from the feeding thread (or the one calling
+    :meth:`play`/:meth:`stop`), must not block, and one that raises is removed with a line on stderr.
+    """
 
     def __init__(self, backend: str | None = None, latency_ms: int = 50):
         if backend is None:
@@ -207,6 +234,38 @@ class Player:
         self._done = threading.Event()
         self._done.set()
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[Played], None]] = []
+        self._clip = 0
+        self._clip_t0 = 0.0
+        self._clip_rate = 0
+        self._clip_fed = 0  # samples of the clip handed over so far
+
+    def add_listener(self, fn: Callable[[Played], None]) -> None:
+        """Tell ``fn`` every block played from now on (see :class:`Played`)."""
+        with self._lock:
+            self._listeners = [*self._listeners, fn]
+
+    def remove_listener(self, fn: Callable[[Played], None]) -> None:
+        with self._lock:
+            self._listeners = [f for f in self._listeners if f is not fn]
+
+    def _tell(self, block: Played) -> None:
+        for fn in self._listeners:  # a copy: add/remove replace the list
+            try:
+                fn(block)
+            except Exception as exc:  # a broken listener must not stop the guide talking
+                self.remove_listener(fn)
+                print(f"voiceguide: a player listener failed and was removed ({type(exc).__name__}: {exc})",
+                      file=sys.stderr, flush=True)
+
+    def _tell_end(self, clip: int) -> None:
+        with self._lock:
+            if clip != self._clip or not self._clip_rate:
+                return
+            rate, self._clip_rate = self._clip_rate, 0
+            t = min(time.monotonic(), self._clip_t0 + self._clip_fed / rate)
+        if self._listeners:
+            self._tell(Played(b"", rate, t, clip, self._clip_fed, end=True))
 
     @property
     def is_playing(self) -> bool:
@@ -217,36 +276,58 @@ class Player:
         self.stop()
         self._stopped.clear()
         self._done.clear()
+        with self._lock:
+            self._clip += 1
+            self._clip_rate, self._clip_fed = audio.sample_rate, 0
+        clip = self._clip
         if self.backend == "pulse":
             self._proc = subprocess.Popen(
                 ["paplay", "--raw", "--format=s16le", "--channels=1", f"--rate={audio.sample_rate}",
                  f"--latency-msec={self.latency_ms}", "--client-name=VoiceGuide", "--stream-name=speech",
                  *([f"--device={self.device}"] if self.device else [])],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            threading.Thread(target=self._feed, args=(self._proc, audio.pcm), daemon=True).start()
+            self._clip_t0 = time.monotonic()
+            threading.Thread(target=self._feed, args=(self._proc, audio.pcm, clip, audio.sample_rate),
+                             daemon=True).start()
         else:
             import sounddevice as sd  # lazily: only where there is no PulseAudio
 
             data = samples(audio)
+            self._clip_t0 = time.monotonic()
             sd.play(data, audio.sample_rate, blocking=False)
-            threading.Thread(target=self._sd_wait, daemon=True).start()
+            self._fed(audio.pcm, clip, audio.sample_rate)
+            threading.Thread(target=self._sd_wait, args=(clip,), daemon=True).start()
 
-    def _feed(self, proc: subprocess.Popen, pcm: bytes) -> None:
+    def _fed(self, pcm: bytes, clip: int, rate: int) -> None:
+        """``pcm`` of ``clip`` has been handed to the device: tell the listeners."""
+        if clip != self._clip:
+            return  # a clip cut and replaced: its feeder is on its way out
+        if not self._listeners:
+            self._clip_fed += len(pcm) // 2
+            return
+        offset = self._clip_fed
+        self._clip_fed += len(pcm) // 2
+        self._tell(Played(pcm, rate, self._clip_t0 + offset / rate, clip, offset))
+
+    def _feed(self, proc: subprocess.Popen, pcm: bytes, clip: int, rate: int) -> None:
         try:
             for i in range(0, len(pcm), 8192):
                 if self._stopped.is_set():
                     break
+                self._fed(pcm[i:i + 8192], clip, rate)
                 proc.stdin.write(pcm[i:i + 8192])
             proc.stdin.close()
         except (BrokenPipeError, ValueError, OSError):
             pass
         proc.wait()
+        self._tell_end(clip)
         self._done.set()
 
-    def _sd_wait(self) -> None:
+    def _sd_wait(self, clip: int) -> None:
         import sounddevice as sd
 
         sd.wait()
+        self._tell_end(clip)
         self._done.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -259,6 +340,7 @@ class Player:
         if self._done.is_set():
             return
         self._stopped.set()
+        self._tell_end(self._clip)
         if self.backend == "pulse" and self._proc is not None:
             try:
                 self._proc.kill()
