@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "voiceguide.intents",   # parse
     "voiceguide.ask",       # ask
     "voiceguide.asr",       # recognize
+    "voiceguide.train_recognizer",  # train-recognizer
     "voiceguide.miccheck",  # mic-check
     "voiceguide.tts",       # say, voices
     "voiceguide.podcast",   # export
@@ -48,6 +49,7 @@ EXAMPLES = {
     "parse": ['voiceguide parse "what\'s Xospata" "hold on"', 'voiceguide parse --json "number two"'],
     "ask": ['voiceguide ask "how long does a transplant take"'],
     "recognize": ["voiceguide recognize command.wav", "voiceguide recognize --json a.wav b.wav"],
+    "train-recognizer": ["voiceguide train-recognizer", "voiceguide train-recognizer --content my-pack"],
     "say": ['voiceguide say "Hello there."', 'voiceguide say --out hello.wav "Hello there."'],
     "voices": ["voiceguide voices"],
     "doctor": ["voiceguide doctor", "voiceguide doctor --strict"],
