@@ -64,4 +64,5 @@ fi
 # The tests also start their own PulseAudio server with virtual devices, and use sox.
 # Talking-book tests: epubcheck validates the EPUB; daisy-player, driven in tmux, opens the DAISY book
 # (libc6-dev: the test builds a small LD_PRELOAD shim with gcc where the machine has no ALSA card).
-VG_TEST_PACKAGES=("${VG_RUN_PACKAGES[@]}" pulseaudio sox epubcheck daisy-player tmux libc6-dev)
+# flite: a third family of synthetic voices for the recogniser-head tests and `voiceguide train-recognizer`.
+VG_TEST_PACKAGES=("${VG_RUN_PACKAGES[@]}" pulseaudio sox epubcheck daisy-player tmux libc6-dev flite)
