@@ -1,19 +1,26 @@
 """Podcast export speed: espeak-ng and Piper side by side in one run, on the whole shipped guide.
 
 For each engine: a cold export (empty cache: rendering, measuring, encoding, tags, feeds), an unchanged
-re-run, and a re-run after one sentence was edited. Wall time and CPU time (this process and its
-children: espeak-ng, ffmpeg) as a fraction of the episode's length. The machine's load average is
-printed beside them: on a shared machine the wall times mean little without it.
+re-run, and a re-run after one sentence was edited. Wall time and CPU time as a fraction of the episode's
+length. Cold exports run in a child process, so their CPU time is the whole process tree's (the export,
+espeak-ng, ffmpeg: user + system, from the kernel's accounting of reaped children); the machine's load
+average is printed beside every figure: on a shared machine the wall times mean little without it.
 
-    python benchmarks/export_bench.py [--engines espeak,piper] [--no-record]
+With ``--baseline REV`` each engine's cold export is also run with the code of git revision REV (its
+``voiceguide`` folder unpacked into a temporary folder and put first on PYTHONPATH), old and new in
+turn, on the same content and machine, so the two can be compared in one run.
+
+    python benchmarks/export_bench.py [--engines espeak,piper] [--baseline REV] [--repeat N] [--no-record]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,8 +31,26 @@ from _common import record  # noqa: E402
 
 from voiceguide.content import default_content_path, load_guide  # noqa: E402
 from voiceguide.errors import EngineUnavailable  # noqa: E402
-from voiceguide.podcast import Show, export  # noqa: E402
-from voiceguide.tts import split_sentences  # noqa: E402
+from voiceguide.podcast import export, show_of  # noqa: E402
+from voiceguide.tts import get_engine, split_sentences  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_URL = "https://example.org/aml/"
+
+_CHILD = r"""
+import json, sys
+from pathlib import Path
+import voiceguide
+from voiceguide.content import load_guide
+from voiceguide import podcast
+engine, pack, out, base_url = sys.argv[1:5]
+guide = load_guide(pack)
+show = podcast.show_of(guide, base_url=base_url) if hasattr(podcast, "show_of") else \
+    podcast.Show.of(guide, base_url=base_url)  # the code before show_of
+stats = podcast.export(guide, Path(out), engine=engine, rate=165, progress=lambda i, n: None, show=show,
+                       say=lambda s: None)
+print(json.dumps({"code": voiceguide.__file__, "rendered": stats.rendered, "encoded": stats.encoded}))
+"""
 
 
 def cpu() -> float:
@@ -33,10 +58,39 @@ def cpu() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
+def children_cpu() -> float:
+    b = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return b.ru_utime + b.ru_stime
+
+
 def timed(fn):
     t0, c0 = time.perf_counter(), cpu()
     stats = fn()
     return time.perf_counter() - t0, cpu() - c0, stats
+
+
+def cold_in_child(code: Path, engine: str, pack: Path, out: Path) -> tuple[float, float, dict]:
+    """A cold export by the code in ``code`` (a folder holding ``voiceguide``), in a child process:
+    wall seconds, CPU seconds of the whole process tree, and what it reported."""
+    env = dict(os.environ, PYTHONPATH=str(code))
+    t0, c0 = time.perf_counter(), children_cpu()
+    proc = subprocess.run([sys.executable, "-c", _CHILD, engine, str(pack), str(out), BASE_URL],
+                          capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
+    wall, used = time.perf_counter() - t0, children_cpu() - c0
+    if proc.returncode != 0:
+        raise SystemExit(f"cold export ({engine}, {code}) failed: {proc.stderr.strip().splitlines()[-1:]}")
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not info["code"].startswith(str(code)):
+        raise SystemExit(f"the child ran {info['code']}, not the code in {code}")
+    return wall, used, info
+
+
+def baseline_code(rev: str, into: Path) -> Path:
+    """The ``voiceguide`` folder of git revision ``rev``, unpacked into ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "voiceguide"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
 
 
 def edit_one_sentence(pack: Path) -> str:
@@ -54,50 +108,74 @@ def edit_one_sentence(pack: Path) -> str:
     raise SystemExit("no sentence to edit found")
 
 
+def episode_length(out: Path, guide) -> float:
+    from mutagen.mp3 import MP3
+
+    return MP3(str(out / f"{guide.id}.mp3")).info.length
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--engines", default="espeak,piper")
+    ap.add_argument("--baseline", metavar="REV", help="also time cold exports by the code of this git revision")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N", help="cold exports per engine and code (default 1)")
     ap.add_argument("--no-record", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()
-    rows = ["| engine | episode | cold export: wall / CPU | ratio wall / CPU | unchanged re-run | "
-            "one sentence edited | load average at start |", "|---|---|---|---|---|---|---|"]
-    quiet = lambda i, n: None  # noqa: E731
-    for engine in args.engines.split(","):
-        root = Path(tempfile.mkdtemp(prefix="vg-bench-"))
-        try:
-            pack = root / "pack"
+    scratch = Path(tempfile.mkdtemp(prefix="vg-bench-"))
+    codes = [("new", ROOT)]
+    if args.baseline:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        codes.insert(0, (f"old ({rev})", baseline_code(args.baseline, scratch / "baseline")))
+    rows = ["| engine | code | episode | cold export: wall / CPU (whole process tree) | ratio wall / CPU | "
+            "load average before | unchanged re-run | one sentence edited |", "|---|---|---|---|---|---|---|---|"]
+    try:
+        for engine in args.engines.split(","):
+            try:
+                get_engine(engine)
+            except EngineUnavailable as exc:
+                rows.append(f"| {engine} | | not available: {exc} | | | | | |")
+                print(rows[-1], flush=True)
+                continue
+            pack = scratch / "pack"
+            shutil.rmtree(pack, ignore_errors=True)
             shutil.copytree(default_content_path(), pack)
-            out = root / "out"
             guide = load_guide(pack)
-            show = Show.of(guide, base_url="https://example.org/aml/")
-            load = os.getloadavg()[0]
+            for n in range(args.repeat):
+                for label, code in (codes if n % 2 == 0 else codes[::-1]):  # old, new, new, old, ...
+                    out = scratch / "out"
+                    shutil.rmtree(out, ignore_errors=True)
+                    load = os.getloadavg()[0]
+                    wall, used, info = cold_in_child(code, engine, pack, out)
+                    length = episode_length(out, guide)
+                    after = "- | -"
+                    if label == "new" and n == args.repeat - 1:
+                        show = show_of(guide, base_url=BASE_URL)
 
-            def run(g=guide):
-                return export(g, out, engine=engine, rate=165, progress=quiet, show=show, say=lambda s: None)
+                        def run(g=guide):
+                            return export(g, out, engine=engine, rate=165, progress=lambda i, n: None, show=show,
+                                          say=lambda s: None)
 
-            cold, cold_cpu, s1 = timed(run)
-            warm, _, s2 = timed(run)
-            edit_one_sentence(pack)
-            edited = load_guide(pack)
-            edit, _, s3 = timed(lambda: run(edited))
-            from mutagen.mp3 import MP3
-
-            length = MP3(str(out / f"{guide.id}.mp3")).info.length
-            rows.append(f"| {engine} | {length / 60:.1f} min, {s1.rendered} sentences, {s1.encoded} segments | "
-                        f"{cold:.1f} s / {cold_cpu:.1f} s | {cold / length:.3f}x / {cold_cpu / length:.3f}x | "
-                        f"{warm:.2f} s ({s2.rendered} rendered, {s2.encoded} encoded) | "
-                        f"{edit:.2f} s = {100 * edit / cold:.1f}% of cold ({s3.rendered} rendered, "
-                        f"{s3.encoded} encoded) | {load:.1f} |")
-        except EngineUnavailable as exc:
-            rows.append(f"| {engine} | not available: {exc} | | | | | |")
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-        print(rows[-1], flush=True)
+                        warm, _, s2 = timed(run)
+                        edit_one_sentence(pack)
+                        edit, _, s3 = timed(lambda: run(load_guide(pack)))
+                        after = (f"{warm:.2f} s ({s2.rendered} rendered, {s2.encoded} encoded) | {edit:.2f} s = "
+                                 f"{100 * edit / wall:.1f}% of cold ({s3.rendered} rendered, {s3.encoded} encoded)")
+                        shutil.rmtree(pack)
+                        shutil.copytree(default_content_path(), pack)
+                    rows.append(f"| {engine} | {label} | {length / 60:.1f} min, {info['rendered']} sentences, "
+                                f"{info['encoded']} segments | {wall:.1f} s / {used:.1f} s | "
+                                f"{wall / length:.3f}x / {used / length:.3f}x | {load:.1f} | {after} |")
+                    print(rows[-1], flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     body = ("Export of the whole shipped guide to MP3 (64 kbps mono, -19 LUFS) with chapters, tags, transcripts, "
-            "both feeds' worth of files for the whole episode, and cover; rendering and encoding on all cores. "
-            "Goals: cold export espeak <= 0.02x and Piper <= 0.10x of the episode's length; unchanged re-run "
-            "< 2 s; one edited sentence < 10% of a cold run. CPU time counts this process and its children "
-            "(espeak-ng, ffmpeg).\n\n" + "\n".join(rows))
+            f"feed and cover; rendering and encoding on all {os.cpu_count()} cores. Goals: cold export espeak <= "
+            "0.02x and Piper <= 0.10x of the episode's length; unchanged re-run < 2 s; one edited sentence < 10% "
+            "of a cold run. Cold exports run in a child process: CPU is the whole process tree's (the export, "
+            "espeak-ng, ffmpeg), user + system. Load average: 1-minute, read before each cold export"
+            + (f"; old and new code run in turn ({args.baseline})" if args.baseline else "") + ".\n\n"
+            + "\n".join(rows))
     if args.no_record:
         print(body)
     else:

@@ -59,6 +59,41 @@ def test_piper_renders_non_silent_speech():
     assert render("Ivosidenib.", engine=engine, rate=300).duration < render("Ivosidenib.", engine=engine, rate=100).duration
 
 
+def test_piper_renders_two_sentences_at_once_as_it_renders_them_one_by_one():
+    """Exports render Piper sentences in parallel (two copies of the voice, PiperEngine.batch); with the
+    sampling noise off, a sentence is the same whichever copy renders it, alone or beside another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from voiceguide.tts import PiperEngine
+
+    try:
+        engine = PiperEngine(variation=0.0)
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+    engine.batch(2)
+    texts = ["Ivosidenib is sold as Tibsovo.", "Gilteritinib targets the FLT3 gene.", "Ask your care team.",
+             "Venetoclax is a tablet.", "Say help at any time.", "Azacitidine is an injection."]
+    one_by_one = [engine.synthesize(t).pcm for t in texts]
+    met = threading.Barrier(2, timeout=60)  # both copies must be rendering at the same moment
+    copies = []
+    while not engine._free.empty():
+        copies.append(engine._free.get())
+    assert len(copies) == 2
+    for _, voice in copies:
+        def first_meets_the_other(text, syn_config=None, _orig=voice.synthesize, _seen=[]):
+            if not _seen:
+                _seen.append(True)
+                met.wait()
+            return _orig(text, syn_config=syn_config)
+        voice.synthesize = first_meets_the_other
+        engine._free.put((_, voice))
+    with ThreadPoolExecutor(2) as pool:
+        together = [a.pcm for a in pool.map(engine.synthesize, texts)]
+    assert not met.broken
+    assert together == one_by_one
+    assert len(set(one_by_one)) == len(texts) and all(len(a) > 20000 for a in one_by_one)
+
+
 def test_silent_engine_is_silent_and_plausibly_long():
     audio = get_engine("silent").synthesize("one two three four five six", rate=120)
     assert audio.duration == pytest.approx(3.0, abs=0.01) and A.rms(audio) == 0

@@ -36,6 +36,7 @@ import re
 import textwrap
 import uuid
 import xml.etree.ElementTree as ET
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,7 @@ from .render import check_voice, cover_png  # noqa: F401  (cover_png: part of th
 from .render import progress as _progress
 from .tts import ENGINES, split_sentences
 
-__all__ = ["export", "Episode", "register", "LOUDNESS", "TRUE_PEAK_LIMIT", "feed_xml", "cover_png"]
+__all__ = ["export", "Episode", "register", "show_of", "LOUDNESS", "TRUE_PEAK_LIMIT", "feed_xml", "cover_png"]
 
 #: --loudness: (integrated loudness of the file, channels). Apple: -16 LUFS stereo; -19 LUFS mono.
 LOUDNESS = {"mono": (-19.0, 1), "stereo": (-16.0, 2)}
@@ -123,33 +124,15 @@ class Episode:
     duration: float = 0.0
 
 
-@dataclass
-class Show:
-    """Feed metadata: the guide's ``podcast:`` block, then command-line options over it."""
-
-    base_url: str = ""
-    author: str = ""
-    owner_name: str = ""
-    owner_email: str = ""
-    copyright: str = ""
-    link: str = ""
-    guid: str = ""
-    category: str = "Health & Fitness"
-    subcategory: str = "Medicine"
-    explicit: bool = False
-
-    @classmethod
-    def of(cls, guide: Guide, **overrides) -> "Show":
-        info = guide.podcast or PodcastInfo()
-        show = cls(**{k: getattr(info, k) for k in cls.__dataclass_fields__})
-        for k, v in overrides.items():
-            if v not in (None, ""):
-                setattr(show, k, v)
-        show.author = show.author or ", ".join(guide.authors) or "VoiceGuide"
-        show.owner_name = show.owner_name or show.author
-        if show.base_url and not show.base_url.endswith("/"):
-            show.base_url += "/"
-        return show
+def show_of(guide: Guide, **overrides) -> PodcastInfo:
+    """Feed metadata: the guide's ``podcast:`` block (:class:`PodcastInfo`), then the command line's options
+    over it (None or "" leaves a field as it is); the author defaults to the guide's authors, the owner's
+    name to the author, and the base URL ends in a slash."""
+    info = dataclasses.replace(guide.podcast or PodcastInfo(),
+                               **{k: v for k, v in overrides.items() if v not in (None, "")})
+    author = info.author or ", ".join(guide.authors) or "VoiceGuide"
+    base = info.base_url + "/" if info.base_url and not info.base_url.endswith("/") else info.base_url
+    return dataclasses.replace(info, author=author, owner_name=info.owner_name or author, base_url=base)
 
 
 # ---------------------------------------------------------------------- the words of each chapter
@@ -224,11 +207,9 @@ def _limit(x: np.ndarray, ceiling_db: float) -> np.ndarray:
     """Lookahead peak limiter: true peaks (4x oversampled) of ``x`` brought under ``ceiling_db``, the gain
     reduction spread over about 6 ms either side of each peak (min filter, then moving average)."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
-    from scipy.signal import resample_poly
 
     ceiling = 10 ** (ceiling_db / 20)
-    env = np.abs(resample_poly(x, 4, 1)).reshape(-1, 4).max(axis=1)[: len(x)]
-    env = np.maximum(env, np.abs(x))
+    env = render.peak_envelope(x)
     need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
     if need.min() >= 1.0:
         return x
@@ -270,22 +251,35 @@ class Encoder:
         energy = np.concatenate([np.asarray(self.meta[s.key]["energy"]) for s in ep.segments])
         return render.integrated_loudness(energy), max(self.meta[s.key]["peak_dbtp"] for s in ep.segments)
 
-    def pcm(self, seg: Segment, clips, gain: float) -> np.ndarray:
+    def pcm(self, seg: Segment, clips, gain: float, ceiling_db: float | None = None) -> np.ndarray:
+        """The segment's speech at ``gain`` with its pauses; with ``ceiling_db``, every sentence whose
+        cached true peak at that gain is over the ceiling goes through the limiter (the others cannot
+        reach it: the cache's peak is measured the same way). The limiter acts within 3 ms of a peak
+        and sentences are apart by at least GAP_SENTENCE of silence, so limiting sentence by sentence
+        is limiting the segment, on only the part that needs it."""
+        return np.concatenate(self._parts(seg, clips, gain, ceiling_db, {}))
+
+    def _parts(self, seg: Segment, clips, gain: float, ceiling_db: float | None, speech: dict) -> list:
+        scale = 10 ** (gain / 20)
         parts = []
         for i, text in enumerate(seg.texts):
-            parts.append(self.renderer.samples(clips[text]))
+            if i not in speech:
+                speech[i] = self.renderer.samples(clips[text]) * scale
+            x = speech[i]
+            if ceiling_db is not None and clips[text].peak * scale > 10 ** (ceiling_db / 20):
+                x = _limit(x, ceiling_db)
+            parts.append(x)
             gap = _gap_samples(i) + (int(round(GAP_SECTION * RATE)) if i == len(seg.texts) - 1 else 0)
             parts.append(np.zeros(gap))
-        return np.concatenate(parts) * 10 ** (gain / 20)
+        return parts
 
     def _encode(self, job: tuple[str, Segment, dict, float]) -> tuple[str, int]:
         key, seg, clips, gain = job
-        x = self.pcm(seg, clips, gain)
+        speech: dict[int, np.ndarray] = {}  # each sentence read once, however often it is limited
         ceiling = CEILING
         ff = render.ffmpeg()
         for _ in range(4):
-            loud_peak = max(clips[t].peak for t in seg.texts) * 10 ** (gain / 20)  # from the cache
-            y = _limit(x, ceiling) if ceiling != CEILING or loud_peak > 10 ** (ceiling / 20) else x
+            y = np.concatenate(self._parts(seg, clips, gain, ceiling, speech))
             data = render.run([ff, "-hide_banner", "-nostats", "-loglevel", "error", "-f", "f32le", "-ar", str(RATE),
                                "-ac", "1", "-i", "-", *(["-af", "pan=stereo|c0=c0|c1=c0"] if self.channels == 2 else []),
                                *self.spec["codec"],
@@ -293,7 +287,7 @@ class Encoder:
             decoded = np.frombuffer(render.run([ff, "-hide_banner", "-nostats", "-loglevel", "error",
                                                 "-f", self.spec["demux"], "-i", "-", "-f", "f32le", "-"],
                                                input=data), dtype="<f4").reshape(-1, self.channels)
-            peak = max(render.true_peak(decoded[:, c].astype(np.float64)) for c in range(self.channels))
+            peak = max(render.true_peak(decoded[:, c]) for c in range(self.channels))
             peak_db = 20 * np.log10(max(peak, 1e-9))
             if peak_db <= CHECK:
                 break
@@ -368,7 +362,7 @@ def _cues(start: float, end: float, text: str) -> list[Cue]:
 # ---------------------------------------------------------------------- episode files
 
 
-def _frames_id3(ep: Episode, guide: Guide, show: Show, cover: bytes) -> list:
+def _frames_id3(ep: Episode, guide: Guide, show: PodcastInfo, cover: bytes) -> list:
     from mutagen.id3 import APIC, CHAP, COMM, CTOC, TALB, TCON, TDRC, TIT2, TPE1, TCOP, CTOCFlags
 
     ends = [c.start for c in ep.chapters[1:]] + [ep.duration]
@@ -398,7 +392,7 @@ def id3_tag(frames: list) -> bytes:
     return b"ID3\x04\x00\x00" + BitPaddedInt.to_str(len(body), width=4, bits=7) + body
 
 
-def _ffmetadata(ep: Episode, guide: Guide, show: Show) -> str:
+def _ffmetadata(ep: Episode, guide: Guide, show: PodcastInfo) -> str:
     e = _meta_escape
     lines = [";FFMETADATA1", f"title={e(ep.title)}", f"artist={e(show.author)}", f"album={e(guide.title)}",
              f"date={guide.last_reviewed.year}", f"comment={e(ep.description + ' ' + DISCLAIMER_NOTE)}",
@@ -414,7 +408,7 @@ def _meta_escape(s: str) -> str:
     return re.sub(r"([=;#\\\n])", r"\\\1", s)
 
 
-def write_audio(ep: Episode, path: Path, encoder: Encoder, guide: Guide, show: Show, cover: bytes,
+def write_audio(ep: Episode, path: Path, encoder: Encoder, guide: Guide, show: PodcastInfo, cover: bytes,
                 work: Path) -> None:
     """Join the episode's encoded segments into ``path`` with its tags and chapters."""
     joined = b"".join(encoder.path(s.key).read_bytes() for s in ep.segments)
@@ -439,25 +433,17 @@ def write_audio(ep: Episode, path: Path, encoder: Encoder, guide: Guide, show: S
 # ---------------------------------------------------------------------- transcripts, chapters, cover
 
 
-def _ts(t: float, sep: str) -> str:
-    ms = int(round(t * 1000))
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
 def webvtt(ep: Episode) -> str:
     blocks = ["WEBVTT", ""]
     for c in ep.cues:
-        blocks += [f"{_ts(c.start, '.')} --> {_ts(c.end, '.')}", c.text, ""]
+        blocks += [f"{render.clock(c.start)} --> {render.clock(c.end)}", c.text, ""]
     return "\n".join(blocks)
 
 
 def srt(ep: Episode) -> str:
     blocks = []
     for i, c in enumerate(ep.cues, 1):
-        blocks += [str(i), f"{_ts(c.start, ',')} --> {_ts(c.end, ',')}", c.text, ""]
+        blocks += [str(i), f"{render.clock(c.start, ',')} --> {render.clock(c.end, ',')}", c.text, ""]
     return "\n".join(blocks)
 
 
@@ -502,18 +488,13 @@ def show_notes(guide: Guide, ep: Episode) -> str:
         who = ", ".join(x for x in (s.publisher, s.author) if x)
         name = f'<a href="{e(s.url)}">{e(s.title)}</a>' if s.url else e(s.title)
         items.append(f"<li>{name}{', ' + e(who) if who else ''}</li>")
-    chapters = "".join(f"<li>{_ts(c.start, '.')[:8]} {e(c.title)}</li>" for c in ep.chapters)
+    chapters = "".join(f"<li>{render.clock(c.start)[:8]} {e(c.title)}</li>" for c in ep.chapters)
     return (f"<p>{e(ep.description)}</p><p>{e(guide.disclaimer)}</p>"
             f"<p>{e(guide.reviewed_line())}</p>"
             f"<p>Chapters:</p><ul>{chapters}</ul><p>Sources:</p><ul>{''.join(items)}</ul>")
 
 
-def _duration(seconds: float) -> str:
-    secs = int(round(seconds))
-    return f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
-
-
-def feed_xml(guide: Guide, episodes: list[tuple[Episode, Path]], show: Show, fmt: str, feed_name: str,
+def feed_xml(guide: Guide, episodes: list[tuple[Episode, Path]], show: PodcastInfo, fmt: str, feed_name: str,
              title: str | None = None, kind: str = "episodic") -> bytes:
     """An RSS 2.0 podcast feed. With ``show.base_url`` every link is absolute (publishable);
     without it links are relative (a preview to open from the folder)."""
@@ -570,7 +551,7 @@ def feed_xml(guide: Guide, episodes: list[tuple[Episode, Path]], show: Show, fmt
         when = pub if ep.section is None else pub + dt.timedelta(minutes=ep.number - 60)
         _sub(item, "pubDate", email.utils.format_datetime(when))
         _sub(item, "enclosure", url=url(path.name), length=str(path.stat().st_size), type=FORMATS[fmt]["mime"])
-        _sub(item, "itunes:duration", _duration(ep.duration))
+        _sub(item, "itunes:duration", render.clock(ep.duration, None))
         _sub(item, "itunes:episode", str(ep.number))
         _sub(item, "itunes:episodeType", "full")
         _sub(item, "itunes:explicit", "true" if show.explicit else "false")
@@ -620,16 +601,16 @@ def check_out(out: Path) -> None:
 
 def export(guide: Guide, out: Path, *, engine: str = "espeak", voice: str | None = None, rate: int = 175,
            fmt: str = "mp3", base_url: str | None = None, per_section: bool = False, jobs: int | None = None,
-           progress=None, loudness: str = "mono", bitrate: int | None = None, show: Show | None = None,
+           progress=None, loudness: str = "mono", bitrate: int | None = None, show: PodcastInfo | None = None,
            say=print) -> Stats:
     """Write the podcast into ``out``; returns the counts of sentences rendered and segments encoded."""
     render.ffmpeg()
     check_out(out)
     if fmt not in FORMATS:
         raise ExportError(f"--format {fmt}: choose from {', '.join(FORMATS)}")
-    show = show or Show.of(guide, base_url=base_url)
+    show = show or show_of(guide)
     if base_url:
-        show.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        show = dataclasses.replace(show, base_url=base_url if base_url.endswith("/") else base_url + "/")
     target, channels = LOUDNESS[loudness]
     bitrate = bitrate or (64 if channels == 1 else 128)
     jobs = jobs or os.cpu_count() or 2
@@ -763,7 +744,7 @@ def cmd_export(args) -> int:
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out}: is not a folder")
     guide = load_guide(args.content)
-    show = Show.of(guide, base_url=args.base_url, author=args.author, owner_name=args.owner_name,
+    show = show_of(guide, base_url=args.base_url, author=args.author, owner_name=args.owner_name,
                    owner_email=args.owner_email, copyright=args.copyright, link=args.link)
     stats = export(guide, out, engine=args.engine, voice=args.voice, rate=args.rate, fmt=args.format,
                    per_section=args.per_section, jobs=args.jobs, loudness=args.loudness, bitrate=args.bitrate,

@@ -206,14 +206,6 @@ def _pcm(book: Book, units: list[Unit]) -> bytes:
     return np.clip(np.round(np.concatenate(parts)), -32768, 32767).astype("<i2").tobytes()
 
 
-def _ffmpeg() -> str:
-    exe = shutil.which("ffmpeg")
-    if not exe:
-        raise ExportError("ffmpeg is not installed; it is needed to export talking books "
-                          "(Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)")
-    return exe
-
-
 def _encode(book: Book, units: list[Unit], title: str, dest: Path, cache: Path) -> None:
     """MP3 of the units' audio at ``dest``, from the cache when the same sentences, pauses, gain and
     settings were encoded before (the key is built without reading any audio)."""
@@ -224,7 +216,8 @@ def _encode(book: Book, units: list[Unit], title: str, dest: Path, cache: Path) 
     if not cached.exists():
         tmp = cache / f".{key}.{os.getpid()}.part.mp3"
         try:
-            render.run([_ffmpeg(), "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-f", "s16le",
+            render.run([render.ffmpeg("to export talking books"), "-hide_banner", "-nostats", "-loglevel", "error",
+                        "-y", "-f", "s16le",
                         "-ar", str(book.rate), "-ac", "1", "-i", "pipe:0", "-c:a", "libmp3lame",
                         "-b:a", f"{book.bitrate}k", "-metadata", f"title={title}", str(tmp)], input=_pcm(book, units))
             os.replace(tmp, cached)
@@ -302,19 +295,6 @@ def pls(guide: Guide) -> str:
                      + (f"<alias>{_x(e.say)}</alias>" if e.say else "") + "</lexeme>")
     lines.append("</lexicon>")
     return "\n".join(lines) + "\n"
-
-
-def _clock(seconds: float) -> str:
-    ms = int(round(seconds * 1000))
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h}:{m:02d}:{s:02d}.{ms:03d}"
-
-
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _secs(samples: int, rate: int) -> str:
@@ -493,8 +473,8 @@ def _opf(book: Book, durations: dict[str, float], engine: str, voice: str | None
     for doc, secs in durations.items():
         ms = int(round(secs * 1000))
         total_ms += ms
-        meta.append(f'<meta property="media:duration" refines="#mo-{doc}">{_clock(ms / 1000)}</meta>')
-    meta.append(f'<meta property="media:duration">{_clock(total_ms / 1000)}</meta>')
+        meta.append(f'<meta property="media:duration" refines="#mo-{doc}">{render.clock(ms / 1000, hours=1)}</meta>')
+    meta.append(f'<meta property="media:duration">{render.clock(total_ms / 1000, hours=1)}</meta>')
     meta.append(f'<meta property="media:narrator">{_x(_narrator(engine, voice))}</meta>')
     meta.append(f'<meta property="media:active-class">{ACTIVE_CLASS}</meta>')
     meta.append(f'<meta property="media:playback-active-class">{PLAYING_CLASS}</meta>')
@@ -582,7 +562,8 @@ def _ncc(book: Book, names: dict[str, str], files: int, engine: str, voice: str 
         "dc:format": "Daisy 2.02", "dc:identifier": _identifier(g), "dc:language": g.language,
         "dc:publisher": ", ".join(_creators(g)), "ncc:charset": "utf-8", "ncc:generator": GENERATOR,
         "ncc:multimediaType": "audioFullText", "ncc:setInfo": "1 of 1", "ncc:tocItems": str(len(book.units)),
-        "ncc:totalTime": _hms(total), "ncc:depth": str(depth), "ncc:files": str(files), "ncc:footnotes": "0",
+        "ncc:totalTime": render.clock(total, None), "ncc:depth": str(depth), "ncc:files": str(files),
+        "ncc:footnotes": "0",
         "ncc:pageFront": "0", "ncc:pageNormal": "0", "ncc:pageSpecial": "0", "ncc:maxPageNormal": "0",
         "ncc:prodNotes": "0", "ncc:sidebars": "0", "ncc:narrator": _narrator(engine, voice),
         "ncc:sourceDate": g.last_reviewed.isoformat(), "ncc:producedDate": g.last_reviewed.isoformat(),
@@ -621,8 +602,8 @@ def _daisy_smil(book: Book, u: Unit, name: str, elapsed: float) -> str:
             '<meta name="dc:format" content="Daisy 2.02"/>', f'<meta name="dc:title" content="{_x(g.title)}"/>',
             f'<meta name="dc:identifier" content="{_identifier(g)}"/>', f'<meta name="title" content="{_x(u.title)}"/>',
             f'<meta name="ncc:generator" content="{GENERATOR}"/>',
-            f'<meta name="ncc:totalElapsedTime" content="{_clock(elapsed)}"/>',
-            f'<meta name="ncc:timeInThisSmil" content="{_clock(dur)}"/>',
+            f'<meta name="ncc:totalElapsedTime" content="{render.clock(elapsed, hours=1)}"/>',
+            f'<meta name="ncc:timeInThisSmil" content="{render.clock(dur, hours=1)}"/>',
             '<layout><region id="txtView"/></layout>', "</head>", "<body>",
             f'<seq dur="{dur:.3f}s">']
     for c in u.clips:
@@ -638,7 +619,7 @@ def _master(book: Book, names: dict[str, str]) -> str:
              '<meta name="dc:format" content="Daisy 2.02"/>', f'<meta name="dc:title" content="{_x(g.title)}"/>',
              f'<meta name="dc:identifier" content="{_identifier(g)}"/>',
              f'<meta name="ncc:generator" content="{GENERATOR}"/>',
-             f'<meta name="ncc:timeInThisSmil" content="{_clock(book.duration(book.units))}"/>',
+             f'<meta name="ncc:timeInThisSmil" content="{render.clock(book.duration(book.units), hours=1)}"/>',
              '<layout><region id="txtView"/></layout>', "</head>", "<body>"]
     for u in book.units:
         lines.append(f'<ref src="{names[u.id]}.smil" title="{_x(u.title)}" id="ms-{names[u.id]}"/>')
@@ -727,7 +708,7 @@ def export_book(guide: Guide, out: Path, fmt: str, *, engine: str = "espeak", vo
     """Write the talking book in ``fmt`` (``epub3`` or ``daisy202``) into ``out``; returns the renderer's stats."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown talking book format {fmt!r}: choose {' or '.join(FORMATS)}")
-    _ffmpeg()
+    render.ffmpeg("to export talking books")
     _check_out(out)
     _clean_stale(out)
     workers = jobs or os.cpu_count() or 2

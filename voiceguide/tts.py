@@ -173,7 +173,47 @@ class PiperEngine:
             raise EngineUnavailable(f"Piper voice model not found: {self.model}")
         self.voice = PiperVoice.load(str(self.model))
         self.sample_rate = self.voice.config.sample_rate
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while self.voice renders
+        self._free: queue.Queue = queue.Queue()  # (lock, voice) of every copy of the voice not rendering now
+        self._free.put((self._lock, self.voice))
+        self.sessions = 1
+
+    def batch(self, sessions: int = 2, threads: int | None = None) -> None:
+        """Get ready to render many sentences at once: ``sessions`` copies of the voice, each in its own
+        onnxruntime session with ``threads`` threads (default: the cores shared out) that do not spin
+        (busy-wait) between operations, so up to ``sessions`` sentences render in parallel, one per
+        calling thread. The voice model, its settings and ``variation`` are the same in every copy: with
+        ``variation=0`` a sentence comes out the same from any copy, in any order. Measured on 2 cores:
+        two one-thread sessions render the guide in about 0.6 of the time of one two-thread session,
+        since one sentence's graph keeps two threads only partly busy; onnxruntime's default spinning
+        cost 0.149x real time in CPU against 0.093x without."""
+        import copy
+
+        import onnxruntime as ort
+
+        sessions = max(1, int(sessions))
+        threads = threads or max(1, (os.cpu_count() or 2) // sessions)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        providers = self.voice.session.get_providers()
+        slots = []
+        for _ in range(self.sessions):  # every copy, once it is free: none is changed while it renders
+            slots.append(self._free.get())
+        try:
+            with self._lock:
+                self.voice.session = ort.InferenceSession(str(self.model), sess_options=options, providers=providers)
+            slots = [(self._lock, self.voice)]
+            for _ in range(sessions - 1):
+                voice = copy.copy(self.voice)
+                voice.session = ort.InferenceSession(str(self.model), sess_options=options, providers=providers)
+                slots.append((threading.Lock(), voice))
+        finally:
+            for slot in slots:
+                self._free.put(slot)
+        self.sessions = len(slots)
 
     def voices(self) -> list[Voice]:
         return [Voice(self.model.stem, self.model.stem.replace("_", " "), "en-us", self.name)]
@@ -184,8 +224,12 @@ class PiperEngine:
         # Piper's natural pace is about 165 wpm; length_scale stretches time.
         noise = {} if self.variation is None else {"noise_scale": self.variation, "noise_w_scale": self.variation}
         config = SynthesisConfig(length_scale=165 / _clamp(rate), **noise)
-        with self._lock:
-            chunks = [c.audio_int16_bytes for c in self.voice.synthesize(text, syn_config=config)]
+        lock, piper = self._free.get()  # a copy of the voice not rendering now (batch() makes more than one)
+        try:
+            with lock:
+                chunks = [c.audio_int16_bytes for c in piper.synthesize(text, syn_config=config)]
+        finally:
+            self._free.put((lock, piper))
         return Audio(b"".join(chunks), self.sample_rate)
 
 
