@@ -625,7 +625,8 @@ def test_the_main_menu_offers_only_what_works_and_describes_topics_on_request():
     assert "Pick a topic first" not in text
     for n, sec in enumerate(GUIDE.sections, 1):
         assert f"{n}: {sec.title}. {_first_sentence(sec.summary)}" in text
-    assert said(D.step(fresh(), NoMatch(""))[1])[0].endswith("Say a topic, more, or help.")
+    missed = said(D.step(fresh(), NoMatch(""))[1])[0]  # after a miss: the topics by number, and what else works
+    assert missed.startswith("Sorry, I didn't catch that. Choose by number, like number 1: 1, ") and missed.endswith("or help.")
 
 
 def test_sources_and_where_this_is_from():

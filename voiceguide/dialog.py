@@ -43,6 +43,40 @@ VOLUME_STEP = 2 ** 0.5
 MAX_TRIES = 3
 DEFAULT_TIMEOUT = 10.0
 
+# Act, confirm or disambiguate (issue 21). A spoken input carries the recogniser's readings, one per
+# meaning, each with a score calibrated on the development corpus: how often a reading with that score
+# was what was said (benchmarks/calibration.py; docs/benchmarks.md, "Recognition confidence: N-best
+# calibration"). Its reliability curve set these numbers:
+# - top readings scored 0.9 or more were right 97% of the time on the development corpus (100
+#   utterances) and 98% on held-out audio (88), and no off-topic phrase scored that high: above ACT the
+#   guide acts, unless a second meaning also scores RIVAL or more (then it asks which of the two);
+# - between 0.2 and 0.9 readings were right 33-92% of the time (a quarter of all utterances): the band
+#   where a question pays, so the guide confirms the one reading ("Gilteritinib?"), or asks between two;
+# - below FLOOR (0.2) they were right 7-12% of the time and most off-topic phrases fall there: not
+#   understood, never asked about.
+# - cheap commands (CHEAP: undone by saying the opposite, or by nothing) are never confirmed: they are
+#   done when the recogniser decided them at CHEAP_BAR or more, else not understood (a reprompt costs
+#   no more than the command would). Between 0.4 and 0.6 readings were right a third to two thirds of
+#   the time; from 0.6 to 0.8, 76-92%.
+# The guide only ever acts on what the recogniser itself decided (its reading, not one of its
+# alternatives); an alternative is at most asked about. Leaving is always asked ("Leave the guide?").
+ACT = 0.9
+"""A reading this sure (and the recogniser's own decision) is acted on at once."""
+RIVAL = 0.3
+"""A second meaning scored this high makes the guide ask which of the two was meant."""
+FLOOR = 0.2
+"""Readings below this were mostly off-topic speech: not understood, never asked about."""
+CHEAP_BAR = 0.6
+"""A cheap command (:data:`CHEAP`) decided at this score or more is done; below it, not understood."""
+OPEN_BAR = 0.6
+"""Clear speech the recogniser found no command in (open text, a question for the asker) whose best
+reading still scores this much is asked about ("Mitoxantrone?"), when the asker has no answer from the
+content: Whisper writes drug names it does not know as everyday words ("tell me about my own end
+drone"), while the rescored reading is right. From 0.6 up, top readings were right 76-92% of the time."""
+CHEAP = frozenset({"repeat", "pause", "resume", "louder", "quieter", "faster", "slower", "help", "where", "back",
+                   "keys", "cancel", "yes", "no"})
+"""Safe and cheap to undo: never confirmed (acted on when the recogniser decided it, else not understood)."""
+
 #: key -> intent for the keyboard path (digits pick menu entries)
 KEYS: dict[str, str] = {
     "h": "help", "?": "help", "r": "repeat", "b": "back", "m": "menu", "n": "next", "p": "previous",
@@ -84,6 +118,9 @@ class Heard:
     """It came while the guide was speaking (the shell knows): a bare "stop" then means stop talking."""
     by_voice: bool = False
     """It was spoken, not typed: leaving by voice is confirmed first (a misheard "stop" must not end it all)."""
+    readings: tuple[tuple[Intent, float], ...] = ()
+    """Speech: the recogniser's readings, one per meaning, best first, each with its calibrated score
+    (:data:`ACT`). Empty for keys and typed text (and recognisers without scores): acted on as they are."""
 
 
 @dataclass(frozen=True)
@@ -222,8 +259,15 @@ class State:
     cut: int = 0
     """Index in ``last`` of the utterance that was cut."""
     asking: str | None = None
-    """An open yes/no question: ``resume`` (go back to last time's place), ``leave`` (leave the guide?),
-    ``offer`` (hear more about the section an answer came from)."""
+    """An open question: ``resume`` (go back to last time's place), ``leave`` (leave the guide?),
+    ``offer`` (hear more about the section an answer came from), ``confirm`` (did you mean the one
+    meaning in ``pending``?) or ``choose`` (which of the two in ``pending``?)."""
+    pending: tuple[Intent, ...] = ()
+    """What ``confirm`` or ``choose`` asks about: one meaning, or two."""
+    tries: int = 0
+    """Answers to ``confirm`` or ``choose`` not understood so far (after two, the numbered list)."""
+    listed: tuple[str, ...] = ()
+    """Sections just offered by number after a miss: a number picks from these until the next move."""
     resume_to: str | None = None
     """Where the listener was last time (offered at start)."""
     resume_para: int = 0
@@ -341,6 +385,8 @@ class Dialog:
                 return state, []
             return self._no_input(state)
         if isinstance(event, NoMatch):
+            if state.asking in _CONFIRMING:
+                return self._question_miss(state)
             return self._no_match(state, event.text)
         during_speech = by_voice = False
         if isinstance(event, Key):
@@ -352,6 +398,19 @@ class Dialog:
             intent, during_speech, by_voice = event.intent, event.during_speech, event.by_voice
         awaiting, state = state.awaiting_word, replace(state, awaiting_word=False)  # one word only
         helped, state = state.helped, replace(state, helped=False)
+        if isinstance(event, Heard) and event.readings and not awaiting:
+            verdict, chosen = self.judge(state, event)
+            if intent.intent == "none" and intent.text.strip() and self.asker is not None:
+                # open text: a question first; the readings are asked about only if the content has no answer
+                confirm = (lambda st: self._confirm(st, chosen)) if verdict == "confirm" else None
+                return self._ask(_ok(self._close_question(state)), intent.text, otherwise=confirm)
+            if verdict in ("confirm", "choose"):
+                return self._confirm(_ok(state), chosen)
+            if verdict == "miss":
+                if state.asking in _CONFIRMING:
+                    return self._question_miss(state)
+                return self._no_match(state, intent.text)
+            intent = chosen[0]
         if intent.intent == "none":
             if awaiting:
                 return self._define(state, None, intent.text)
@@ -367,22 +426,170 @@ class Dialog:
             intent = Intent("no", None, intent.text, 1.0)  # the n key answers an open question: no
         if intent.intent == "stop":
             return self._on_stop(state, intent, during_speech=during_speech, by_voice=by_voice)
+        if state.asking == "choose" and intent.intent == "number" and intent.target in ("1", "2"):
+            intent = state.pending[int(intent.target) - 1]  # "the first", "two", the 1 key: one of the two asked
+        if state.asking in _CONFIRMING and intent.intent == "resume":
+            return self._say(replace(state, paused=False, waiting=False), self._question(state))
+        if intent.intent not in _NEUTRAL and intent.intent != "number":
+            state = replace(state, listed=())  # a move: numbers mean the current choices again
         if intent.intent == "help":
-            return self._on_help(state, intent, again=helped)
-        if intent.intent not in ("yes", "no", "cancel", "repeat", "where", "help", "keys", "faster", "slower",
-                                 "louder", "quieter", "pause"):
-            state = self._close_question(state)  # another command: the open question is dropped
-        handler = getattr(self, f"_on_{intent.intent}")
-        return handler(state, intent)
+            state2, effects = self._on_help(state, intent, again=helped)
+        else:
+            if intent.intent not in _NEUTRAL:
+                state = self._close_question(state)  # another command: the open question is dropped
+            state2, effects = self._act(state, intent)
+        if state.asking in _CONFIRMING and state2.asking == state.asking and intent.intent in _REASK:
+            question = self._question(state2)  # help, where am I, faster...: then back to the question
+            effects.append(Say(question))
+            state2 = replace(state2, last=(*state2.last, question))
+        return state2, effects
+
+    def _act(self, s: State, intent: Intent):
+        return getattr(self, f"_on_{intent.intent}")(s, intent)
+
+    # -- act, confirm or disambiguate (issue 21) ----------------------------
+    def judge(self, state: State, event: Heard) -> tuple[str, tuple[Intent, ...]]:
+        """What to do with spoken readings: ``act`` on one intent, ``confirm`` one, ``choose`` between
+        two, or ``miss`` (not understood). Input without readings (keys, typed text) is acted on.
+
+        An answer to the open question (yes or no, one of the two asked, a number from the list just
+        offered) is taken when it is the recogniser's decision scoring :data:`FLOOR` or more, or any
+        reading scoring 0.5 or more, unless another meaning was decided at :data:`ACT`. Anything
+        else is a new request: see :data:`ACT`, :data:`RIVAL`, :data:`FLOOR` and :data:`CHEAP`.
+        """
+        if not event.readings:
+            return "act", (event.intent,)
+        if event.intent.intent == "none" and event.intent.text.strip():  # open text: never acted on
+            best = next(((i, sc) for i, sc in event.readings if i.intent not in CHEAP and i.intent not in ("stop", "none")),
+                        None)
+            if best is not None and best[1] >= OPEN_BAR:
+                return "confirm", (self._resolved(state, best[0]),)
+            return "miss", ()
+        decided = self._key(state, event.intent) if event.intent.intent != "none" else None
+        merged: dict[tuple, tuple[Intent, float]] = {}
+        for intent, score in event.readings:
+            if intent.intent == "none":
+                continue
+            key = self._key(state, intent)
+            if key not in merged or score > merged[key][1]:
+                merged[key] = (self._resolved(state, intent), score)
+        ranked = sorted(merged.items(), key=lambda kv: -kv[1][1])
+        if not ranked:
+            return "miss", ()
+        top_key, (top, score) = ranked[0]
+        expected = self._expected(state)
+        for key, (intent, sc) in ranked:
+            if key in expected and ((key == decided and sc >= FLOOR) or sc >= 0.5):
+                if key == top_key or not (top_key == decided and score >= ACT):
+                    return "act", (intent,)
+                break
+        if score < FLOOR:
+            return "miss", ()
+        if top.intent == "stop":
+            return "act", (top,)  # leaving by voice is always asked first ("Leave the guide?")
+        if top.intent in CHEAP:
+            return ("act", (top,)) if top_key == decided and score >= CHEAP_BAR else ("miss", ())
+        rival = next((i for k, (i, sc) in ranked[1:] if sc >= RIVAL and i.intent not in CHEAP and i.intent != "stop"),
+                     None)
+        if rival is not None:
+            return "choose", (top, rival)
+        if score >= ACT and top_key == decided:
+            return "act", (top,)
+        return "confirm", (top,)
+
+    def _key(self, s: State, i: Intent) -> tuple:
+        """What an intent would do here: a number is the section it picks."""
+        i = self._resolved(s, i)
+        return (i.intent, i.target)
+
+    def _resolved(self, s: State, i: Intent) -> Intent:
+        """A number as the section (or the one of two asked) it picks here; anything else as it is."""
+        if i.intent != "number":
+            return i
+        try:
+            n = int(i.target or "")
+        except ValueError:
+            return i
+        if s.asking == "choose" and n in (1, 2):
+            return s.pending[n - 1]
+        ids = s.listed or tuple(c.id for c in self._choices(s))
+        return Intent("open", ids[n - 1], i.text, i.confidence) if 1 <= n <= len(ids) else i
+
+    def _expected(self, s: State) -> set[tuple]:
+        """The meanings that answer what the guide just asked."""
+        out: set[tuple] = {(self._resolved(s, Intent("number", str(n), "", 1.0)).intent, sid)
+                           for n, sid in enumerate(s.listed, 1)}
+        if s.asking:
+            out |= {("yes", None), ("no", None), ("cancel", None)}
+        if s.asking == "resume":
+            out |= {("resume", None), ("menu", None)}
+        if s.asking in _CONFIRMING:
+            out |= {self._key(s, p) for p in s.pending}
+        return out
+
+    def _confirm(self, s: State, intents: tuple[Intent, ...]):
+        """Ask about one meaning ("Gilteritinib?") or two ("Gilteritinib, or ivosidenib?")."""
+        s = self._ask_too(s, "confirm" if len(intents) == 1 else "choose", pending=tuple(intents[:2]), tries=0)
+        return self._say(s, self._question(s))
+
+    def _question(self, s: State) -> str:
+        labels = [_cap(self._label(s, p)) for p in s.pending]
+        if s.asking == "choose" and len(labels) == 2:
+            return f"{labels[0]}, or {labels[1]}?"
+        if not labels:
+            return self._reprompt(s)
+        again = "the topic" if s.pending[0].intent in ("open", "number") else "the word" \
+            if s.pending[0].intent == "define" else "it"
+        return f"{labels[0]}? Say yes, or say {again} again."
+
+    def _hint(self, s: State) -> str:
+        return "Say one or two, or no." if s.asking == "choose" else "Say yes, or no."
+
+    def _label(self, s: State, i: Intent) -> str:
+        """A meaning in a few words the listener can recognise."""
+        g = self.guide
+        if i.intent == "open" and i.target in g:
+            return g.section(i.target).title
+        if i.intent == "define" and i.target:
+            return f"what {i.target} means"
+        if i.intent == "number":
+            return f"number {i.target}"
+        here = g.section(s.section).title if s.section else None
+        if i.intent in ("next", "previous") and s.section is not None:
+            idx = self._order.index(s.section) + (1 if i.intent == "next" else -1)
+            if 0 <= idx < len(self._order):
+                return f"the {i.intent} section, {g.section(self._order[idx]).title}"
+        return {"menu": "the main menu", "more": f"more of {here}" if here else "more about each topic",
+                "skip": "skip a sentence", "next": "the next section", "previous": "the previous section",
+                "sources": "the sources", "disclaimer": "the disclaimer", "define": "a definition",
+                "stop": "leave the guide"}.get(i.intent, i.intent)
+
+    def _question_miss(self, s: State):
+        """An answer to "Gilteritinib?" not understood: ask once more, then offer the numbered list."""
+        if s.tries + 1 >= 2:
+            state, effects = self._offer_list(self._close_question(s), "Sorry, I still didn't catch that.")
+            return state, [Earcon("nomatch"), *effects]
+        s = replace(s, tries=s.tries + 1)
+        state, effects = self._say(s, f"Sorry, I didn't catch that. {self._question(s)} {self._hint(s)}")
+        return state, [Earcon("nomatch"), *effects]
+
+    def _offer_list(self, s: State, lead: str):
+        """After a miss: the current choices by number (digits are the words best recognised)."""
+        choices = self._choices(s) or self.guide.sections
+        s = replace(s, listed=tuple(c.id for c in choices))
+        items = "; ".join(f"{n}, {c.title}" for n, c in enumerate(choices, 1))
+        # "number 4" was recognised more often than "four" alone (docs/benchmarks.md, task success by voice)
+        what = "Choose by number" if self._choices(s) else "Choose a topic by number"
+        return self._say(s, f"{lead} {what}, like number 1: {items}. Or say what you want again, or help.".strip())
 
     def _close_question(self, s: State) -> State:
-        if s.asking in ("leave", "offer"):
-            return replace(s, asking=s.prior, prior=None, offer=None)
+        if s.asking in _ON_TOP:
+            return replace(s, asking=s.prior, prior=None, offer=None, pending=(), tries=0)
         return s
 
     def _ask_too(self, s: State, question: str, **fields) -> State:
         """Open ``question`` on top of the one open now (kept in ``prior``)."""
-        prior = s.prior if s.asking in ("leave", "offer") else s.asking
+        prior = s.prior if s.asking in _ON_TOP else s.asking
         return replace(s, asking=question, prior=prior, **fields)
 
     # -- intents -----------------------------------------------------------
@@ -539,6 +746,10 @@ class Dialog:
         return self._say(s, f"You are in {where}, {spot}.{parts}")
 
     def _on_yes(self, s: State, i: Intent):
+        if s.asking == "confirm" and s.pending:
+            return self._act(self._close_question(s), s.pending[0])
+        if s.asking == "choose":
+            return self._say(s, f"Which one? {self._question(s)} {self._hint(s)}")
         if s.asking == "resume" and s.resume_to:
             s = replace(s, asking=None)
             return self._enter_at(s, s.resume_to, s.resume_para, s.resume_sent)
@@ -552,6 +763,8 @@ class Dialog:
         return self._say(s, "Say a topic's name or number, or help.")
 
     def _on_no(self, s: State, i: Intent):
+        if s.asking in _CONFIRMING:
+            return self._offer_list(self._close_question(s), "Okay.")
         if s.asking == "resume":
             return self._menu(replace(s, asking=None))
         if s.asking == "leave":
@@ -565,7 +778,7 @@ class Dialog:
     def _on_cancel(self, s: State, i: Intent):
         if s.asking == "resume":
             return self._on_no(s, i)
-        if s.asking in ("leave", "offer"):
+        if s.asking in _ON_TOP:
             return self._on_no(s, i)
         return self._say(s, "Okay. " + self._reprompt(s))
 
@@ -574,9 +787,11 @@ class Dialog:
             n = int(i.target or "")
         except ValueError:
             n = 0
+        listed = s.listed or tuple(c.id for c in self._choices(s))
+        s = replace(s, listed=())
+        if 1 <= n <= len(listed):
+            return self._enter(replace(s, asking=None), listed[n - 1])
         choices = self._choices(s)
-        if 1 <= n <= len(choices):
-            return self._enter(replace(s, asking=None), choices[n - 1].id)
         if not choices:
             return self._no_match(s, i.text, "There are no numbered choices here.")
         return self._no_match(s, i.text, f"Please pick {_number_range(len(choices))}.")
@@ -606,7 +821,8 @@ class Dialog:
         return self._say(replace(s, disclaimed=True), self.guide.disclaimer)
 
     # -- questions (voiceguide.ask) ----------------------------------------
-    def _ask(self, s: State, text: str):
+    def _ask(self, s: State, text: str, otherwise=None):
+        """A question for the asker; ``otherwise`` (state -> turn): what to do when the content has no answer."""
         answer = self.asker.ask(text, section=s.section)  # "it" in a follow-up means the section the listener is in
         kind, reply = getattr(answer, "kind", "unknown"), getattr(answer, "answer", "")
         section = getattr(answer, "section", None)
@@ -614,6 +830,12 @@ class Dialog:
             title = self.guide.section(section).title
             return self._say(self._ask_too(s, "offer", offer=section), reply,
                              f"Say yes to hear more about {title}.")
+        if otherwise is not None:
+            return otherwise(s)
+        if reply and kind != "answer" and not s.asking and self._choices(s):
+            # no answer in the content: perhaps a command misheard, so the choices by number too
+            state, effects = self._offer_list(s, "")
+            return replace(state, last=(reply, *state.last)), [Say(reply), *effects]
         if reply:
             return self._say(s, reply)
         return self._no_match(s, text)
@@ -766,7 +988,13 @@ class Dialog:
         return state, [SetVolume(percent), self._save(s), *effects]
 
     def _help_text(self, s: State) -> str:
-        if s.asking == "resume":
+        if s.asking == "confirm" and s.pending:
+            here = (f"I wasn't sure I heard you right, so I asked if you meant {self._label(s, s.pending[0])}. "
+                    "Say yes, or no, or say what you want instead.")
+        elif s.asking == "choose" and s.pending:
+            here = (f"I wasn't sure which you meant: {self._label(s, s.pending[0])}, or "
+                    f"{self._label(s, s.pending[1])}. Say one or two, or its name, or no.")
+        elif s.asking == "resume":
             here = "Say continue to go back to where you were, or main menu to start from the top."
         elif s.asking == "leave":
             here = "Say yes to leave the guide, or no to stay. Your place is kept either way."
@@ -798,7 +1026,11 @@ class Dialog:
             return s, [Earcon("nomatch"), Say(f"{lead} Say help, or press h and Enter.")]
         n = s.no_match + 1
         s = replace(s, no_match=n, awaiting_word=False)
-        if n == 1:
+        if n == 1 and not why and not s.asking and self._choices(s):
+            # after a miss, the numbered choices: digits are the words best recognised
+            state, eff = self._offer_list(s, lead)
+            state = replace(state, last=s.last)  # the miss is no new output: repeat says what was said before
+        elif n == 1:
             state, eff = self._say(s, f"{lead} {self._reprompt(s)}", remember=False)
         elif n == 2:
             state, eff = self._say(s, f"{lead} {self._example(s)}", remember=False)
@@ -807,6 +1039,8 @@ class Dialog:
         return state, [Earcon("nomatch"), *eff]
 
     def _reprompt(self, s: State) -> str:
+        if s.asking in _CONFIRMING and s.pending:
+            return f"{self._question(s)} {self._hint(s)}"
         if s.asking == "resume":
             return "Say continue, or main menu."
         if s.asking in ("leave", "offer"):
@@ -818,6 +1052,9 @@ class Dialog:
         if s.asking == "resume":
             return ("To go back to where you were, say continue or press c and Enter. "
                     "For the main menu, say main menu or press m and Enter.")
+        if s.asking in _CONFIRMING and s.pending:
+            keys = "press 1 or 2 and Enter" if s.asking == "choose" else "press y and Enter for yes"
+            return f"{self._question(s)} {self._hint(s)} Or {keys}."
         if s.asking in ("leave", "offer"):
             return "Say yes, or no. Or press y and Enter for yes."
         if choices:
@@ -837,7 +1074,10 @@ class Dialog:
         choices = self._choices(s)
         if s.asking == "resume":
             return "Your options are: continue, to go back to where you were; or main menu."
-        if s.asking in ("leave", "offer"):
+        if s.asking == "choose" and s.pending:
+            return (f"Your options are: 1, {self._label(s, s.pending[0])}; 2, {self._label(s, s.pending[1])}; "
+                    "or neither.")
+        if s.asking in ("leave", "offer", "confirm"):
             return "Your options are: yes, or no."
         if choices:
             items = "; ".join(f"{n}, {c.title}" for n, c in enumerate(choices, 1))
@@ -849,6 +1089,15 @@ class Dialog:
         if remember:
             s = replace(s, last=texts, reading_para=None, interrupted=False, cut=0)
         return s, [Say(t) for t in texts]
+
+
+_ON_TOP = ("leave", "offer", "confirm", "choose")
+"""Questions asked on top of another (kept in ``State.prior``)."""
+_CONFIRMING = ("confirm", "choose")
+_NEUTRAL = ("yes", "no", "cancel", "repeat", "where", "help", "keys", "faster", "slower", "louder", "quieter", "pause")
+"""Commands that leave an open question open."""
+_REASK = ("where", "help", "keys", "faster", "slower", "louder", "quieter")
+"""Answered during a confirmation, then the confirmation is asked again."""
 
 
 def words_before_first_choice(effects: list[Effect]) -> int:
@@ -884,7 +1133,7 @@ def _position(s: State) -> tuple[str | None, int, int]:
     the place offered."""
     if s.section:
         return s.section, s.para, s.sent
-    asking = s.prior if s.asking in ("leave", "offer") else s.asking
+    asking = s.prior if s.asking in _ON_TOP else s.asking
     if asking == "resume" and s.resume_to:
         return s.resume_to, s.resume_para, s.resume_sent
     return None, 0, 0

@@ -83,7 +83,9 @@ COMMAND_PHRASES: dict[str, tuple[str, ...]] = {
             "of course", "alright", "all right", "do it", "go for it", "sure thing", "yes i do", "i do", "definitely",
             "thats right", "affirmative", "uh huh", "mhm", "mm hmm", "got it"),
     "no": ("no", "nope", "no thanks", "no thank you", "not now", "not", "not right", "not right now", "nah", "dont",
-           "no way", "not really", "not yet", "i dont", "negative", "no i dont", "stay"),
+           "no way", "not really", "not yet", "i dont", "negative", "no i dont", "stay",
+           # the answers to a two-way question ("Gilteritinib, or ivosidenib?") that reject both
+           "neither", "neither of them", "neither one", "none of them", "not that one", "thats wrong"),
     "cancel": ("cancel", "never mind", "nevermind", "forget it", "forget that", "cancel that", "no never mind",
                "oh never mind", "scratch that"),
     "sources": ("sources", "source", "where is this from", "where does this come from", "what are the sources",

@@ -166,10 +166,12 @@ def to_event(inp: P.UserInput, parser: IntentParser, state: State):
     if isinstance(inp, P.Silence):
         return NoInput()
     raw = inp.text
-    if inp.via == "voice" and not raw.strip():
-        return NoMatch("")
-    text = raw.strip()
     by_voice = inp.via == "voice"
+    readings = _readings(inp, parser) if by_voice else ()
+    if by_voice and not raw.strip():
+        # rejected by the recogniser: its readings may still be worth a question ("Gilteritinib?")
+        return Heard(Intent("none", None, "", 0.0), by_voice=True, readings=readings) if readings else NoMatch("")
+    text = raw.strip()
     if state.awaiting_word and text:
         found = parser.parse(f"what does {text} mean")
         return Heard(found if found.intent == "define" else Intent("none", None, raw, 0.0), by_voice=by_voice)
@@ -177,9 +179,29 @@ def to_event(inp: P.UserInput, parser: IntentParser, state: State):
         return Key(raw if not text else text)
     if getattr(inp, "kind", "command") == "open":
         # The recogniser found no command in clear speech: a question for the asker, never a command
-        # guessed from a transcript ("where did I leave my glasses" is not "where am I").
-        return Heard(Intent("none", None, raw, 0.0), by_voice=by_voice)
-    return Heard(parser.parse(text), by_voice=by_voice)
+        # guessed from a transcript ("where did I leave my glasses" is not "where am I"). Its readings
+        # come along: with no answer in the content, a sure enough one is asked about, never acted on.
+        return Heard(Intent("none", None, raw, 0.0), by_voice=by_voice, readings=readings)
+    return Heard(parser.parse(text), by_voice=by_voice, readings=readings)
+
+
+def _readings(inp: P.Heard, parser: IntentParser) -> tuple[tuple[Intent, float], ...]:
+    """The recogniser's N-best as intents with their calibrated scores, one per meaning, best first.
+    Empty when the recogniser gives no scores: the dialog then acts on what it heard, as typed text."""
+    out: dict[tuple, tuple[Intent, float]] = {}
+    for phrase, score in getattr(inp, "nbest", ()) or ():
+        intent = parser.parse(phrase)
+        if intent.intent == "none":
+            continue
+        key = (intent.intent, intent.target)
+        if key not in out or score > out[key][1]:
+            out[key] = (intent, float(score))
+    if out and inp.text.strip() and getattr(inp, "kind", "command") == "command":
+        decided = parser.parse(inp.text.strip())  # the recogniser's own reading is always among them
+        key = (decided.intent, decided.target)
+        if decided.intent != "none" and key not in out:
+            out[key] = (decided, max(0.0, min(1.0, float(inp.confidence))))
+    return tuple(sorted(out.values(), key=lambda r: -r[1]))
 
 
 class _Log:
@@ -322,7 +344,9 @@ def _listen(listener: P.Listener, timeout: float | None, parser: IntentParser, s
     log.write("user", getattr(inp, "text", ""), state, event=type(event).__name__,
               intent=intent.to_json() if intent else None,
               key=getattr(event, "key", None), via=getattr(inp, "via", None),
-              **({"during_speech": True} if barged else {}))
+              **({"during_speech": True} if barged else {}),
+              **({"readings": [[r.intent, r.target, round(sc, 3)] for r, sc in event.readings]}
+                 if getattr(event, "readings", ()) else {}))
     return event
 
 
