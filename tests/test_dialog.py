@@ -729,3 +729,207 @@ def test_a_question_asked_at_the_resume_question_never_loses_last_times_place():
     offered = d.step(s, Heard(Intent("none", None, "how long is a transplant", 0.0)))[0]
     assert offered.asking == "offer" and d.position(offered).section == "gilteritinib"
     assert go(offered, "no", dialog=d)[0].asking == "resume"
+
+
+# ------------------------------------------------------------- act, confirm or disambiguate (issue 21)
+
+from voiceguide.dialog import ACT, CHEAP, CHEAP_BAR, FLOOR, RIVAL  # noqa: E402
+
+
+def spoken(*readings, decided=True):
+    """A spoken input: readings (intent, target, score), best first; the first is the recogniser's decision
+    unless ``decided`` is False (it rejected the phrase: empty text)."""
+    rs = tuple((Intent(i, t, f"{i} {t or ''}".strip(), 1.0), sc) for i, t, sc in readings)
+    top = rs[0][0] if decided and rs else Intent("none", None, "", 0.0)
+    return Heard(top, by_voice=True, readings=rs)
+
+
+def menu_and_reading():
+    return {"menu": fresh(), "reading": go(go(fresh(), "open", "targeted-therapy")[0], "more")[0],
+            "leaf": go(go(fresh(), "open", "gilteritinib")[0], "more")[0]}
+
+
+def test_a_sure_reading_is_acted_on_at_once():
+    s, eff = D.step(fresh(), spoken(("open", "gilteritinib", ACT), ("open", "ivosidenib", 0.05)))
+    typed = D.step(fresh(), Heard(Intent("open", "gilteritinib", "gilteritinib", 1.0)))
+    assert s.section == "gilteritinib" and s.asking is None and said(eff) == said(typed[1])
+
+
+@pytest.mark.parametrize("score", [FLOOR, 0.5, ACT - 0.01])
+def test_an_unsure_reading_is_confirmed_and_yes_does_what_typing_would(score):
+    start = fresh()
+    s, eff = D.step(start, spoken(("open", "gilteritinib", score)))
+    assert said(eff) == ["Gilteritinib? Say yes, or say the topic again."]
+    assert s.asking == "confirm" and s.section is None  # nothing done yet
+    s2, eff2 = D.step(s, spoken(("yes", None, 0.95)))
+    typed = D.step(start, Heard(Intent("open", "gilteritinib", "gilteritinib", 1.0)))
+    assert (s2.section, s2.asking, said(eff2)) == ("gilteritinib", None, said(typed[1]))
+
+
+def test_a_sure_reading_is_asked_about_when_the_recogniser_did_not_decide_it():
+    s, eff = D.step(fresh(), spoken(("open", "gilteritinib", 0.95), decided=False))
+    assert s.asking == "confirm" and s.section is None
+
+
+def test_below_the_floor_nothing_is_asked_and_nothing_done():
+    s, eff = D.step(fresh(), spoken(("open", "gilteritinib", FLOOR - 0.01)))
+    assert s.asking is None and s.section is None and Earcon("nomatch") in eff
+
+
+def test_a_new_topic_instead_of_yes_is_the_new_request():
+    s, _ = D.step(fresh(), spoken(("open", "gilteritinib", 0.6)))
+    s2, eff = D.step(s, spoken(("open", "transplant", 0.97)))
+    assert s2.section == "transplant" and s2.asking is None
+    s3, eff3 = D.step(s, spoken(("open", "ivosidenib", 0.6)))  # unsure again: asked about the new one
+    assert s3.asking == "confirm" and said(eff3) == ["Ivosidenib? Say yes, or say the topic again."]
+
+
+def test_the_same_topic_said_again_is_taken():
+    s, _ = D.step(fresh(), spoken(("open", "gilteritinib", 0.6)))
+    s2, _ = D.step(s, spoken(("open", "gilteritinib", 0.4)))
+    assert s2.section == "gilteritinib" and s2.asking is None
+
+
+def test_no_to_a_confirmation_offers_the_numbered_choices_and_a_number_picks_one():
+    start = menu_and_reading()["reading"]
+    s, _ = D.step(start, spoken(("open", "gilteritinib", 0.6)))
+    s2, eff = D.step(s, spoken(("no", None, 0.95)))
+    text = " ".join(said(eff))
+    assert text.startswith("Okay. Choose by number, like number 1: 1, Ivosidenib; 2, Enasidenib; 3, Gilteritinib")
+    assert s2.asking is None and (s2.section, s2.para, s2.sent) == (start.section, start.para, start.sent)
+    s3, _ = D.step(s2, spoken(("number", "2", 0.93)))
+    assert s3.section == "enasidenib"
+
+
+def test_in_a_section_without_parts_the_list_after_a_miss_is_the_topics():
+    leaf = menu_and_reading()["leaf"]
+    s, _ = D.step(leaf, spoken(("open", "transplant", 0.6)))
+    s2, eff = D.step(s, spoken(("no", None, 0.95)))
+    assert "Choose a topic by number, like number 1: 1, What Relapsed" in " ".join(said(eff))
+    assert s2.section == "gilteritinib" and s2.listed == tuple(sec.id for sec in GUIDE.sections)
+    s3, _ = D.step(s2, spoken(("number", "3", 0.5)))  # a number answering the list: taken from 0.5
+    assert s3.section == "transplant" and s3.listed == ()
+    s4, eff4 = D.step(s2, spoken(("more", None, 0.95)))  # a move: numbers mean nothing here again
+    assert s4.listed == () and s4.para == leaf.para + 1
+
+
+def test_two_meanings_are_asked_as_a_two_way_question():
+    start = fresh()
+    s, eff = D.step(start, spoken(("open", "gilteritinib", 0.6), ("open", "ivosidenib", RIVAL)))
+    assert said(eff) == ["Gilteritinib, or Ivosidenib?"] and s.asking == "choose" and s.section is None
+    answers = {"ivosidenib": spoken(("open", "ivosidenib", 0.9)), "the second": spoken(("number", "2", 0.26)),
+               "two": spoken(("number", "2", 0.93)), "key 2": Key("2"), "the first": spoken(("number", "1", 0.6)),
+               "gilteritinib": spoken(("open", "gilteritinib", 0.5))}
+    for name, answer in answers.items():
+        want = "ivosidenib" if name in ("ivosidenib", "the second", "two", "key 2") else "gilteritinib"
+        s2, _ = D.step(s, answer)
+        assert (s2.section, s2.asking) == (want, None), name
+    for no in ("no", "cancel"):
+        s2, eff2 = D.step(s, spoken((no, None, 0.9)))
+        assert s2.section is None and s2.asking is None and "Choose by number" in " ".join(said(eff2)), no
+    s2, eff2 = D.step(s, spoken(("yes", None, 0.95)))  # yes to "A, or B?" is no answer: asked which
+    assert s2.asking == "choose" and said(eff2)[0].startswith("Which one? Gilteritinib, or Ivosidenib?")
+
+
+def test_neither_means_no():
+    parser = IntentParser(GUIDE)
+    assert parser.parse("neither").intent == "no" and parser.parse("none of them").intent == "no"
+    s, _ = D.step(fresh(), spoken(("open", "gilteritinib", 0.6), ("open", "ivosidenib", 0.5)))
+    s2, _ = D.step(s, Heard(parser.parse("neither"), by_voice=True, readings=((parser.parse("neither"), 0.9),)))
+    assert s2.asking is None and s2.listed
+
+
+def test_two_answers_not_understood_lead_to_the_numbered_list():
+    s, _ = D.step(fresh(), spoken(("open", "gilteritinib", 0.6)))
+    s, eff = D.step(s, NoMatch(""))
+    assert s.asking == "confirm" and said(eff) == ["Sorry, I didn't catch that. Gilteritinib? Say yes, or say "
+                                                   "the topic again. Say yes, or no."]
+    s, eff = D.step(s, spoken(("open", "enasidenib", 0.1), decided=False))  # not understood either
+    assert s.asking is None and s.listed and "Choose by number" in " ".join(said(eff))
+
+
+@pytest.mark.parametrize("command", sorted(CHEAP - {"yes", "no", "cancel"}))
+@pytest.mark.parametrize("where", ["menu", "reading"])
+def test_cheap_commands_are_never_confirmed(command, where):
+    start = menu_and_reading()[where]
+    s, eff = D.step(start, spoken((command, None, CHEAP_BAR)))
+    typed = D.step(start, Heard(Intent(command, None, command, 1.0)))
+    assert s.asking is None and said(eff) == said(typed[1]), "done at once, as typed"
+    s2, eff2 = D.step(start, spoken((command, None, CHEAP_BAR - 0.01)))
+    assert s2.asking is None and Earcon("nomatch") in eff2, "below the bar: not understood, never asked"
+    s3, _ = D.step(start, spoken((command, None, 0.95), decided=False))
+    assert s3.asking is None, "an alternative reading is never done nor asked"
+
+
+def test_leaving_by_voice_is_always_confirmed_however_sure():
+    s, eff = D.step(menu_and_reading()["reading"], spoken(("stop", None, 0.999)))
+    assert not s.ended and s.asking == "leave" and said(eff) == ["Leave the guide? Your place is kept. Say yes or no."]
+    s2, eff2 = D.step(s, spoken(("yes", None, 0.95)))
+    assert s2.ended and isinstance(eff2[-1], Exit)
+
+
+@pytest.mark.parametrize("event", [Key("4"), Key("n"), Heard(Intent("open", "gilteritinib", "xospata", 0.5))])
+def test_keys_and_typed_text_never_ask(event):
+    s, eff = D.step(fresh(), event)
+    assert s.asking not in ("confirm", "choose") and s.section is not None
+
+
+def test_help_where_and_repeat_work_during_a_confirmation_and_return_to_it():
+    start = menu_and_reading()["reading"]
+    s, ask = D.step(start, spoken(("open", "gilteritinib", 0.6)))
+    question = said(ask)[0]
+    for command in ("help", "where", "faster"):
+        s2, eff = D.step(s, spoken((command, None, 0.95)))
+        assert s2.asking == "confirm" and said(eff)[-1] == question, command
+        assert (s2.section, s2.para, s2.sent) == (start.section, start.para, start.sent), command
+    s2, eff = D.step(s, spoken(("help", None, 0.95)))
+    assert "asked if you meant Gilteritinib" in said(eff)[0]
+    s2, eff = D.step(s, spoken(("where", None, 0.95)))
+    assert said(eff)[0].startswith("You are in Targeted Drugs, at the start of paragraph 2")
+    s3, eff3 = D.step(s2, spoken(("repeat", None, 0.95)))
+    assert said(eff3)[-1] == question and s3.asking == "confirm"
+    s4, _ = D.step(s3, Key("y"))  # the y key answers it too
+    assert s4.section == "gilteritinib"
+
+
+def test_a_pause_during_a_confirmation_keeps_it_and_continue_asks_it_again():
+    s, ask = D.step(fresh(), spoken(("open", "gilteritinib", 0.6)))
+    s2, eff = D.step(s, spoken(("pause", None, 0.95)))
+    assert s2.paused and s2.asking == "confirm" and eff[-1] == Listen(None)
+    s3, eff3 = D.step(s2, spoken(("resume", None, 0.95)))
+    assert not s3.paused and s3.asking == "confirm" and said(eff3) == said(ask)
+
+
+def test_the_place_is_kept_through_questions_misses_and_lists():
+    start = D.step(menu_and_reading()["reading"], Interrupted())[0]
+    place = D.position(start)
+    s = start
+    for event in (spoken(("open", "gilteritinib", 0.6)), NoMatch(""), NoInput(), spoken(("no", None, 0.9)),
+                  spoken(("open", "ivosidenib", 0.5), ("open", "enasidenib", 0.45)), spoken(("no", None, 0.9)),
+                  NoMatch("")):
+        s, eff = D.step(s, event)
+        assert D.position(s) == place, event
+        assert not any(isinstance(e, SavePosition) and e != place for e in eff)
+
+
+def test_silence_during_a_confirmation_follows_the_no_input_ladder_and_never_drops_the_question():
+    s, ask = D.step(fresh(), spoken(("open", "gilteritinib", 0.6)))
+    prompts = []
+    for _ in range(3):
+        s, eff = D.step(s, NoInput())
+        prompts.append(" ".join(said(eff)))
+    assert "Gilteritinib?" in prompts[0] and "Gilteritinib?" in prompts[1]
+    assert "Your options are: yes, or no." in prompts[2] and s.paused and s.asking == "confirm"
+    assert eff[-1] == Listen(None), "no timer after the way out: never rushed"
+
+
+def test_open_text_is_asked_about_only_from_a_sure_reading_and_never_done():
+    open_text = Heard(Intent("none", None, "tell me about my own end drone", 0.0), by_voice=True,
+                      readings=((Intent("open", "mec", "tell me about mitoxantrone", 1.0), 0.75),))
+    s, eff = D.step(fresh(), open_text)
+    assert s.asking == "confirm" and said(eff)[0].startswith("MEC")
+    weak = replace(open_text, readings=((Intent("open", "mec", "x", 1.0), 0.5),))
+    assert D.step(fresh(), weak)[0].asking is None
+    cheap = replace(open_text, readings=((Intent("pause", None, "stop talking", 1.0), 0.95),))
+    s3, _ = D.step(fresh(), cheap)
+    assert s3.asking is None and not s3.paused

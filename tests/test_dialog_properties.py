@@ -94,3 +94,58 @@ def test_ten_thousand_random_turns_finish_with_flat_memory():
         tracemalloc.stop()
     assert not state.ended
     assert grown < 64 * 1024, f"memory grew by {grown} bytes over 9,000 turns"
+
+
+# ---------------------------------------------------------------------- act, confirm or disambiguate (issue 21)
+
+from voiceguide.dialog import FLOOR  # noqa: E402
+
+reading = st.tuples(st.builds(lambda i, t: Intent(i, t, "x", 1.0), st.sampled_from(INTENTS), targets),
+                    st.floats(0.0, 1.0))
+spoken = st.builds(lambda rs, decided: Heard(rs[0][0] if decided and rs else Intent("none", None, "", 0.0),
+                                             by_voice=True, readings=tuple(sorted(rs, key=lambda r: -r[1]))),
+                   st.lists(reading, min_size=1, max_size=4), st.booleans())
+typed_or_keys = st.one_of(intents, keys, st.just(NoInput()), st.builds(NoMatch, st.text(max_size=20)))
+
+
+def _place(state):
+    return (state.section, state.para, state.sent, state.rate, state.volume, state.ended)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(events, spoken), max_size=40), st.one_of(st.none(), st.sampled_from(IDS)))
+def test_no_sequence_with_spoken_readings_crashes(seq, resume):
+    state, effects = D.step(State(), Start(resume_to=resume))
+    for ev in seq:
+        state, effects = D.step(state, ev)
+        check(state, effects)
+        assert state.asking not in ("confirm", "choose") or 1 <= len(state.pending) <= 2
+        if state.ended:
+            break
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(typed_or_keys, max_size=40), st.one_of(st.none(), st.sampled_from(IDS)))
+def test_keys_and_typed_text_never_raise_a_confirmation(seq, resume):
+    state, _ = D.step(State(), Start(resume_to=resume))
+    for ev in seq:
+        state, _ = D.step(state, ev)
+        assert state.asking not in ("confirm", "choose"), ev
+        if state.ended:
+            break
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(events, spoken), max_size=20),
+       st.lists(reading.map(lambda r: (r[0], r[1] * FLOOR * 0.999)), min_size=1, max_size=4), st.booleans())
+def test_readings_below_the_floor_never_move_the_listener(seq, weak, decided):
+    state, _ = D.step(State(), Start())
+    for ev in seq:  # any state a listener can reach
+        state, _ = D.step(state, ev)
+        if state.ended:
+            return
+    weak = sorted(weak, key=lambda r: -r[1])
+    event = Heard(weak[0][0] if decided else Intent("none", None, "", 0.0), by_voice=True, readings=tuple(weak))
+    after, effects = D.step(state, event)
+    assert _place(after) == _place(state)
+    assert not any(isinstance(e, Exit) for e in effects)

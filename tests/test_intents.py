@@ -220,3 +220,26 @@ def test_two_unrelated_sections_named_is_a_question_not_a_place(text):
                                          ("we're done for now", "stop")])
 def test_a_yes_no_question_about_ending_is_never_a_way_out(text, intent):
     assert PARSER.parse(text).intent == intent
+
+
+@pytest.mark.parametrize("text, intent, target", [
+    ("neither", "no", None), ("neither of them", "no", None), ("neither one", "no", None),
+    ("none of them", "no", None), ("not that one", "no", None), ("that's wrong", "no", None),
+    ("the first", "number", "1"), ("the second", "number", "2"), ("the first one", "number", "1"),
+    ("the second one", "number", "2"), ("first", "number", "1"), ("one", "number", "1"), ("two", "number", "2"),
+    ("number four", "number", "4"), ("number nine", "number", "9"), ("yes", "yes", None), ("no", "no", None),
+])
+def test_the_answers_to_a_confirmation_are_understood(text, intent, target):
+    got = PARSER.parse(text)
+    assert (got.intent, got.target) == (intent, target)
+
+
+def test_the_answers_to_a_confirmation_are_in_the_spoken_grammar():
+    """The recogniser's grammar is built from the command phrasings and numbers: the answers must be in it."""
+    from voiceguide.asr import _model_dir
+    from voiceguide.grammar import compile_grammar
+
+    grammar = compile_grammar(PARSER.guide, str(_model_dir() / "en-us" / "cmudict-en-us.dict"))
+    for words in ("yes", "no", "neither", "neither of them", "none of them", "the first", "the second", "one", "two",
+                  "number one", "number nine", "nine"):
+        assert grammar.accepts(words), words

@@ -467,10 +467,13 @@ class Dialog:
             return "miss", ()
         decided = self._key(state, event.intent) if event.intent.intent != "none" else None
         merged: dict[tuple, tuple[Intent, float]] = {}
+        numbers: set[tuple] = set()  # meanings some reading said as a number
         for intent, score in event.readings:
             if intent.intent == "none":
                 continue
             key = self._key(state, intent)
+            if intent.intent == "number":
+                numbers.add(key)
             if key not in merged or score > merged[key][1]:
                 merged[key] = (self._resolved(state, intent), score)
         ranked = sorted(merged.items(), key=lambda kv: -kv[1][1])
@@ -478,7 +481,10 @@ class Dialog:
             return "miss", ()
         top_key, (top, score) = ranked[0]
         expected = self._expected(state)
+        listed = {("open", sid) for sid in state.listed} - {self._key(state, p) for p in state.pending}
         for key, (intent, sc) in ranked:
+            if key in listed and key not in numbers:
+                continue  # the list asked for a number: a name in it is a new request, judged as one
             if key in expected and ((key == decided and sc >= FLOOR) or sc >= 0.5):
                 if key == top_key or not (top_key == decided and score >= ACT):
                     return "act", (intent,)
