@@ -733,7 +733,7 @@ def test_a_question_asked_at_the_resume_question_never_loses_last_times_place():
 
 # ------------------------------------------------------------- act, confirm or disambiguate (issue 21)
 
-from voiceguide.dialog import ACT, CHEAP, CHEAP_BAR, FLOOR, RIVAL  # noqa: E402
+from voiceguide.dialog import ACT, CHEAP_BAR, FLOOR, RIVAL  # noqa: E402
 
 
 def spoken(*readings, decided=True):
@@ -848,7 +848,8 @@ def test_two_answers_not_understood_lead_to_the_numbered_list():
     assert s.asking is None and s.listed and "Choose by number" in " ".join(said(eff))
 
 
-@pytest.mark.parametrize("command", sorted(CHEAP - {"yes", "no", "cancel"}))
+@pytest.mark.parametrize("command", ["repeat", "pause", "louder", "quieter", "faster", "slower", "help", "where",
+                                     "back", "resume", "keys"])
 @pytest.mark.parametrize("where", ["menu", "reading"])
 def test_cheap_commands_are_never_confirmed(command, where):
     start = menu_and_reading()[where]
@@ -901,8 +902,10 @@ def test_a_pause_during_a_confirmation_keeps_it_and_continue_asks_it_again():
 
 
 def test_the_place_is_kept_through_questions_misses_and_lists():
-    start = D.step(menu_and_reading()["reading"], Interrupted())[0]
+    reading = menu_and_reading()["reading"]
+    start = D.step(reading, Interrupted(reading.last[1]))[0]  # cut at the second sentence of a paragraph
     place = D.position(start)
+    assert (place.section, place.para, place.sentence) == ("targeted-therapy", 0, 1)
     s = start
     for event in (spoken(("open", "gilteritinib", 0.6)), NoMatch(""), NoInput(), spoken(("no", None, 0.9)),
                   spoken(("open", "ivosidenib", 0.5), ("open", "enasidenib", 0.45)), spoken(("no", None, 0.9)),
