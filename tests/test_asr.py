@@ -492,3 +492,33 @@ def test_clear_speech_that_is_no_command_passes_through_as_open_text(hybrid, pip
     assert kinds.count("open") >= 3, kinds
     heard = hybrid.recognize(render("say that again", engine=piper, lexicon=GUIDE.lexicon))
     assert (heard.kind, PARSER.parse(heard.text).intent) == ("command", "repeat")
+
+
+def test_a_phrase_with_no_lattice_gives_no_alternatives_instead_of_an_error(recognizer):
+    """A 55 ms burst of noise leaves the commands search without a lattice: pocketsphinx's nbest() is then
+    None (it raised TypeError in alternatives(), and the hybrid's recognize with it; the barge-in runs lost
+    phrases that way). No reading, no alternatives, no error."""
+    noise = Audio(np.random.default_rng(5).normal(0, 2449, 885).astype("<i2").tobytes(), 16000)
+    meaning, heard = recognizer.read(noise)
+    assert heard.text == ""
+    assert recognizer.alternatives() == []
+
+
+def test_the_grammar_stream_reads_a_phrase_as_it_arrives(recognizer, piper):
+    """Fed 20 ms at a time, the grammar's own search has no whole command while only "number" has been
+    said (it may read "no" then), and reads "number two" by the end of the phrase: the early endpointer's evidence. Its decoder is
+    its own: the recogniser still reads whole phrases meanwhile."""
+    audio = A.resample(render("number two", engine=piper, lexicon=GUIDE.lexicon), 16000)
+    pcm = audio.pcm + bytes(3200)
+    stream = recognizer.stream()
+    stream.start()
+    readings = []
+    for i in range(0, len(pcm), 640):
+        stream.feed(pcm[i:i + 640])
+        readings.append(stream.meaning())
+        if i == 640 * 10:  # mid-phrase, the whole-phrase recogniser is used by another caller
+            assert intent_of(recognizer, render("go back", engine=piper, lexicon=GUIDE.lexicon)) == ("back", None)
+    stream.stop()
+    assert readings[-1] == ("number", "2"), readings
+    assert ("number", "2") not in readings[:len(readings) // 3], readings  # "num-": not yet
+    assert stream.meaning() is None  # stopped: nothing

@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from .grammar import CARRIERS, NOT_SPOKEN, NUMBER_CARRIERS, CompiledGrammar, com
 from .intents import COMMAND_PHRASES, Intent, IntentParser
 from .protocols import Audio, Heard
 
-__all__ = ["PocketsphinxRecognizer", "SphinxOpenRecognizer", "VoskRecognizer", "WhisperRecognizer", "Transcript",
+__all__ = ["PocketsphinxRecognizer", "GrammarStream", "SphinxOpenRecognizer", "VoskRecognizer", "WhisperRecognizer", "Transcript",
            "HybridRecognizer", "guide_phrases", "RECOGNIZERS", "DEFAULT",
            "get_recognizer", "register"]
 
@@ -126,7 +127,15 @@ class PocketsphinxRecognizer:
         self.commands = self._decoder(Config, Decoder, hmm, dict_file, self.grammar.commands_jsgf, beam=None)
         self.garbage = self._decoder(Config, Decoder, hmm, dict_file, self.grammar.jsgf, 1e-20, 3000)
         self.parser = IntentParser(guide)
+        self._guide, self._hmm, self._dict_file = guide, hmm, dict_file
         self._last: tuple[str, str | None] | None = None
+        self.lock = threading.RLock()
+        """Held while the decoders are in use: a decoder serves one utterance at a time (two threads
+        sharing one made pocketsphinx return no N-best list, and readings of another utterance)."""
+
+    def stream(self) -> "GrammarStream":
+        """A commands search of its own, to run on audio as it arrives (:class:`GrammarStream`)."""
+        return GrammarStream(self)
 
     @staticmethod
     def _decoder(Config, Decoder, hmm: Path, dict_file: Path, jsgf: str, beam: float | None, hmmpf: int = 0):
@@ -192,26 +201,30 @@ class PocketsphinxRecognizer:
         """The meanings of the last :meth:`read`'s other whole-sentence readings (the commands search's
         N-best from its lattice, ``limit`` paths looked at), best first, without its own reading."""
         out: list[tuple[str, str | None]] = []
-        try:
-            for n, _ in zip(self.commands.nbest(), range(limit)):
-                if n is None or not getattr(n, "hypstr", None):  # pocketsphinx yields None for an empty path
-                    continue
-                meaning = self._meaning(n.hypstr)
-                if meaning is not None and (meaning.intent, meaning.target) not in out:
-                    out.append((meaning.intent, meaning.target))
-        except (RuntimeError, ValueError):  # no lattice (nothing decoded)
-            return []
+        with self.lock:
+            try:
+                for n, _ in zip(self.commands.nbest() or (), range(limit)):  # None when there is no lattice
+                    words = getattr(n, "hypstr", None)  # pocketsphinx yields None for an empty path
+                    if not words:
+                        continue
+                    meaning = self._meaning(words)
+                    if meaning is not None and (meaning.intent, meaning.target) not in out:
+                        out.append((meaning.intent, meaning.target))
+            except (RuntimeError, ValueError, AttributeError, TypeError):  # no lattice (nothing decoded)
+                return []
         return out[1:] if out and self._last == out[0] else [m for m in out if m != self._last]
 
     def transcribe(self, audio: Audio) -> str:
         """The in-grammar words heard, or "" when the phrase is out of grammar, unclear, or silence."""
-        meaning, fit = self._hear(audio)
+        with self.lock:
+            meaning, fit = self._hear(audio)
         return meaning.text if fit is not None else ""
 
     def read(self, audio: Audio) -> tuple[Intent | None, Heard]:
         """What the commands search's reading means (some command, whatever was said), and what is
         accepted of it: the confidence falls from 1 as the fit worsens (0.5 at the ``agreed`` limit)."""
-        meaning, fit = self._hear(audio)
+        with self.lock:
+            meaning, fit = self._hear(audio)
         if fit is None:
             return meaning, Heard("", 0.0, "voice")
         return meaning, Heard(meaning.text, round(min(meaning.confidence, 1 - fit / (2 * self.agreed)), 3), "voice")
@@ -219,6 +232,58 @@ class PocketsphinxRecognizer:
     def recognize(self, audio: Audio) -> Heard:
         """What the phrase means, when accepted (:meth:`read`)."""
         return self.read(audio)[1]
+
+
+class GrammarStream:
+    """The grammar's commands search run on a phrase as it arrives, for early endpointing: :meth:`start`
+    at the phrase's onset, :meth:`feed` each frame (16 kHz 16-bit PCM), :meth:`meaning` of the reading so
+    far: a whole command sentence's (intent, target), or None while the reading is not one ("tell me
+    about" is not; "tell me about transplants" is). Its own decoder (the recogniser's are not shared
+    across threads); it only says when a phrase looks complete, never what was said.
+    """
+
+    def __init__(self, recognizer: PocketsphinxRecognizer):
+        from pocketsphinx import Config, Decoder
+
+        self.grammar = recognizer.grammar
+        self.parser = IntentParser(recognizer._guide)
+        self.decoder = recognizer._decoder(Config, Decoder, recognizer._hmm, recognizer._dict_file,
+                                           recognizer.grammar.commands_jsgf, beam=None)
+        self._rng = np.random.default_rng(0)
+        self._open = False
+
+    def start(self) -> None:
+        self.stop()
+        self.decoder.start_utt()
+        self._open = True
+
+    def feed(self, pcm: bytes) -> None:
+        if not self._open or not pcm:
+            return
+        x = np.frombuffer(pcm, "<i2").astype(np.int32) + self._rng.integers(-2, 3, size=len(pcm) // 2)
+        self.decoder.process_raw(np.clip(x, -32768, 32767).astype("<i2").tobytes(), False, False)
+
+    def reading(self) -> str:
+        """The words of the best path so far ("" before any)."""
+        if not self._open:
+            return ""
+        hyp = self.decoder.hyp()
+        return (getattr(hyp, "hypstr", None) or "") if hyp is not None else ""
+
+    def meaning(self) -> tuple[str, str | None] | None:
+        words = self.reading()
+        if not words or not self.grammar.accepts(words):
+            return None
+        intent = self.parser.parse(words.replace("_", " "))
+        return (intent.intent, intent.target) if intent.intent != "none" else None
+
+    def stop(self) -> None:
+        if self._open:
+            self._open = False
+            try:
+                self.decoder.end_utt()
+            except RuntimeError:
+                pass
 
 
 class SphinxOpenRecognizer:
@@ -489,6 +554,10 @@ class HybridRecognizer:
         self._keys = list(self.phrases)
         self.calibration = Calibration.load()
 
+    def stream(self) -> GrammarStream:
+        """The grammar's search on audio as it arrives (:class:`GrammarStream`)."""
+        return self.grammar.stream()
+
     def recognize(self, audio: Audio) -> Heard:
         """What was said (steps 1-4 above), with the N-best readings and their calibrated scores
         (:attr:`Heard.nbest`); clear speech that is no command comes back as open text (``kind="open"``)."""
@@ -504,10 +573,11 @@ class HybridRecognizer:
             ev.heard, ev.decided = heard, ev.whisper
             _, ev.scored, ev.own = self._rescore(transcript, None, self.alternatives)
             return ev
-        forced, reading = self.grammar.read(audio)
+        with self.grammar.lock:  # its N-best is the lattice of this reading
+            forced, reading = self.grammar.read(audio)
+            ev.alternatives = self.grammar.alternatives()
         ev.forced = (forced.intent, forced.target) if forced is not None else None
         ev.accepted = self._meaning(reading.text)
-        ev.alternatives = self.grammar.alternatives()
         rescored, ev.scored, ev.own = self._rescore(transcript, forced)
         if rescored.text:
             ev.heard, ev.decided = rescored, self.phrases.get(rescored.text) or self._meaning(rescored.text)
