@@ -1,8 +1,8 @@
 """Task success by voice: simulated listeners through the real dialog core, on real recognitions.
 
 Issue 21's "act, confirm or disambiguate", measured. Each task is one phrasing of the development
-corpus (benchmarks/asr_dev.py: 33 commands and 12 off-topic phrases), spoken by an espeak-ng and a
-Piper voice, clean, in white noise at 10 dB and in babble at 10 dB. The audio is rendered and mixed
+corpus (benchmarks/asr_dev.py: 33 commands and 12 off-topic phrases), spoken by its two espeak-ng and
+two Piper voices, clean, in white noise at 10 dB and in babble at 10 dB. The audio is rendered and mixed
 the way asr_dev.py does it, and recognised by the real hybrid recogniser (voiceguide.asr). Its
 N-best goes through ``session.to_event`` into the real ``Dialog``. The simulated listener answers
 whatever the guide asks truthfully, with audio of "yes", "no", "neither", the number or the name,
@@ -49,7 +49,8 @@ from voiceguide.intents import COMMAND_PHRASES, IntentParser  # noqa: E402
 from voiceguide.protocols import Heard as Raw  # noqa: E402
 
 CACHE = Path("/tmp/vg/dialog")
-VOICES = [("espeak en-us 160", "espeak", "en-us", 160), ("piper 150", "piper", None, 150)]
+VOICES = asr_dev.VOICES
+"""The development corpus's voices: espeak-ng en-us at 160 wpm and en-us+m3 at 185, Piper at 150 and 200."""
 CONDITIONS = asr_dev.CONDITIONS
 ANSWER_WORDS = ["yes", "no", "the first", "the second", "neither"] + \
     ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -252,7 +253,7 @@ def simulate(tasks: Tasks, rec: Recognitions, text: str, truth: tuple, voice: st
         if verdict[0] == "act":
             acted = tasks.effective(before, verdict[1][0])
             if acted[0] != "stop" and acted != intended:
-                out["wrong"] = True
+                out["wrong"], out["acted"] = True, acted
                 break
         elif verdict[0] in ("confirm", "choose"):
             out["asked"] = True
@@ -311,7 +312,8 @@ def _pct(k: int, n: int) -> str:
 def run_tasks(rec: Recognitions, voices, conditions) -> tuple[str, list[dict]]:
     tasks = Tasks(rec.guide)
     rows, results = [], []
-    header = ("| voice | condition | tasks done within two turns | wrong actions without asking | off-topic acted on | "
+    header = ("| voice | condition | tasks done within two turns | wrong actions without asking | off-topic acted on "
+              "(of which moved or changed something) | "
               "asked (confirm or two-way) | mean turns per command task | first pass: right | first pass: wrong | "
               "first pass: off-topic acted on |\n|---|---|---|---|---|---|---|---|---|---|")
     for condition in conditions:
@@ -335,14 +337,18 @@ def _row(voice: str, condition: str, res: list[dict]) -> str:
     done = sum(r["in_two"] for r in cmd)
     wrong = sum(r["wrong"] for r in cmd)
     off_acted = sum(r["wrong"] for r in off)
+    moved = sum(r["wrong"] and r["acted"][0] not in SAY_ONLY for r in off)
     asked = sum(r["asked"] for r in res)
     turns = sum(r["turns"] for r in cmd) / max(len(cmd), 1)
     fp_right = sum(r["first"] == "right" for r in cmd)
     fp_wrong = sum(r["first"] == "wrong" for r in cmd)
     fp_off = sum(r["first"] == "acted" for r in off)
-    return (f"| {voice} | {condition} | {_pct(done, len(cmd))} | {_pct(wrong, len(cmd))} | {off_acted} of {len(off)} | "
+    return (f"| {voice} | {condition} | {_pct(done, len(cmd))} | {_pct(wrong, len(cmd))} | {off_acted} of {len(off)} ({moved}) | "
             f"{asked} | {turns:.2f} | {_pct(fp_right, len(cmd))} | {_pct(fp_wrong, len(cmd))} | {fp_off} of {len(off)} |")
 
+
+SAY_ONLY = ("where", "help", "repeat", "keys", "sources", "disclaimer", "cancel", "no")
+"""Commands that only say something: the place, the settings and the section stay as they were."""
 
 WORD_MEANING = {"yes": ("yes", None), "no": ("no", None), "neither": ("no", None), "the first": ("number", "1"),
                 "the second": ("number", "2")}
@@ -401,6 +407,8 @@ def main() -> None:
     body = f"{table}\n\n{stamp}\n\nConfirmation words alone (the recogniser's decision means the word):\n\n{words}" \
         f"\n\nThe same digits after \"number\":\n\n{numbers}"
     print(body)
+    turns = {c: [r["turns"] for r in results if r["condition"] == c and r["truth"][0] != "none"] for c in conditions}
+    print("\nmean turns per command task: " + ", ".join(f"{c} {sum(t) / len(t):.2f}" for c, t in turns.items() if t))
     failed = [r for r in results if not r["in_two"] and r["truth"][0] != "none" or r["wrong"]]
     print(f"\nnot done within two turns, or wrong ({len(failed)}):")
     for r in failed:

@@ -15,6 +15,13 @@ after the third failure the guide offers help once and then waits quietly where
 the listener is, without a timer: it never throws the place away. Never an
 endless loop.
 
+Spoken input comes with the recogniser's readings and their calibrated scores
+(:attr:`Heard.readings`): a sure reading is acted on, an unsure one confirmed
+("Gilteritinib? Say yes, or say the topic again"), two close meanings asked
+about ("Gilteritinib, or Ivosidenib?"), and after a miss the choices are offered
+by number (:meth:`Dialog.judge`, :data:`ACT`). Cheap commands are never
+confirmed, leaving always is, and keys and typed text are never asked about.
+
 The place is a section, a paragraph and a sentence: saved on every way out,
 offered next time, and remembered for each section visited in the session, so
 "go back to transplant" after a detour returns to where the listener was in it.
