@@ -88,3 +88,98 @@ def test_espeak_phonemes_used_when_asked():
     lex = [LexiconEntry("FLAG", "flag", espeak="fl'ag")]
     assert apply("FLAG works", lex, espeak=True) == "[[fl'ag]] works"
     assert apply("FLAG works", lex) == "flag works"
+
+
+# ---------------------------------------------------------------------- the player's reference tap
+
+
+@pytest.mark.audio
+def test_the_player_tells_its_listeners_exactly_what_it_plays(pulse):
+    """Every sample of the clip, in order, as Played blocks whose times follow the clip's start by
+    offset / rate; then one end marker. A second clip gets a new clip number."""
+    clip = tone(440, 0.6, 22050)
+    blocks = []
+    p = A.Player(backend="pulse")
+    p.add_listener(blocks.append)
+    p.play(clip)
+    assert p.wait(30)
+    data = [b for b in blocks if not b.end]
+    ends = [b for b in blocks if b.end]
+    assert b"".join(b.pcm for b in data) == clip.pcm
+    assert [b.offset for b in data] == list(np.cumsum([0] + [len(b.pcm) // 2 for b in data[:-1]]))
+    t0 = data[0].t
+    assert all(b.t == pytest.approx(t0 + b.offset / 22050) and b.sample_rate == 22050 for b in data)
+    assert len(ends) == 1 and blocks[-1] is ends[0] and ends[0].offset == len(clip.pcm) // 2
+    assert data[0].t <= ends[0].t <= t0 + clip.duration + 1e-9
+    p.play(clip)
+    p.wait(30)
+    assert {b.clip for b in blocks[len(data) + 1:]} == {data[0].clip + 1}
+
+
+@pytest.mark.audio
+def test_stopping_tells_the_listeners_nothing_more_of_the_clip_plays(pulse):
+    clip = tone(440, 4.0, 22050)
+    blocks = []
+    p = A.Player(backend="pulse")
+    p.add_listener(blocks.append)
+    p.play(clip)
+    import time
+    time.sleep(0.3)
+    p.stop()
+    assert not p.wait(5)
+    ends = [b for b in blocks if b.end]
+    assert len(ends) == 1 and ends[0].t < blocks[0].t + clip.duration
+    n = len(blocks)
+    time.sleep(0.3)
+    assert len(blocks) == n  # its feeder told nothing after the end
+
+
+@pytest.mark.audio
+def test_a_failing_listener_is_removed_and_the_guide_goes_on_talking(pulse, capsys):
+    calls = []
+
+    def broken(block):
+        calls.append(block)
+        raise RuntimeError("boom")
+
+    p = A.Player(backend="pulse")
+    p.add_listener(broken)
+    p.play(tone(440, 0.3, 16000))
+    assert p.wait(30)
+    assert len(calls) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "listener failed and was removed (RuntimeError: boom)" in err
+    p.play(tone(440, 0.3, 16000))
+    assert p.wait(30) and len(calls) == 1
+
+
+@pytest.mark.audio
+def test_the_sink_monitor_hears_what_the_speaker_plays(pulse):
+    """SinkMonitor: 16 kHz blocks of what the sink really played (the echo canceller's reference)."""
+    blocks = []
+    mon = A.SinkMonitor("vg_speaker")
+    mon.add_listener(blocks.append)
+    try:
+        import time
+        time.sleep(0.3)
+        p = A.Player(backend="pulse")
+        p.play(tone(500, 0.8, 22050))
+        assert p.wait(30)
+        time.sleep(0.3)
+    finally:
+        mon.close()
+    data = [b for b in blocks if not b.end]
+    assert data and all(b.sample_rate == 16000 for b in data)
+    x = np.frombuffer(b"".join(b.pcm for b in data), "<i2").astype(float)
+    loud = np.flatnonzero(np.abs(x) > 3000)
+    assert len(loud) > 0.5 * 16000 * 0.8  # the tone came through
+    spec = np.abs(np.fft.rfft(x[loud[0]:loud[-1]]))
+    assert np.argmax(spec) * 16000 / (loud[-1] - loud[0]) == pytest.approx(500, abs=5)
+
+
+def test_the_sink_monitor_without_pulseaudio_is_a_clear_error(monkeypatch):
+    from voiceguide.errors import AudioDeviceUnavailable
+
+    monkeypatch.setattr(A, "_pulse_ok", lambda: False)
+    with pytest.raises(AudioDeviceUnavailable, match="no PulseAudio sink monitor"):
+        A.SinkMonitor()
