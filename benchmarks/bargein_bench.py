@@ -13,7 +13,8 @@ below the commands):
   the speaker recording;
 - false barge-ins: the guide reads with no command (same echo and room) and every barge-in is false;
   reported per 10 minutes of guide speech.
-Usage: python benchmarks/bargein_bench.py [--trials N] [--quiet-seconds S] [--aec auto|off] [--no-record]
+Usage: python benchmarks/bargein_bench.py [--trials N] [--quiet-seconds S] [--aec auto|pulse|inprocess|off]
+       [--no-record]
 """
 
 from __future__ import annotations
@@ -143,7 +144,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10, help="commands per condition (default 10)")
     ap.add_argument("--quiet-seconds", type=float, default=60.0, help="guide speech with no command per condition")
-    ap.add_argument("--aec", default="auto", help="echo cancellation: auto (PulseAudio's where it loads) or off")
+    ap.add_argument("--aec", default="auto", choices=["auto", "pulse", "inprocess", "off"],
+                    help="echo cancellation: auto (mic.AEC_DEFAULT), pulse (PulseAudio's module-echo-cancel), "
+                         "inprocess (voiceguide.aec on the microphone frames, reference from the sink monitor) or off")
     ap.add_argument("--voices", default="espeak,piper")
     ap.add_argument("--echo", default="0,6")
     ap.add_argument("--rooms", default="quiet,babble")
@@ -179,7 +182,8 @@ def main() -> int:
                     print(f"{voice:6} echo {echo_db:+.0f} dB {room:6}: acted {r['acted']}/{r['trials']}, "
                           f"silence after {row[5]:.0f} ms median ({row[6]:.0f} worst), false {r['false']} in "
                           f"{r['speech_seconds']:.0f} s; misses {r['misses']}; false {row[10]}", flush=True)
-    mode = "PulseAudio module-echo-cancel (webrtc)" if args.aec != "off" else "none (keyword fallback)"
+    mode = {"auto": "auto (mic.AEC_DEFAULT)", "pulse": "PulseAudio module-echo-cancel (webrtc)",
+            "inprocess": "in-process linear canceller (voiceguide/aec.py)", "off": "none (keyword fallback)"}[args.aec]
     lines = [f"Echo cancellation: {mode}; commands: {args.commands}. Guide: espeak-ng 175 wpm at full volume; commands 10 dB below "
              "their voice's full level; echo 50 ms late. Command placed 1.5-3.5 s into the passage.", "",
              "| command voice | echo | room | acted on while talking | end of command to silence, median (worst) | "
@@ -190,7 +194,9 @@ def main() -> int:
                      f"{med:.0f} ms ({worst:.0f}) | {per10:.1f} ({false} in {secs:.0f} s) |")
     body = "\n".join(lines)
     if not args.no_record:
-        record(f"Barge-in ({'echo cancelled' if args.aec != 'off' else 'no echo cancellation'}, {args.commands})", body)
+        label = {"auto": "echo cancelled", "pulse": "echo cancelled", "inprocess": "echo cancelled in process",
+                 "off": "no echo cancellation"}[args.aec]
+        record(f"Barge-in ({label}, {args.commands})", body)
     else:
         print(body)
     return 0
