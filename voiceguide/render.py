@@ -476,7 +476,27 @@ def check_voice(engine: str, voice: str | None):
     return tts
 
 
-def cover_png(title: str) -> bytes:
+COVER_VERSION = "1"  # part of the cached cover's name: bump when the drawing changes
+
+
+def cover_png(title: str, cache: Path | None = None) -> bytes:
+    """The cover art (1400 x 1400 PNG) with ``title`` drawn on it; kept in ``cache`` (drawing and
+    compressing it took 0.1-0.8 s, a large share of a re-run)."""
+    cached = cache / f"cover-{hashlib.sha256(json.dumps([COVER_VERSION, title]).encode()).hexdigest()[:16]}.png" \
+        if cache is not None else None
+    if cached is not None:
+        try:
+            return cached.read_bytes()
+        except OSError:
+            pass
+    data = _draw_cover(title)
+    if cached is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        atomic_write(cached, data)
+    return data
+
+
+def _draw_cover(title: str) -> bytes:
     from PIL import Image, ImageDraw, ImageFont
 
     size = 1400

@@ -726,7 +726,7 @@ def export_book(guide: Guide, out: Path, fmt: str, *, engine: str = "espeak", vo
         if fmt == "epub3":
             from .render import cover_png
 
-            write_epub(book, dest, work, cache / "mp3", workers, engine, voice, cover_png(guide.title))
+            write_epub(book, dest, work, cache / "mp3", workers, engine, voice, cover_png(guide.title, cache))
         else:
             folder = work / dest.name
             folder.mkdir()
