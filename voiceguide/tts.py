@@ -183,10 +183,10 @@ class PiperEngine:
         onnxruntime session with ``threads`` threads (default: the cores shared out) that do not spin
         (busy-wait) between operations, so up to ``sessions`` sentences render in parallel, one per
         calling thread. The voice model, its settings and ``variation`` are the same in every copy: with
-        ``variation=0`` a sentence comes out the same from any copy, in any order. Measured on 2 cores:
-        two one-thread sessions render the guide in about 0.6 of the time of one two-thread session,
-        since one sentence's graph keeps two threads only partly busy; onnxruntime's default spinning
-        cost 0.149x real time in CPU against 0.093x without."""
+        ``variation=0`` a sentence comes out the same from any copy, in any order. Measured on 2 shared
+        cores (load 6-7, 30 sentences, 112 s of speech): two one-thread sessions 0.048-0.051x real time
+        in CPU, one two-thread session 0.052-0.054x (wall times moved with the load); onnxruntime's
+        default spinning had cost 0.149x in CPU against 0.093x without."""
         import copy
 
         import onnxruntime as ort
