@@ -107,29 +107,48 @@ class _Clip:
     base: int = 0
     """Index in the clip of ``data[0]`` (a long stream, such as a sink monitor, keeps its last seconds only)."""
 
+    held: int = 0
+    """Samples in ``data`` (the rest of it is room to grow)."""
+
     def samples(self) -> tuple[np.ndarray, int]:
         """The samples held and the index of the first (call under the canceller's lock)."""
         if self.chunks:
-            self.data = np.concatenate([self.data, *self.chunks])
+            more = sum(len(c) for c in self.chunks)
+            if self.held + more > len(self.data):
+                grown = np.zeros(max(2 * len(self.data), self.held + more, 4096), np.float32)
+                grown[:self.held] = self.data[:self.held]
+                self.data = grown
+            for c in self.chunks:
+                self.data[self.held:self.held + len(c)] = c
+                self.held += len(c)
             self.chunks = []
-        return self.data, self.base
+        return self.data[:self.held], self.base
 
     def forget_before(self, t: float) -> None:
         """Drop the samples played more than :data:`KEEP` seconds before clip time ``t`` (under the lock)."""
         drop = int((t - KEEP) * self.rate) - self.base
         if drop > KEEP * self.rate:  # in big steps: copying is not free
             self.samples()
-            drop = min(drop, len(self.data))
-            self.data = self.data[drop:]
+            drop = min(drop, self.held)
+            self.data = self.data[drop:self.held].copy()
+            self.held -= drop
             self.base += drop
 
 
+PHASES = 512
+"""Fractional positions the interpolation kernel is tabulated at (1/512 sample apart)."""
+_TABLES: dict[float, np.ndarray] = {}
+
+
 def _kernel(frac: np.ndarray, cutoff: float) -> np.ndarray:
-    """Windowed-sinc weights for taps -TAPS/2+1..TAPS/2 around each fractional position."""
-    k = np.arange(-TAPS // 2 + 1, TAPS // 2 + 1)
-    u = k[None, :] - frac[:, None]
-    w = 0.5 + 0.5 * np.cos(np.pi * np.clip(u / (TAPS / 2), -1, 1))
-    return cutoff * np.sinc(cutoff * u) * w
+    """Windowed-sinc weights for taps -TAPS/2+1..TAPS/2 around each fractional position (from a table)."""
+    table = _TABLES.get(cutoff)
+    if table is None:
+        k = np.arange(-TAPS // 2 + 1, TAPS // 2 + 1)
+        u = k[None, :] - (np.arange(PHASES + 1) / PHASES)[:, None]
+        w = 0.5 + 0.5 * np.cos(np.pi * np.clip(u / (TAPS / 2), -1, 1))
+        table = _TABLES[cutoff] = cutoff * np.sinc(cutoff * u) * w
+    return table[np.rint(frac * PHASES).astype(int)]
 
 
 class EchoCanceller:
@@ -233,8 +252,12 @@ class EchoCanceller:
             base = np.floor(pos).astype(int)
             frac = pos - base
             idx = base[:, None] + np.arange(-TAPS // 2 + 1, TAPS // 2 + 1)[None, :]
-            ok = (idx >= 0) & (idx < len(x))
-            vals = np.where(ok, x[np.clip(idx, 0, max(0, len(x) - 1))] if len(x) else 0.0, 0.0)
+            if not len(x):
+                continue
+            if idx[0, 0] >= 0 and idx[-1, -1] < len(x):
+                vals = x[idx]
+            else:
+                vals = np.where((idx >= 0) & (idx < len(x)), x.take(idx, mode="clip"), 0.0)
             y = (vals * _kernel(frac, 1.0 if c.rate == RATE else min(1.0, 0.95 * RATE / c.rate))).sum(axis=1)
             y[(pos + first) / c.rate > c.end] = 0.0
             out += y
