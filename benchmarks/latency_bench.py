@@ -9,6 +9,8 @@ the end of speech is its last loud frame; the response is the first loud frame o
 The log's "user" record splits the time into "endpointing and recognition" and "dialog and speech".
 Turns the guide took from the noise alone are counted, and whether it acted on any.
 Usage: python benchmarks/latency_bench.py [--engine espeak|piper] [--turns N] [--room quiet|white|babble] [--snr DB]
+    [--trace FILE] [--no-record]
+VOICEGUIDE_MIC_EARLY=off measures the microphone without early endpointing, speculative readings and the gate.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def loud_edges(audio: Audio) -> tuple[float, float]:
     return loud[0], loud[-1] + 0.02
 
 
-def run(engine: str, turns: int, room: str = "quiet", snr: float = 10.0) -> dict:
+def run(engine: str, turns: int, room: str = "quiet", snr: float = 10.0, trace: str | None = None) -> dict:
     guide = load_guide()
     voice = PiperEngine(variation=0.0)
     said = {t: render(t, engine=voice, lexicon=guide.lexicon) for t in COMMANDS}
@@ -79,8 +81,9 @@ def run(engine: str, turns: int, room: str = "quiet", snr: float = 10.0) -> dict
         proc = subprocess.Popen([sys.executable, "-m", "voiceguide", "--input", "voice", "--output", "speech",
                                  "--engine", engine, "--rate", "260", "--timeout", "off", "--log", str(log),
                                  "--state", str(Path(tmp) / "state.json")],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ))
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=open(trace, "a") if trace else subprocess.DEVNULL, text=True,
+                                env={**os.environ, **({"VOICEGUIDE_MIC_TRACE": "1"} if trace else {})})
         fed = []  # (command, monotonic time paplay started)
         try:
             listens = 0
@@ -182,13 +185,16 @@ def main() -> None:
     ap.add_argument("--room", choices=["quiet", "white", "babble"], default="quiet",
                     help="noise played into the microphone all the time (default quiet)")
     ap.add_argument("--snr", type=float, default=10.0, help="dB of the commands above the room noise (default 10)")
+    ap.add_argument("--trace", metavar="FILE", help="append the guide's stderr, with the microphone's trace "
+                    "(a line per phrase), to FILE")
+    ap.add_argument("--no-record", action="store_true", help="print the table; leave docs/benchmarks.md alone")
     args = ap.parse_args()
     lines = ["| guide voice | turns | end of speech to first audio, median ms | worst ms | "
              "of which endpointing + recognition, median ms | of which dialog + speech start, median ms |",
              "|---|---|---|---|---|---|"]
     engines, measured = args.engine or ["espeak", "piper"], set()
     for engine in engines:
-        result = run(engine, args.turns, args.room, args.snr)
+        result = run(engine, args.turns, args.room, args.snr, args.trace)
         for r in result["rows"]:
             ms = f"{r['total'] * 1000:.0f} ms" if r["total"] is not None else "-"
             print(f"  {result['engine']}: {r['command']!r} -> {r['intent']}: {ms}", flush=True)
@@ -196,6 +202,9 @@ def main() -> None:
         measured.add(result["engine"])
         print(lines[-1], flush=True)
     lines += earlier_rows(measured)
+    if args.no_record:
+        print("\n".join(lines))
+        return
     record(HEADING,
            "The real loop on PulseAudio virtual devices, with the default recogniser (hybrid where Whisper is installed): "
            "Piper-spoken commands into a virtual microphone, the "

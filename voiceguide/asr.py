@@ -251,6 +251,8 @@ class GrammarStream:
                                            recognizer.grammar.commands_jsgf, beam=None)
         self._rng = np.random.default_rng(0)
         self._open = False
+        self._prefixes = {" ".join(w[:k]) for w in (p.split() for p in guide_phrases(recognizer._guide, self.parser))
+                          for k in range(1, len(w))}
 
     def start(self) -> None:
         self.stop()
@@ -270,8 +272,14 @@ class GrammarStream:
         hyp = self.decoder.hyp()
         return (getattr(hyp, "hypstr", None) or "") if hyp is not None else ""
 
-    def meaning(self) -> tuple[str, str | None] | None:
-        words = self.reading()
+    def may_go_on(self, words: str) -> bool:
+        """Whether a longer phrase of the guide starts with ``words`` ("repeat" and "repeat that", "stop" and
+        "stop talking"): a pause after them may be a pause inside the command."""
+        return words.replace("_", " ") in self._prefixes
+
+    def meaning(self, words: str | None = None) -> tuple[str, str | None] | None:
+        """The meaning of ``words`` (the reading so far by default) when they are a whole command, else None."""
+        words = self.reading() if words is None else words
         if not words or not self.grammar.accepts(words):
             return None
         intent = self.parser.parse(words.replace("_", " "))

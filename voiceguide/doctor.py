@@ -55,18 +55,26 @@ def checks() -> list[tuple[str, str | None]]:
         ("ffmpeg, for podcast export", lambda: None if shutil.which("ffmpeg") else _hint("ffmpeg")),
         ("audio output (speaker)", lambda: _device(A.probe_output, "portaudio")),
         ("audio input (microphone)", lambda: _device(A.probe_input, "portaudio")),
-        ("echo cancellation of the guide's own voice (PulseAudio module-echo-cancel)", _echo_cancel),
     ]
-    return [(name, fn()) for name, fn in out]
+    rows = [(name, fn()) for name, fn in out]
+    return rows + [_echo_cancel()]
 
 
-def _echo_cancel() -> str | None:
+def _echo_cancel() -> tuple[str, str | None]:
+    """The echo cancellation line: which canceller barge-in uses here (``VOICEGUIDE_AEC``), or why none."""
     from .mic import FALLBACK_KEYWORDS, aec_mode  # lazily: doctor must not need numpy's audio side to start
 
-    if aec_mode().startswith("PulseAudio"):
-        return None
-    return ("None here: saying " + ", ".join(sorted(FALLBACK_KEYWORDS)) + " over the guide still cuts it, "
-            "but must be louder (needs PulseAudio or PipeWire with module-echo-cancel)")
+    mode = aec_mode()
+    name = "echo cancellation of the guide's own voice"
+    if mode.startswith(("PulseAudio", "in-process")):
+        return f"{name}: {mode}", None
+    keywords = ("saying " + ", ".join(sorted(FALLBACK_KEYWORDS)) + " over the guide still cuts it, but must be louder")
+    if mode.startswith("off"):
+        return name, f"Off (VOICEGUIDE_AEC=off): {keywords}"
+    if mode.startswith("none (VOICEGUIDE_AEC"):
+        return name, mode[len("none ("):-1] + f": {keywords}"
+    return name, (f"None here: {keywords} (VOICEGUIDE_AEC=inprocess needs nothing more; pulse needs PulseAudio "
+                  "or PipeWire with module-echo-cancel)")
 
 
 def _portaudio_installed() -> bool:

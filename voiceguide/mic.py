@@ -44,7 +44,7 @@ import numpy as np
 
 from . import audio as A
 from .content import Guide
-from .errors import AudioDeviceUnavailable, EngineUnavailable
+from .errors import AudioDeviceUnavailable, EngineUnavailable, VoiceGuideError
 from .intents import IntentParser
 from .protocols import END_PAUSE, Audio, Heard, Silence, Speaker, UserInput
 
@@ -57,6 +57,8 @@ FRAME_S = FRAME / RATE
 PRE_ROLL = 0.5
 """Seconds of audio kept before a phrase's onset."""
 RING_SECONDS = 30.0
+TAIL = 5
+"""Frames (0.1 s) kept after a phrase's last voiced frame."""
 FALLBACK_KEYWORDS = frozenset({"stop", "pause", "stop talking", "wait", "hold on"})
 """Without echo cancellation, the only phrases that cut the guide's speech."""
 FALLBACK_MARGIN_DB = 6.0
@@ -70,6 +72,24 @@ RECENT = 75
 AEC_WARMUP = 4.0
 """Seconds of the guide's speech the canceller hears before any command may cut it (it has not
 adapted to the room before: measured, the first second of echo came through as 'where are we')."""
+SPECULATE = 0.1
+"""Quiet (seconds) after which the phrase so far is handed to the recogniser, in case it has ended, once
+the grammar reads it as a whole command: when the endpointer then ends it there, its reading is ready or
+on its way (speech going on drops it; a reading under way cannot be stopped, so pauses inside a command
+that the grammar reads as unfinished, "tell me about ...", start none)."""
+EARLY_PAUSE = 0.12
+"""Quiet that ends a phrase at once (instead of the full end pause) when the grammar's reading of it, run on
+the audio as it arrives, is a whole command and has held for :data:`STABLE` seconds."""
+EARLY_PAUSE_PREFIX = 0.2
+"""The same when the reading is also the start of a longer phrase of the guide ("repeat" of "repeat that",
+"stop" of "stop talking"): the pause may be inside the command (measured: "repeat that" and "main menu"
+were cut after their first word at 0.12 s on the rig)."""
+STABLE = 0.08
+BARGE_MAX = 2.5
+"""Outside a turn, a phrase with more voiced seconds than this is never recognised: no command is as long."""
+CUT_INTENTS = frozenset({"pause", "stop"})
+"""What the keyword phrases (:data:`FALLBACK_KEYWORDS`) mean: outside a turn in keyword mode, a phrase the
+grammar reads as anything else is not recognised at all (the cheap gate before the hybrid)."""
 BARGE_INTENTS_EXCLUDED = frozenset({"yes", "no", "none"})
 """Intents that never cut the guide: a yes or no only answers a question at the prompt."""
 
@@ -193,19 +213,51 @@ def _barge_any() -> bool:
     return os.environ.get("VOICEGUIDE_BARGE", "").strip().lower() == "any"
 
 
+AEC_DEFAULT = "pulse"
+"""What ``VOICEGUIDE_AEC=auto`` (the default) means: ``pulse`` (PulseAudio's module-echo-cancel where it
+loads) or ``inprocess`` (:class:`voiceguide.aec.EchoCanceller` on the microphone frames, with the guide's
+own output as reference); either falls back to none. Chosen by measurement (docs/benchmarks.md, Barge-in)."""
+AEC_CHOICES = ("auto", "pulse", "inprocess", "off")
+
+
 def _aec_setting() -> str:
+    """``VOICEGUIDE_AEC``: auto, pulse, inprocess or off (a clear error for anything else)."""
     value = os.environ.get("VOICEGUIDE_AEC", "auto").strip().lower() or "auto"
-    return "off" if value in {"off", "none", "0", "no"} else value
+    if value in {"off", "none", "0", "no"}:
+        return "off"
+    if value in {"in-process", "in_process", "linear"}:
+        return "inprocess"
+    if value not in AEC_CHOICES:
+        raise VoiceGuideError(f"VOICEGUIDE_AEC={value!r} is not one of {', '.join(AEC_CHOICES)}")
+    return value
+
+
+def _aec_kind(setting: str) -> str:
+    return AEC_DEFAULT if setting == "auto" else setting
 
 
 def aec_mode() -> str:
     """Which echo cancellation barge-in would use here, as one line (for ``voiceguide doctor``)."""
-    ec = PulseEchoCancel.load() if _aec_setting() != "off" else None
+    try:
+        kind = _aec_kind(_aec_setting())
+    except VoiceGuideError as exc:
+        return f"none ({exc})"
+    cuts = "any command" if _barge_any() else "only " + ", ".join(sorted(FALLBACK_KEYWORDS))
+    if kind == "inprocess":
+        try:
+            from .aec import EchoCanceller  # noqa: F401
+        except ImportError as exc:
+            return f"none available (the in-process canceller did not load: {exc}): barge-in takes only " \
+                + ", ".join(sorted(FALLBACK_KEYWORDS))
+        source = "the speaker's monitor" if A._pulse_ok() and shutil.which("parec") else "the player's output"
+        return f"in-process linear echo canceller (reference: {source}): barge-in takes {cuts}"
+    ec = PulseEchoCancel.load() if kind == "pulse" else None
     if ec is not None:
         ec.close()
-        return "PulseAudio module-echo-cancel (WebRTC): barge-in takes any command"
+        return f"PulseAudio module-echo-cancel (WebRTC): barge-in takes {cuts}"
     return ("none available (no PulseAudio module-echo-cancel): barge-in takes only "
-            + ", ".join(sorted(FALLBACK_KEYWORDS)))
+            + ", ".join(sorted(FALLBACK_KEYWORDS)) if kind == "pulse" else
+            "off (VOICEGUIDE_AEC=off): barge-in takes only " + ", ".join(sorted(FALLBACK_KEYWORDS)))
 
 
 # ---------------------------------------------------------------------- capture
@@ -219,7 +271,10 @@ class Capture:
     arrival less the audio received so far).
     """
 
-    def __init__(self, device: str | None = None, backend: str | None = None):
+    def __init__(self, device: str | None = None, backend: str | None = None, process=None):
+        self.process = process
+        """``process(frame, t) -> frame`` applied to each 20 ms frame as it arrives (``t``: the monotonic
+        time of its first sample), before anyone reads it: the in-process echo canceller."""
         if backend is None:
             backend = "pulse" if A._pulse_ok() and shutil.which("parec") else "pyaudio"
         self.backend = backend
@@ -277,11 +332,15 @@ class Capture:
         data = self._partial + data
         whole = len(data) // (FRAME * 2) * FRAME * 2
         self._partial = data[whole:]
+        count = self._count + whole // (FRAME * 2)
+        t0 = min(self.t0, now - (count * FRAME + len(self._partial) // 2) / RATE)
+        frames = [data[i:i + FRAME * 2] for i in range(0, whole, FRAME * 2)]
+        if self.process is not None:  # outside the lock: readers never wait for the canceller
+            frames = [self.process(f, t0 + (self._count + k) * FRAME_S) for k, f in enumerate(frames)]
         with self._cond:
-            for i in range(0, whole, FRAME * 2):
-                self._frames.append(data[i:i + FRAME * 2])
-            self._count += whole // (FRAME * 2)
-            self.t0 = min(self.t0, now - (self._count * FRAME + len(self._partial) // 2) / RATE)
+            self._frames.extend(frames)
+            self._count = count
+            self.t0 = t0
             extra = len(self._frames) - int(RING_SECONDS / FRAME_S)
             if extra > 0:
                 del self._frames[:extra]
@@ -384,6 +443,11 @@ class Endpointer:
         """``room_ratio`` times the room's loud moments: the 90th percentile of the recent frame levels."""
         return self.room_ratio * float(np.percentile(self._room, 90))
 
+    def end_now(self) -> tuple[str, int]:
+        """End the phrase here (early endpointing): ``("end", index)`` as :meth:`push` would give it."""
+        self.in_phrase = False
+        return "end", self.last_voiced + 1
+
     def push(self, index: int, level: float, end_pause: float | None = None,
              threshold: float | None = None) -> tuple[str, int] | None:
         """One frame's RMS ``level``; ``end_pause`` and ``threshold`` (at least the adaptive one)
@@ -449,6 +513,23 @@ def _echoes(heard: str, said: list[str]) -> bool:
     return "".join(_words(heard).split()) in "".join("".join(_words(t).split()) for t in said)
 
 
+class _Job:
+    """One phrase, or a speculative reading of one, for the recognition thread."""
+
+    def __init__(self, start: int, end: int, in_turn: bool, speech_end: int, level: float, final: bool):
+        self.start, self.end, self.in_turn, self.speech_end, self.level = start, end, in_turn, speech_end, level
+        self.final = final
+        """The endpointer has ended the phrase here (else speculative: speech may go on)."""
+        self.stale = False
+        """Speech went on after it: not the phrase's reading."""
+        self.heard: Heard | None = None
+        self.audio: Audio | None = None
+        self.delivered = False
+        self.serial = 0
+        """The number of the turn its onset fell in."""
+        self.lock = threading.Lock()
+
+
 class MicListener:
     """A :class:`~voiceguide.protocols.Listener` on a continuous capture, with barge-in (module docstring).
 
@@ -473,21 +554,29 @@ class MicListener:
                 f"peak {max(frame_level(f) for f in self._frames(a, b)):.0f} conf {heard.confidence:.2f} playing "
                 f"{bool(getattr(getattr(speaker, 'player', None), 'is_playing', False))}", file=sys.stderr, flush=True)
         self.echo: PulseEchoCancel | None = None
-        if echo_cancel in ("auto", "pulse"):
+        self.aec = None  # voiceguide.aec.EchoCanceller when cancelling in process
+        self._reference = None  # what feeds it: a SinkMonitor, or the player itself
+        kind = _aec_kind(echo_cancel)
+        player = getattr(speaker, "player", None)
+        if kind == "pulse":
             self.echo = PulseEchoCancel.load()
             if self.echo is None and echo_cancel == "pulse":
                 raise AudioDeviceUnavailable("PulseAudio module-echo-cancel could not be loaded")
-        player = getattr(speaker, "player", None)
+        elif kind == "inprocess" and player is not None:
+            self._start_aec(player, required=echo_cancel == "inprocess")
         if self.echo is not None and player is not None:
             player.device = self.echo.sink  # the guide plays through the canceller's sink
-        self.mode = "aec" if self.echo is not None else "keywords"
+        self.mode = "aec" if self.echo is not None or self.aec is not None else "keywords"
         try:
-            self.capture = Capture(self.echo.source if self.echo else device, capture_backend)
+            self.capture = Capture(self.echo.source if self.echo else device, capture_backend,
+                                   process=self.aec.process if self.aec is not None else None)
         except BaseException:
             self._unload_echo()
             raise
         self.endpointer = Endpointer(end_pause)
         self._turn_from: int | None = None  # frame from which onsets belong to the open turn
+        self._serial = 0  # the open (or last) turn's number: a phrase's answer goes to its own turn only
+        self._onset_serial = 0
         self._mask: tuple[int, int] = (-1, -1)  # frames of the listening cue: no onset there
         self._cut = 0  # the last cue's end: no phrase of its turn starts earlier
         self._onset_in_turn, self._onset_level = False, 0.0
@@ -496,18 +585,42 @@ class MicListener:
         self._player = getattr(speaker, "player", None)
         self._played = 0  # frames heard while the guide played: the canceller adapts over the first seconds
         self._warned = False
-        self._results: queue.Queue = queue.Queue()  # (kind, UserInput)
+        self._results: queue.Queue = queue.Queue()  # (kind, UserInput, turn number)
         self._busy = threading.Event()  # a phrase with onset in the open turn is being heard
         self._stop = threading.Event()
+        self.early = os.environ.get("VOICEGUIDE_MIC_EARLY", "on").strip().lower() not in {"off", "0", "no"}
+        """Early endpointing, speculative readings and the gate (``VOICEGUIDE_MIC_EARLY=off``: the full
+        end pause, one reading per phrase, every phrase recognised; for side-by-side measurement)."""
+        self._stream = None
+        self._jobs: queue.Queue = queue.Queue()  # _Job, None to end
+        self._recogniser = threading.Thread(target=self._recognise, daemon=True, name="voiceguide-asr")
+        self._recogniser.start()
         self._worker = threading.Thread(target=self._work, daemon=True, name="voiceguide-mic")
         self._worker.start()
+
+    def _start_aec(self, player, required: bool) -> None:
+        """The in-process canceller, its reference the speaker's sink monitor (what really played) where
+        PulseAudio is there, else the player's own output (its tap)."""
+        try:
+            from .aec import EchoCanceller
+
+            self.aec = EchoCanceller()
+            try:
+                self._reference = A.SinkMonitor(getattr(player, "device", None))
+            except AudioDeviceUnavailable:
+                self._reference = player
+            self.aec.attach(self._reference)
+        except (ImportError, AttributeError, OSError) as exc:
+            self.aec = self._reference = None
+            if required:
+                raise AudioDeviceUnavailable(f"the in-process echo canceller could not start ({exc})") from None
 
     @classmethod
     def create(cls, guide: Guide, *, speaker: Speaker | None = None, engine: str = "auto",
                model_path: str | None = None, end_pause: float = END_PAUSE, notice=None,
                echo_cancel: str | None = None) -> "MicListener":
-        """``echo_cancel``: ``auto`` (PulseAudio's canceller where it loads, else keywords only), ``pulse``
-        (it or an error), ``off``; default from ``VOICEGUIDE_AEC``, else auto."""
+        """``echo_cancel``: ``auto`` (:data:`AEC_DEFAULT`, else keywords only), ``pulse`` (PulseAudio's
+        canceller or an error), ``inprocess`` (ours or an error), ``off``; default from ``VOICEGUIDE_AEC``."""
         from .asr import get_recognizer  # asr never imports mic: no cycle
 
         echo_cancel = echo_cancel or _aec_setting()
@@ -527,13 +640,34 @@ class MicListener:
             self._failed = exc
             self._busy.clear()
             raise
+        finally:
+            self._jobs.put(None)
+
+    def _make_stream(self):
+        """The grammar's search to run on phrases as they arrive (early endpointing, the cheap gate),
+        where the recogniser has one and ``VOICEGUIDE_MIC_EARLY`` is not off."""
+        maker = getattr(self.recognizer, "stream", None)
+        if not self.early or maker is None:
+            return None
+        try:
+            return maker()
+        except Exception:  # no early endpointing, but still a microphone
+            return None
 
     def _endpoint(self) -> None:
+        """The endpointer thread: frames in, phrases out to the recognition thread (:meth:`_recognise`);
+        it never waits for a recogniser, so it never falls behind the microphone."""
         ep, cap = self.endpointer, self.capture
+        stream = self._stream = self._make_stream()
         index = cap.count
         start = index
         recent: list[float] = []  # levels of the last RECENT frames
         bar = None
+        job: _Job | None | bool = None  # the phrase's speculative reading (False: gated out)
+        reading, since, peak = None, 0, 0.0
+        speculate, early, early_prefix, stable = (round(x / FRAME_S) for x in (SPECULATE, EARLY_PAUSE,
+                                                                               EARLY_PAUSE_PREFIX, STABLE))
+        goes_on = False
         while not self._stop.is_set():
             frame = cap.read(index, timeout=0.5)
             if frame is None:
@@ -547,18 +681,18 @@ class MicListener:
                 self._played += 1
             level = frame_level(frame)
             turn_from = self._turn_from  # read once: the shell's thread opens and closes turns meanwhile
+            serial = self._serial
             in_turn = turn_from is not None and index >= turn_from
             # Outside a turn the guide may be talking: what is left of its echo sets the bar (a phrase
             # must be BARGE_MARGIN louder than the loudest tenth of the RECENT frames before it).
             if not ep.in_phrase:
                 bar = None if in_turn or len(recent) < 10 else BARGE_MARGIN * float(np.percentile(recent, 90))
-            event = ep.push(index, level, None if in_turn else BARGE_END_PAUSE, bar)
+            i = index
+            event = ep.push(i, level, None if in_turn else BARGE_END_PAUSE, bar)
             recent = (recent + [level])[-RECENT:]
             index += 1
-            if event is None:
-                continue
-            kind, at = event
-            if kind == "onset":
+            if event is not None and event[0] == "onset":
+                at = event[1]
                 self._onset_level = max(ep.threshold, bar or 0.0)
                 lo, hi = self._mask
                 if lo <= at < hi:  # the listening cue (or its echo): not speech
@@ -566,34 +700,149 @@ class MicListener:
                     continue
                 start = max(at - int(PRE_ROLL / FRAME_S), self._cut if at >= self._cut else 0)
                 self._onset_in_turn = in_turn and at >= turn_from
+                self._onset_serial = serial
                 if self._onset_in_turn:
                     self._busy.set()
+                job, reading, since, peak = None, None, i, 0.0
+                if stream is not None:
+                    stream.start()
+                    stream.feed(cap.audio(start, i + 1).pcm)
                 continue
-            self._phrase(start, at + int(0.1 / FRAME_S), self._onset_in_turn)
+            if event is None:
+                if not ep.in_phrase:
+                    continue
+                peak = max(peak, level)
+                if stream is not None:
+                    stream.feed(frame)
+                quiet = i - ep.last_voiced
+                if quiet == 0:  # speech goes on: a speculative reading is not this phrase's
+                    if isinstance(job, _Job):
+                        job.stale = True
+                    job = None
+                    continue
+                if stream is not None:
+                    words = stream.reading()
+                    meaning = stream.meaning(words)
+                    if meaning != reading:
+                        reading, since = meaning, i
+                    if meaning is not None:
+                        goes_on = stream.may_go_on(words)
+                if quiet >= speculate and job is None and (stream is None or reading is not None):
+                    # the same frames the phrase has if it ends here: up to TAIL after its last voiced one
+                    job = self._submit(start, min(i + 1, ep.last_voiced + 1 + TAIL), ep, peak, reading,
+                                       final=False) or False
+                if not (stream is not None and reading is not None and i - since >= stable
+                        and quiet >= (early_prefix if goes_on else early)):
+                    continue
+                event = ep.end_now()  # early endpointing: the grammar's reading is whole and stable
+            # the phrase has ended
+            at = event[1]
+            if stream is not None:
+                stream.stop()
+            if self._onset_in_turn and self.on_speech_end:
+                self.on_speech_end()
+            if isinstance(job, _Job) and not job.stale and job.speech_end == at:
+                self._finalize(job)
+            else:
+                if isinstance(job, _Job):
+                    job.stale = True
+                if self._submit(start, at + TAIL, ep, peak, reading, final=True, speech_end=at) is None \
+                        and self._onset_in_turn:
+                    self._busy.clear()
+            job = None
+
+    def _submit(self, start: int, end: int, ep: "Endpointer", peak: float, reading, *, final: bool,
+                speech_end: int | None = None) -> "_Job | None":
+        """Hand frames ``start``-``end`` to the recognition thread; None when a phrase outside a turn
+        cannot be a barge-in (:meth:`_worth_hearing`): it is dropped unheard."""
+        in_turn = self._onset_in_turn
+        speech_end = ep.last_voiced + 1 if speech_end is None else speech_end
+        if not in_turn and not self._worth_hearing(speech_end - ep.onset, peak, reading):
+            if final and self.on_segment:
+                words = " ".join(str(w) for w in (reading or ()) if w)
+                self.on_segment("gated", Heard(words, 0.0, "voice"), start, end)
+            return None
+        job = _Job(start, end, in_turn, speech_end, self._onset_level, final)
+        job.serial = self._onset_serial
+        self._jobs.put(job)
+        return job
+
+    def _worth_hearing(self, voiced: int, peak: float, reading) -> bool:
+        """The cheap gate before the recogniser, for a phrase outside a turn: short enough to be a
+        command; in keyword mode, :data:`FALLBACK_MARGIN_DB` above the bar and read by the grammar as a
+        pause or stop (where the grammar runs as audio arrives); with any command allowed, read by the
+        grammar as a whole command that may cut the guide."""
+        if voiced * FRAME_S > BARGE_MAX:
+            return False
+        if self._stream is None or not self.early:
+            return True
+        if self._any_command():
+            return reading is not None and reading[0] not in BARGE_INTENTS_EXCLUDED
+        return (peak > self._onset_level * 10 ** (FALLBACK_MARGIN_DB / 20)
+                and reading is not None and reading[0] in CUT_INTENTS)
+
+    def _any_command(self) -> bool:
+        """Whether any command may cut the guide now: ``VOICEGUIDE_BARGE=any``, with the echo cancelled
+        and the canceller adapted (in process: it says so; PulseAudio's: :data:`AEC_WARMUP`)."""
+        if self.mode != "aec" or not _barge_any():
+            return False
+        if self.aec is not None:
+            return bool(self.aec.converged)
+        return self._played >= AEC_WARMUP / FRAME_S
+
+    def _finalize(self, job: "_Job") -> None:
+        """The endpointer ended the phrase where ``job`` reads it: deliver its reading now, or as soon
+        as the recognition thread has it."""
+        with job.lock:
+            job.final = True
+            ready = job.heard is not None and not job.delivered
+            job.delivered = job.delivered or ready
+        if ready:
+            self._deliver(job)
+
+    def _recognise(self) -> None:
+        """The recognition thread: one phrase at a time, newest speculation skipped when speech went on."""
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None or self._stop.is_set():
+                    return
+                if job.stale:
+                    continue
+                audio = self.capture.audio(job.start, job.end)
+                try:
+                    heard = self.recognizer.recognize(audio)
+                except Exception as exc:  # one bad phrase must not leave the guide deaf
+                    if not self._warned:
+                        print(f"voiceguide: the recogniser failed on a phrase ({type(exc).__name__}: {exc})",
+                              file=sys.stderr, flush=True)
+                        self._warned = True
+                    heard = Heard("", 0.0, "voice")
+                with job.lock:
+                    job.heard, job.audio = heard, audio
+                    ready = job.final and not job.delivered and not job.stale
+                    job.delivered = job.delivered or ready
+                if ready:
+                    self._deliver(job)
+        except BaseException as exc:
+            self._failed = exc
             self._busy.clear()
+            raise
 
     def _frames(self, start: int, end: int) -> list[bytes]:
         pcm = self.capture.audio(start, end).pcm
         return [pcm[i:i + FRAME * 2] for i in range(0, len(pcm), FRAME * 2)] or [b""]
 
-    def _phrase(self, start: int, end: int, in_turn: bool) -> None:
-        audio = self.capture.audio(start, end)
-        if in_turn and self.on_speech_end:
-            self.on_speech_end()
-        try:
-            heard = self.recognizer.recognize(audio)
-        except Exception as exc:  # one bad phrase must not leave the guide deaf
-            if not self._warned:
-                print(f"voiceguide: the recogniser failed on a phrase ({type(exc).__name__}: {exc})",
-                      file=sys.stderr, flush=True)
-                self._warned = True
-            heard = Heard("", 0.0, "voice")
-        if in_turn:
+    def _deliver(self, job: "_Job") -> None:
+        """A phrase's reading: the turn's answer, or a barge-in, or nothing."""
+        heard, start, end = job.heard, job.start, job.end
+        if job.in_turn:
             if self.on_segment:
                 self.on_segment("turn", heard, start, end)
-            self._results.put(("turn", heard))
+            self._results.put(("turn", heard, job.serial))
+            self._busy.clear()
             return
-        if not self._is_barge_in(heard, audio):
+        if not self._is_barge_in(heard, job.audio, job.level):
             if self.on_segment:
                 self.on_segment("ignored", heard, start, end)
             return
@@ -601,9 +850,9 @@ class MicListener:
             self.on_barge_in()
         if self.on_segment:
             self.on_segment("barge-in", heard, start, end)
-        self._results.put(("barge-in", replace(heard, during_speech=True)))
+        self._results.put(("barge-in", replace(heard, during_speech=True), job.serial))
 
-    def _is_barge_in(self, heard: Heard, audio: Audio) -> bool:
+    def _is_barge_in(self, heard: Heard, audio: Audio, level: float | None = None) -> bool:
         """A phrase heard outside a turn cuts the guide only if it is a command (module docstring)."""
         text = heard.text.strip()
         if not text or self.parser is None:
@@ -615,18 +864,19 @@ class MicListener:
             return False  # the guide has just said these words: its own echo
         if intent.intent == "number" and not re.search(r"[a-z]", re.sub(r"\d", "", text.lower())):
             return False  # a bare number over the guide: the recogniser's reading of its echo, measured
-        if self.mode == "aec" and self._played >= AEC_WARMUP / FRAME_S and _barge_any():
+        if self._any_command():
             return True
         if _words(text) not in FALLBACK_KEYWORDS:
             return False
         levels = [frame_level(audio.pcm[i:i + FRAME * 2]) for i in range(0, len(audio.pcm), FRAME * 2)]
-        return bool(levels) and max(levels) > self._onset_level * 10 ** (FALLBACK_MARGIN_DB / 20)
+        bar = self._onset_level if level is None else level
+        return bool(levels) and max(levels) > bar * 10 ** (FALLBACK_MARGIN_DB / 20)
 
     # ------------------------------------------------------------------ Listener
 
     def barged_in(self) -> bool:
         """A barge-in waits to be the next input."""
-        return any(kind == "barge-in" for kind, _ in list(self._results.queue))
+        return any(kind == "barge-in" for kind, _, _ in list(self._results.queue))
 
     def listen(self, timeout: float | None) -> UserInput:
         """One listening turn: a waiting barge-in at once; else the cue, then up to ``timeout`` seconds
@@ -643,6 +893,7 @@ class MicListener:
         cap = self.capture
         lo = cap.frame_at(time.monotonic())
         self._cut = lo
+        self._serial += 1
         if self.speaker is not None:
             self._mask = (lo, 1 << 62)  # set before the cue plays: the worker may be ahead of us
             self._turn_from = lo
@@ -662,15 +913,15 @@ class MicListener:
         within ``timeout`` seconds (a phrase already started is waited for)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            for i, (kind, inp) in enumerate(list(self._results.queue)):
+            for i, (kind, inp, _) in enumerate(list(self._results.queue)):
                 if kind == "barge-in":
                     with self._results.mutex:
                         del self._results.queue[i]
                     return inp
             try:
-                kind, inp = self._results.get(timeout=0.05)
-                if kind == "turn" and self._turn_from is None:
-                    continue  # its turn is over
+                kind, inp, serial = self._results.get(timeout=0.05)
+                if kind == "turn" and (self._turn_from is None or serial != self._serial):
+                    continue  # its turn is over (a phrase that went on after its turn's answer, say)
                 return inp
             except queue.Empty:
                 pass
@@ -683,9 +934,16 @@ class MicListener:
         self._stop.set()
         self.capture.close()
         self._worker.join(5)
+        self._jobs.put(None)
+        self._recogniser.join(5)
         self._unload_echo()
 
     def _unload_echo(self) -> None:
+        if self.aec is not None and self._reference is not None:
+            self.aec.detach(self._reference)
+            if self._reference is not getattr(self.speaker, "player", None):
+                self._reference.close()
+            self._reference = None
         if self.echo is not None:
             player = getattr(self.speaker, "player", None)
             if player is not None and getattr(player, "device", None) == self.echo.sink:
