@@ -18,7 +18,7 @@ Per condition and way (raw / webrtc / inprocess):
 - recognised: the command's stretch (0.3 s either side) through the hybrid recogniser
   (voiceguide.asr, the shipped default) and the intent parser: right intent or not.
 Usage: python benchmarks/aec_bench.py [--voices espeak,piper] [--echo 0,6] [--rooms quiet,babble]
-       [--commands N] [--suppress-db X] [--keep DIR] [--no-record]
+       [--commands N] [--keep DIR] [--replay DIR] [--no-record]
 """
 
 from __future__ import annotations
@@ -236,7 +236,6 @@ def main() -> int:
     ap.add_argument("--echo", default="0,6")
     ap.add_argument("--rooms", default="quiet,babble")
     ap.add_argument("--commands", type=int, default=len(COMMANDS), help="commands per condition")
-    ap.add_argument("--suppress-db", type=float, default=0.0, help="the in-process canceller's residual suppression")
     ap.add_argument("--keep", type=Path, help="keep the recordings here (rec.pkl per condition)")
     ap.add_argument("--replay", type=Path, help="evaluate recordings kept by --keep instead of recording")
     ap.add_argument("--no-record", action="store_true")
@@ -276,8 +275,7 @@ def main() -> int:
                                   if room == "babble" else None)
                         data = record_condition(pulse, sentences, commands, cmd_db + echo_db - guide_db, babble,
                                                 args.keep / key if args.keep else None, seed=len(rows))
-                    r = evaluate(data, commands, want, recognizer, parser, room == "quiet",
-                                 suppress_db=args.suppress_db)
+                    r = evaluate(data, commands, want, recognizer, parser, room == "quiet")
                     rows.append((voice, echo_db, room, r))
                     n = len(data["placed"])
                     print(f"{key}: delay {r['delay_ms']} ms, {r['per_frame_ms']:.2f} ms/frame; " + "; ".join(
@@ -292,8 +290,8 @@ def main() -> int:
     names = {"raw": "raw microphone", "webrtc": "PulseAudio module-echo-cancel (webrtc)",
              "inprocess": "in-process, player's tap", "monitor": "in-process, sink monitor"}
     lines = [f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. Load before: {load[0]:.1f} {load[1]:.1f} "
-             f"{load[2]:.1f}; after: {uptime}. In-process canceller (voiceguide/aec.py): tail 160 ms, suppress_db "
-             f"{args.suppress_db:g}. Guide espeak-ng 175 wpm, full volume, one clip per sentence; commands 10 dB "
+             f"{load[2]:.1f}; after: {uptime}. In-process canceller (voiceguide/aec.py): tail 160 ms, no residual "
+             "suppression. Guide espeak-ng 175 wpm, full volume, one clip per sentence; commands 10 dB "
              "below full, one per sentence, 0.6-1.8 s into it; echo: rig echo_path, 50 ms loopback. ERLE: raw "
              "power over output power on the echo frames of the run away from commands, after the first 2 s "
              "(the first 2 s in brackets). Kept: the command's gain in the output against the raw microphone "
