@@ -204,3 +204,65 @@ def test_no_microphone_is_a_one_line_error():
     assert proc.returncode != 0
     assert len(err.strip().splitlines()) == 1 and "microphone" in err, err
     assert "Traceback" not in err
+
+
+class _Frames:
+    """A capture that plays ``pcm`` in real time, 20 ms frames (for the listener without a rig)."""
+
+    def __init__(self, pcm: bytes):
+        self.frames = [pcm[i:i + 640] for i in range(0, len(pcm) // 640 * 640, 640)]
+        self.count, self.closed, self.t0 = 0, False, time.monotonic()
+
+    def frame_at(self, t):
+        return 0
+
+    def read(self, index, timeout=None):
+        if index >= len(self.frames):
+            self.closed = True
+            return None
+        time.sleep(max(0.0, self.t0 + index * 0.02 - time.monotonic()))
+        self.count = max(self.count, index + 1)
+        return self.frames[index]
+
+    def audio(self, start, end):
+        return Audio(b"".join(self.frames[max(0, start):end]), 16000)
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_saved_threshold_is_the_listeners(tmp_path, monkeypatch):
+    """mic-check --save's threshold is what the guide's endpointer uses: a soft "go back" (frames
+    below the default bar of 150, above a quiet room's measured 40) is heard with the saved settings
+    and not without them."""
+    from voiceguide import mic
+    from voiceguide.asr import PocketsphinxRecognizer
+    from voiceguide.tts import PiperEngine, render
+
+    try:
+        piper = PiperEngine(variation=0.0)
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+
+    state = tmp_path / "state.json"
+    assert mic.saved_threshold(state) is None
+    save_mic_settings(CheckResult(noise_db=-70.0, speech_db=-45.0, snr_db=25.0, threshold=40.0), mic_settings_path(state))
+    assert mic.saved_threshold(state) == 40.0
+    speech = A.resample(render("go back", engine=piper, lexicon=GUIDE.lexicon), 16000)
+    x = np.frombuffer(speech.pcm, "<i2").astype(np.float64)
+    rms = np.sqrt((x[: len(x) // 320 * 320].reshape(-1, 320) ** 2).mean(axis=1))
+    x *= 120 / rms.max()  # its loudest frame under the default bar (150), most well above the saved 40
+    y = np.concatenate([np.zeros(24000), x, np.zeros(24000)]) + np.random.default_rng(3).normal(0, 4, len(x) + 48000)
+    pcm = np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes()
+    recognizer = PocketsphinxRecognizer(GUIDE)
+    heard = {}
+    for name, level in (("default", mic.saved_threshold(tmp_path / "other" / "state.json")), ("saved", mic.saved_threshold(state))):
+        monkeypatch.setattr(mic, "Capture", lambda *a, **k: _Frames(pcm))
+        listener = mic.MicListener(recognizer, None, guide=GUIDE, echo_cancel="off", min_level=level)
+        try:
+            with listener.turn():
+                heard[name] = listener.hear(1.5 + len(x) / 16000 + 1.0)
+        finally:
+            listener.close()
+    assert not getattr(heard["default"], "text", ""), heard
+    assert meaning(heard["saved"].text) == ("back", None), heard

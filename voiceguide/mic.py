@@ -513,6 +513,16 @@ def _echoes(heard: str, said: list[str]) -> bool:
     return "".join(_words(heard).split()) in "".join("".join(_words(t).split()) for t in said)
 
 
+def saved_threshold(state_path=None) -> float | None:
+    """The endpointer threshold ``voiceguide mic-check --save`` measured from the room's noise floor
+    (``mic.json`` beside the state file at ``state_path``, the default state file's when None), or None
+    when none was saved or it makes no sense: the endpointer's own lower bound then (150)."""
+    from .miccheck import load_mic_settings, mic_settings_path  # miccheck imports mic: lazily
+
+    data = load_mic_settings(mic_settings_path(state_path))
+    return float(data["endpointer_threshold"]) if data else None
+
+
 class _Job:
     """One phrase, or a speculative reading of one, for the recognition thread."""
 
@@ -540,7 +550,7 @@ class MicListener:
 
     def __init__(self, recognizer, speaker: Speaker | None = None, *, guide: Guide | None = None,
                  device: str | None = None, end_pause: float = END_PAUSE, echo_cancel: str = "auto",
-                 capture_backend: str | None = None):
+                 capture_backend: str | None = None, min_level: float | None = None):
         self.recognizer = recognizer
         self.speaker = speaker
         self.parser = IntentParser(guide) if guide is not None else None
@@ -573,7 +583,7 @@ class MicListener:
         except BaseException:
             self._unload_echo()
             raise
-        self.endpointer = Endpointer(end_pause)
+        self.endpointer = Endpointer(end_pause, **({"min_level": min_level} if min_level else {}))
         self._turn_from: int | None = None  # frame from which onsets belong to the open turn
         self._serial = 0  # the open (or last) turn's number: a phrase's answer goes to its own turn only
         self._onset_serial = 0
@@ -618,9 +628,11 @@ class MicListener:
     @classmethod
     def create(cls, guide: Guide, *, speaker: Speaker | None = None, engine: str = "auto",
                model_path: str | None = None, end_pause: float = END_PAUSE, notice=None,
-               echo_cancel: str | None = None) -> "MicListener":
+               echo_cancel: str | None = None, state_path=None) -> "MicListener":
         """``echo_cancel``: ``auto`` (:data:`AEC_DEFAULT`, else keywords only), ``pulse`` (PulseAudio's
-        canceller or an error), ``inprocess`` (ours or an error), ``off``; default from ``VOICEGUIDE_AEC``."""
+        canceller or an error), ``inprocess`` (ours or an error), ``off``; default from ``VOICEGUIDE_AEC``.
+        The endpointer's threshold is the one ``voiceguide mic-check --save`` measured, where it saved one
+        beside ``state_path`` (:func:`saved_threshold`)."""
         from .asr import get_recognizer  # asr never imports mic: no cycle
 
         echo_cancel = echo_cancel or _aec_setting()
@@ -629,7 +641,7 @@ class MicListener:
         if reason:
             raise AudioDeviceUnavailable(reason)
         return cls(get_recognizer(guide, engine, model_path, notice=notice), speaker, guide=guide,
-                   end_pause=end_pause, echo_cancel=echo_cancel)
+                   end_pause=end_pause, echo_cancel=echo_cancel, min_level=saved_threshold(state_path))
 
     # ------------------------------------------------------------------ worker
 
