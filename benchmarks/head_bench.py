@@ -24,6 +24,7 @@ Usage: python benchmarks/head_bench.py [--epochs N] [--limit N] [--record] [--sh
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -66,13 +67,19 @@ def build(guide, limit: int | None = None) -> list[dict]:
     from voiceguide.asr import HybridRecognizer
     from voiceguide.tts import get_engine, render
 
-    index = CORPUS / "index.json"
-    spec = {"seed": SEED, "voices": VOICES, "conditions": [list(c) for c in CONDITIONS],
-            "commands": asr_dev.COMMANDS, "off_topic": asr_dev.OFF_TOPIC, "limit": limit, "encoder": H.ENCODER}
-    if index.is_file():
-        data = json.loads(index.read_text(encoding="utf-8"))
-        if data["spec"] == spec:
-            return data["items"]
+    spec = json.loads(json.dumps({"seed": SEED, "voices": VOICES, "conditions": CONDITIONS, "limit": limit,
+                                  "commands": asr_dev.COMMANDS, "off_topic": asr_dev.OFF_TOPIC, "encoder": H.ENCODER}))
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    done_file = CORPUS / f"items-{key}.jsonl"  # one line per utterance, written after its frames: a stopped run resumes
+    done = {}
+    if done_file.is_file():
+        for line in done_file.read_text(encoding="utf-8").splitlines():
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if (CORPUS / f"{r['name']}.npy").is_file():
+                done[r["name"]] = r
     parser = IntentParser(guide)
     texts = asr_dev.COMMANDS + asr_dev.OFF_TOPIC
     clash = set(t.lower() for t in asr_dev.OFF_TOPIC) & set(t.lower() for t in T.negatives(guide))
@@ -84,7 +91,7 @@ def build(guide, limit: int | None = None) -> list[dict]:
     babble = sum(np.resize(np.frombuffer(A.resample(render(t, engine=engines["piper" if i % 2 else "espeak"]), 16000)
                                          .pcm, "<i2").astype(np.float64), 16000 * 6)
                  for i, t in enumerate(asr_dev.BABBLE_TEXT))
-    hybrid = HybridRecognizer(guide)
+    hybrid = None
     rng = np.random.default_rng(SEED)
     CORPUS.mkdir(parents=True, exist_ok=True)
     items = []
@@ -95,19 +102,24 @@ def build(guide, limit: int | None = None) -> list[dict]:
             truth_class = H.class_name((truth.intent, truth.target)) if text in asr_dev.COMMANDS else H.NONE
             for cname, kind, snr in CONDITIONS:
                 audio = clean if kind is None else mix(clean, rng.normal(0, 1, 16000 * 8) if kind == "white" else babble, snr)
+                name = f"{family}-{cname}-{n:02d}"
+                if name in done:
+                    items.append(done[name])
+                    continue
+                hybrid = hybrid or HybridRecognizer(guide)
                 t0 = time.perf_counter()
                 ev = hybrid.evidence(audio)
                 heard = replace(ev.heard, nbest=hybrid.calibration.nbest(ev))
                 ms = 1000 * (time.perf_counter() - t0)
                 frames = H.speech_frames(ev.transcript.encoded, ev.transcript.frames).astype(np.float16)
-                name = f"{family}-{cname}-{n:02d}"
                 np.save(CORPUS / f"{name}.npy", frames)
                 got = parser.parse(heard.text) if heard.text and heard.kind == "command" else None
                 items.append({"name": name, "text": text, "family": family, "voice": vname, "condition": cname,
                               "truth": truth_class, "heard": heard.text, "kind": heard.kind,
                               "hybrid": H.class_name((got.intent, got.target)) if got else H.NONE, "ms": ms})
+                with open(done_file, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(items[-1]) + "\n")
             print(f"{vname}: {n + 1}/{len(texts)}", file=sys.stderr, flush=True)
-    index.write_text(json.dumps({"spec": spec, "items": items}, indent=1), encoding="utf-8")
     return items
 
 
@@ -161,12 +173,17 @@ def main() -> None:
 
     def train_head(train_families: list[str]) -> H.Head:
         idx = [i for i, c in enumerate(clips) if c.family in train_families]
+        tag = hashlib.sha256(json.dumps([clips[i].key() for i in idx] + [args.epochs, H.WIDTH, H.PROJECT]).encode())
+        saved = H.cache_dir() / "bench" / f"{'-'.join(train_families)}-{tag.hexdigest()[:12]}.npz"
+        if saved.is_file():  # trained before on the same clips and settings
+            return H.load(saved)
         t0 = time.perf_counter()
         w = T.train([feats[i] for i in idx], [clips[i].label for i in idx], classes, epochs=args.epochs,
                     log=lambda s: print(s, file=sys.stderr, flush=True), max_seconds=args.max_seconds)
         print(f"trained on {', '.join(train_families)} ({len(idx)} clips) in {time.perf_counter() - t0:.0f} s",
               file=sys.stderr, flush=True)
-        return H.Head(w, classes, H.pack_hash(guide, phrases))
+        H.save(saved, w, classes, H.pack_hash(guide, phrases), {"families": train_families})
+        return H.load(saved)
 
     def table(label: str, fam_items: dict[str, list[dict]], results: dict) -> dict:
         total = {k: {"right": 0, "fa": 0, "wrong": 0, "commands": 0, "off": 0} for k in ("hybrid", "checked", "head")}

@@ -1,7 +1,8 @@
 """A content-trained check on the hybrid recogniser's answer, over the Whisper encoder's frames (issue 21).
 
-A small classifier head (1x1 convolution, two small convolutions with residuals, attention pooling,
-a dense layer; about 0.3 M parameters) reads the tiny.en encoder frames that the hybrid computes
+A small classifier head (a 1x1 convolution to 96 channels, fixed at the training frames' whitened
+principal components; two small convolutions, 5 and 3 frames wide, 128 channels, the second with a
+residual; attention pooling; a dense layer; about 0.16 M parameters) reads the tiny.en encoder frames that the hybrid computes
 anyway (:class:`voiceguide.asr.Transcript`'s ``encoded``), and gives a probability to each meaning
 of the content pack plus ``none``. It checks the hybrid's answer: the hybrid's reading stands when
 its meaning is among the head's :attr:`Head.top` best; otherwise the head's best is taken (a
@@ -25,6 +26,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -42,8 +44,10 @@ __all__ = ["Head", "for_guide", "load", "save", "pack_hash", "meaning_phrases", 
 RATE = 16000
 DIM = 384
 """Width of tiny.en's encoder frames."""
-WIDTH = 160
+WIDTH = 128
 """Channels of the head's convolutions."""
+PROJECT = 96
+"""Channels of its first (1x1, fixed: whitened principal components) layer."""
 NONE = "none"
 ENCODER = "whisper-tiny.en-ct2-int8-pad2"
 """What the frames are: the packaged tiny.en (CTranslate2, int8), phrase trimmed, 2 s of silence after it."""
@@ -154,13 +158,20 @@ class Head:
     last_ms: float = 0.0
     """How long the last :meth:`probs` took (milliseconds)."""
 
+    def attach(self, guide: Guide, phrases: dict[str, list[str]] | None = None) -> "Head":
+        """Read the hybrid's answers with ``guide``'s parser, and answer with its phrases."""
+        phrases = phrases if phrases is not None else meaning_phrases(guide)
+        self.parser = IntentParser(guide)
+        self.phrase_of = {c: min(ps, key=lambda p: (len(p), p)) for c, ps in phrases.items()}
+        return self
+
     def probs(self, frames: np.ndarray) -> np.ndarray:
         """P(class) for one phrase's encoder frames (:func:`speech_frames`)."""
         t0 = time.perf_counter()
         w = self.weights
         x = (pool(np.asarray(frames, dtype=np.float32)) - w["mean"]) / w["std"]
-        h = np.maximum(x @ w["w0"] + w["b0"], 0)
-        h = np.maximum(_conv(h, w["w1"], w["b1"]), 0) + h
+        h = x @ w["w0"] + w["b0"]
+        h = np.maximum(_conv(h, w["w1"], w["b1"]), 0)
         h = np.maximum(_conv(h, w["w2"], w["b2"]), 0) + h
         a = h @ w["wa"] + w["ba"]
         a = np.exp(a - a.max())
@@ -227,7 +238,7 @@ def load(path: Path, guide: Guide | None = None) -> Head:
             weights = {k: np.asarray(data[k], dtype=np.float32) for k in _KEYS}
     except FileNotFoundError:
         raise HeadError(f"{path}: no such file") from None
-    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise HeadError(f"{path}: not a recogniser head ({type(exc).__name__})") from None
     classes = header.get("classes") if isinstance(header, dict) else None
     if header.get("format") != FORMAT or not isinstance(classes, list) or weights["wo"].shape[1] != len(classes) \
@@ -238,8 +249,7 @@ def load(path: Path, guide: Guide | None = None) -> Head:
         phrases = meaning_phrases(guide)
         if head.pack != pack_hash(guide, phrases):
             raise HeadError(f"{path}: trained for another version of the content pack")
-        head.parser = IntentParser(guide)
-        head.phrase_of = {c: min(ps, key=lambda p: (len(p), p)) for c, ps in phrases.items()}
+        head.attach(guide, phrases)
     return head
 
 
