@@ -25,6 +25,7 @@ import re
 import sys
 import tempfile
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from . import audio as A
+from . import recognizer_head
 from .content import Guide, load_guide
 from .errors import EngineUnavailable, VoiceGuideError
 from .grammar import CARRIERS, NOT_SPOKEN, NUMBER_CARRIERS, CompiledGrammar, compile_grammar, spoken_number, words_for
@@ -561,6 +563,8 @@ class HybridRecognizer:
         self.phrases = guide_phrases(guide, self.whisper.parser)
         self._keys = list(self.phrases)
         self.calibration = Calibration.load()
+        self.head = recognizer_head.for_guide(guide, notice=_head_notice)
+        """The content-trained check (voiceguide/recognizer_head.py), or None: the hybrid alone."""
 
     def stream(self) -> GrammarStream:
         """The grammar's search on audio as it arrives (:class:`GrammarStream`)."""
@@ -570,7 +574,9 @@ class HybridRecognizer:
         """What was said (steps 1-4 above), with the N-best readings and their calibrated scores
         (:attr:`Heard.nbest`); clear speech that is no command comes back as open text (``kind="open"``)."""
         ev = self.evidence(audio)
-        return replace(ev.heard, nbest=self.calibration.nbest(ev))
+        heard = replace(ev.heard, nbest=self.calibration.nbest(ev))
+        head = getattr(self, "head", None)
+        return head.check(ev.transcript, heard) if head is not None else heard
 
     def evidence(self, audio: Audio) -> "Evidence":
         """Every engine's reading of ``audio`` and the decision (for :meth:`recognize` and the calibration)."""
@@ -581,7 +587,7 @@ class HybridRecognizer:
             ev.heard, ev.decided = heard, ev.whisper
             _, ev.scored, ev.own = self._rescore(transcript, None, self.alternatives)
             return ev
-        with self.grammar.lock:  # its N-best is the lattice of this reading
+        with getattr(self.grammar, "lock", None) or nullcontext():  # its N-best is the lattice of this reading
             forced, reading = self.grammar.read(audio)
             ev.alternatives = self.grammar.alternatives()
         ev.forced = (forced.intent, forced.target) if forced is not None else None
@@ -631,6 +637,13 @@ class HybridRecognizer:
             return Heard("", 0.0, "voice"), scored, own
         heard = Heard(phrases[best], round(min(1.0, float(np.exp((scores[best] - own) / self.gap))), 3), "voice")
         return heard, scored, own
+
+
+def _head_notice(line: str) -> None:
+    """Say on stderr why a content-trained check that is there is not used; having none (or one not
+    measured better) is the normal case and is not said at every start (``voiceguide doctor`` says it)."""
+    if line.startswith("The content-trained check is not used"):
+        print(line, file=sys.stderr, flush=True)
 
 
 @dataclass
