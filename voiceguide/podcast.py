@@ -301,14 +301,16 @@ class Encoder:
             decoded = np.frombuffer(render.run([ff, "-hide_banner", "-nostats", "-loglevel", "error",
                                                 "-f", self.spec["demux"], "-i", "-", "-f", "f32le", "-"],
                                                input=data), dtype="<f4").reshape(-1, self.channels)
-            peak = max(render.true_peak(decoded[:, c]) for c in range(self.channels))
+            with ThreadPoolExecutor(max_workers=1) as side:  # the loudness beside the peak (on another core)
+                loudness = side.submit(render.kweighted_energy, decoded[:, 0].astype(np.float64))
+                peak = max(render.true_peak(decoded[:, c]) for c in range(self.channels))
+                energy = loudness.result()
             peak_db = 20 * np.log10(max(peak, 1e-9))
             if peak_db <= CHECK:
                 break
             ceiling -= peak_db - CHECK + 0.3
         else:
             raise ExportError(f"could not bring '{seg.title}' under {TRUE_PEAK_LIMIT} dBTP after encoding")
-        energy = render.kweighted_energy(decoded[:, 0].astype(np.float64))
         meta = {"bytes": len(data), "samples": len(decoded), "peak_dbtp": round(float(peak_db), 2),
                 "energy": [float(f"{e:.6g}") for e in energy]}
         atomic_write(self.path(key), data)
