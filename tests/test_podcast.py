@@ -517,3 +517,14 @@ def test_clear_one_line_errors(tmp_path, case):
                           timeout=120, env=env)
     assert proc.returncode != 0 and expected in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def test_one_clock_for_every_export_timestamp():
+    from voiceguide.render import clock
+
+    t = 3723.4567  # 1 h 2 min 3.4567 s
+    assert clock(t) == "01:02:03.457"  # WebVTT
+    assert clock(t, ",") == "01:02:03,457"  # SRT
+    assert clock(t, hours=1) == "1:02:03.457"  # SMIL clock values (DAISY, EPUB media:duration)
+    assert clock(t, None) == "01:02:03" and clock(59.6, None) == "00:01:00"  # itunes:duration, ncc:totalTime
+    assert clock(0.9996) == "00:00:01.000" and clock(36000.0, hours=1) == "10:00:00.000"
