@@ -357,7 +357,7 @@ WORD_MEANING = {"yes": ("yes", None), "no": ("no", None), "neither": ("no", None
 def answer_words(rec: Recognitions, voices, conditions, words) -> str:
     """How often each confirmation word is recognised as what it means (the recogniser's decision)."""
     parser = IntentParser(rec.guide)
-    rows = ["| word | " + " | ".join(f"{v.split()[0]} {c}" for c in conditions for v in voices) + " | all |",
+    rows = ["| word | " + " | ".join(f"{v}, {c}" for c in conditions for v in voices) + " | all |",
             "|---|" + "---|" * (len(voices) * len(conditions) + 1)]
     total = [0, 0]
     for word in words:

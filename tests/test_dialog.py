@@ -936,3 +936,16 @@ def test_open_text_is_asked_about_only_from_a_sure_reading_and_never_done():
     cheap = replace(open_text, readings=((Intent("pause", None, "stop talking", 1.0), 0.95),))
     s3, _ = D.step(fresh(), cheap)
     assert s3.asking is None and not s3.paused
+
+
+def test_a_cheap_command_heard_the_same_way_twice_running_is_done():
+    start = menu_and_reading()["reading"]
+    weak = spoken(("slower", None, CHEAP_BAR - 0.2))
+    s, eff = D.step(start, weak)
+    assert s.rate == start.rate and Earcon("nomatch") in eff
+    s2, eff2 = D.step(s, weak)
+    assert s2.rate == start.rate - RATE_STEP and s2.asking is None
+    s3, _ = D.step(D.step(s, NoInput())[0], weak)  # not running: something came between
+    assert s3.rate == start.rate
+    s4, _ = D.step(D.step(start, spoken(("faster", None, 0.4)))[0], weak)  # another command: not twice
+    assert s4.rate == start.rate

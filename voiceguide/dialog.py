@@ -275,6 +275,8 @@ class State:
     """Answers to ``confirm`` or ``choose`` not understood so far (after two, the numbered list)."""
     listed: tuple[str, ...] = ()
     """Sections just offered by number after a miss: a number picks from these until the next move."""
+    unsure: tuple | None = None
+    """A cheap command the recogniser decided last turn below :data:`CHEAP_BAR`: heard again at once, it is done."""
     resume_to: str | None = None
     """Where the listener was last time (offered at start)."""
     resume_para: int = 0
@@ -383,6 +385,8 @@ class Dialog:
             return self._start(event)
         if state.ended:
             return state, [Exit(0)]
+        if state.unsure is not None and not (isinstance(event, Heard) and event.readings):
+            state = replace(state, unsure=None)  # "twice running" means the very next spoken turn
         if isinstance(event, EndOfInput):
             return replace(state, ended=True), [self._save(state), Exit(0)]
         if isinstance(event, Interrupted):
@@ -407,6 +411,7 @@ class Dialog:
         helped, state = state.helped, replace(state, helped=False)
         if isinstance(event, Heard) and event.readings and not awaiting:
             verdict, chosen = self.judge(state, event)
+            state = replace(state, unsure=(chosen[0].intent, chosen[0].target) if verdict == "miss" and chosen else None)
             if intent.intent == "none" and intent.text.strip() and self.asker is not None:
                 # open text: a question first; the readings are asked about only if the content has no answer
                 confirm = (lambda st: self._confirm(st, chosen)) if verdict == "confirm" else None
@@ -501,7 +506,9 @@ class Dialog:
         if top.intent == "stop":
             return "act", (top,)  # leaving by voice is always asked first ("Leave the guide?")
         if top.intent in CHEAP:
-            return ("act", (top,)) if top_key == decided and score >= CHEAP_BAR else ("miss", ())
+            if top_key == decided and (score >= CHEAP_BAR or top_key == state.unsure):
+                return "act", (top,)  # sure enough, or heard the same way twice running
+            return "miss", ((top,) if top_key == decided else ())
         rival = next((i for k, (i, sc) in ranked[1:] if sc >= RIVAL and i.intent not in CHEAP and i.intent != "stop"),
                      None)
         if rival is not None:
