@@ -155,6 +155,9 @@ class Head:
     """Class -> a phrase with that meaning (the shortest), to hand back when the head's reading wins."""
     top: int = 3
     """The hybrid's reading stands when its meaning is among this many of the head's best."""
+    sure: float = 0.0
+    """...and otherwise too, unless the head's best has at least this probability (0: the head's best
+    always replaces it, issue 21's rule; head_bench measures others)."""
     last_ms: float = 0.0
     """How long the last :meth:`probs` took (milliseconds)."""
 
@@ -195,8 +198,11 @@ class Head:
         return class_name((intent.intent, intent.target))
 
     def decide(self, hybrid: str, ranked: list[tuple[str, float]]) -> str:
-        """The class to act on: the hybrid's when among the head's :attr:`top`, else the head's best."""
-        return hybrid if hybrid in [c for c, _ in ranked[: self.top]] else ranked[0][0]
+        """The class to act on: the hybrid's when among the head's :attr:`top` (or the head is less
+        than :attr:`sure` of its best), else the head's best."""
+        if hybrid in [c for c, _ in ranked[: self.top]] or ranked[0][1] < self.sure:
+            return hybrid
+        return ranked[0][0]
 
     def check(self, transcript: Any, heard: Heard) -> Heard:
         """The hybrid's ``heard`` checked against the head, for the phrase whose encoder output is
