@@ -21,11 +21,13 @@ import pytest
 from voiceguide import audio as A
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import EngineUnavailable
+from voiceguide.intents import IntentParser
 from voiceguide.mic import Endpointer, FRAME, quiet_alsa
 from voiceguide.rig import frame_rms, log_records
 from voiceguide.tts import PiperEngine, get_engine, render, scale
 
 GUIDE = load_guide(default_content_path())
+PARSER = IntentParser(GUIDE)
 COMMAND_GAIN = 0.3
 
 
@@ -169,10 +171,11 @@ def test_commands_said_over_the_guide_and_its_echo_are_acted_on(pulse, tmp_path,
 
 
 @pytest.mark.audio
-@pytest.mark.parametrize("aec", ["auto", "off"])
+@pytest.mark.parametrize("aec", ["auto", "inprocess", "off"])
 def test_the_guide_talking_over_its_echo_for_30_seconds_takes_no_turn(pulse, tmp_path, commands, aec):
     """The welcome and the menu, read slowly (over 30 s) with the echo 6 dB above the listener's level:
-    no turn is taken until the guide asks, with echo cancellation and without (keyword fallback)."""
+    no turn is taken until the guide asks, with echo cancellation (the default, and the in-process
+    canceller) and without (keyword fallback)."""
     s = Session(pulse, tmp_path, echo_db=6.0, aec=aec, rate=120)
     speaker = pulse.record_speaker()
     try:
@@ -270,3 +273,75 @@ def test_endpointer_ends_a_phrase_in_babble_soon_after_it_ends():
     old = Endpointer(end_pause=0.3, room_ratio=0.0)
     old_events = [e for i, level in enumerate(levels) if (e := old.push(i, level))]
     assert [at for kind, at in old_events if kind == "end"][0] > 190 + 50, old_events  # what it fixes
+
+
+class _Frames:
+    """A capture playing ``pcm`` in real time, 20 ms frames: the listener without a rig."""
+
+    def __init__(self, pcm: bytes):
+        self.frames = [pcm[i:i + 640] for i in range(0, len(pcm) // 640 * 640, 640)]
+        self.count, self.closed, self.t0 = 0, False, time.monotonic()
+
+    def frame_at(self, t):
+        return 0
+
+    def read(self, index, timeout=None):
+        if index >= len(self.frames):  # the room goes quiet (the listener may still be recognising)
+            time.sleep(min(timeout or 0.05, 0.05))
+            return None
+        time.sleep(max(0.0, self.t0 + index * 0.02 - time.monotonic()))
+        self.count = max(self.count, index + 1)
+        return self.frames[index]
+
+    def audio(self, start, end):
+        return A.Audio(b"".join(self.frames[max(0, start):end]), 16000)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture(scope="module")
+def hybrid():
+    from voiceguide.asr import get_recognizer
+
+    return get_recognizer(GUIDE, "auto")
+
+
+def _listen_to(monkeypatch, recognizer, audio, early: bool = True):
+    """One turn of the real MicListener over ``audio`` (a second of faint room sound around it): what it
+    heard, and each phrase's (last voiced frame + 1, frame at which the endpointer ended it)."""
+    from voiceguide import mic
+
+    x = np.frombuffer(A.resample(audio, 16000).pcm, "<i2").astype(np.float64) * COMMAND_GAIN
+    y = np.concatenate([np.zeros(16000), x, np.zeros(24000)]) + np.random.default_rng(4).normal(0, 20, len(x) + 40000)
+    pcm = np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes()
+    monkeypatch.setattr(mic, "Capture", lambda *a, **k: _Frames(pcm))
+    monkeypatch.setenv("VOICEGUIDE_MIC_EARLY", "on" if early else "off")
+    listener = mic.MicListener(recognizer, None, guide=GUIDE, echo_cancel="off")
+    try:
+        with listener.turn():
+            heard = listener.hear(1.0 + len(x) / 16000 + 1.0)
+    finally:
+        listener.close()
+    return heard, list(listener.endpoints)
+
+
+@pytest.mark.parametrize("text, intent", [("go back", "back"), ("number two", "number"), ("main menu", "menu"),
+                                          ("repeat that", "repeat"), ("stop talking", "pause")])
+def test_a_command_ends_as_soon_as_the_grammar_reads_it_whole(monkeypatch, hybrid, text, intent):
+    """Early endpointing (issue 21): the phrase ends once the grammar's reading, run as the audio arrives,
+    is a whole command that has held (0.12 s of quiet, 0.2 s when a longer phrase starts with it), not
+    after the full end pause (0.3 s); a command is never cut after its first word ("main" of "main menu",
+    "repeat" of "repeat that"), and what is heard is the same as with early endpointing off."""
+    from voiceguide.mic import FRAME_S, END_PAUSE
+
+    piper = _piper()
+    audio = render(text, engine=piper, lexicon=GUIDE.lexicon)
+    heard, ends = _listen_to(monkeypatch, hybrid, audio)
+    assert len(ends) == 1, ends  # one phrase: not cut after its first word
+    (speech_end, decided), = ends
+    assert PARSER.parse(heard.text).intent == intent, heard
+    assert decided - speech_end < round(END_PAUSE / FRAME_S) - 1, ends  # before the full end pause
+    old, old_ends = _listen_to(monkeypatch, hybrid, audio, early=False)
+    assert PARSER.parse(old.text).intent == intent and len(old_ends) == 1, (old, old_ends)
+    assert old_ends[0][1] - old_ends[0][0] >= round(END_PAUSE / FRAME_S) - 1, old_ends  # the old way waits it out

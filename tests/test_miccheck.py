@@ -217,8 +217,8 @@ class _Frames:
         return 0
 
     def read(self, index, timeout=None):
-        if index >= len(self.frames):
-            self.closed = True
+        if index >= len(self.frames):  # the room goes quiet (the listener may still be recognising)
+            time.sleep(min(timeout or 0.05, 0.05))
             return None
         time.sleep(max(0.0, self.t0 + index * 0.02 - time.monotonic()))
         self.count = max(self.count, index + 1)

@@ -6,8 +6,13 @@ silenced), into a ring of 20 ms frames. :class:`Endpointer` (adaptive energy, wi
 phrases in it; each phrase keeps :data:`PRE_ROLL` seconds of audio before its onset, so the start of a
 word said straight after the listening tone is never lost (the microphone was already open).
 
-:class:`MicListener` runs the endpointer and the recogniser (``recognize(audio) -> Heard`` only) in one
-worker thread. A phrase whose onset falls inside a listening turn is that turn's answer. A phrase heard
+:class:`MicListener` runs the endpointer on one thread and the recogniser (``recognize(audio) -> Heard``)
+on another, so recognising never holds up the endpointer. Answering sooner (issue 21): the grammar's own
+search (:class:`voiceguide.asr.GrammarStream`) runs on each phrase as it arrives, and a phrase ends after
+:data:`EARLY_PAUSE` of quiet once that reading is a whole command and has held (else after the full end
+pause); after :data:`SPECULATE` of quiet the phrase so far is already handed to the recogniser, so its
+reading is under way when the phrase ends. A phrase whose onset falls inside a listening turn is that
+turn's answer (that turn's only). A phrase heard
 at any other time (the guide talking) is a *barge-in* candidate: if it passes :meth:`MicListener._is_barge_in`
 it calls ``on_barge_in`` (the shell passes ``speaker.stop``) and waits, marked ``during_speech``, to be
 the next input (no listening tone then); anything else (a cough, the TV, the guide's own voice) is dropped.
@@ -16,7 +21,13 @@ on"), never words the guide has just said, and :data:`FALLBACK_MARGIN_DB` above 
 (with echo cancellation too: its leftover echo was heard as "wait" in a test). Any command may cut the guide only with ``VOICEGUIDE_BARGE=any`` and echo
 cancellation: measured on the rig, that made false barge-ins (docs/benchmarks.md, "Barge-in").
 
-Echo cancellation: :class:`PulseEchoCancel` loads PulseAudio's ``module-echo-cancel`` (WebRTC AEC) for
+Outside a turn a cheap gate comes first (:meth:`MicListener._worth_hearing`: length; in keyword mode,
+level and the grammar's reading), so the guide's echo and the room do not keep the recogniser busy.
+
+Echo cancellation (``VOICEGUIDE_AEC``: auto = :data:`AEC_DEFAULT`, pulse, inprocess, off): ``inprocess``
+runs :class:`voiceguide.aec.EchoCanceller` (linear, NumPy) on each microphone frame as it arrives, its
+reference what the speaker's sink really played (:class:`voiceguide.audio.SinkMonitor`; the player's tap
+without PulseAudio). ``pulse``: :class:`PulseEchoCancel` loads PulseAudio's ``module-echo-cancel`` (WebRTC AEC) for
 the guide's own streams: the player plays into its sink and the capture records from its source, so the
 guide's voice is cancelled from what the recogniser hears (measured 27-45 dB); it is unloaded on close.
 Known limit, measured: while the guide talks this canceller also takes the listener's voice 25-50 dB
@@ -602,6 +613,8 @@ class MicListener:
         """Early endpointing, speculative readings and the gate (``VOICEGUIDE_MIC_EARLY=off``: the full
         end pause, one reading per phrase, every phrase recognised; for side-by-side measurement)."""
         self._stream = None
+        self.endpoints: deque[tuple[int, int]] = deque(maxlen=50)
+        """Each phrase's end: (the frame after its last voiced one, the frame at which it was ended)."""
         self._jobs: queue.Queue = queue.Queue()  # _Job, None to end
         self._recogniser = threading.Thread(target=self._recognise, daemon=True, name="voiceguide-asr")
         self._recogniser.start()
@@ -743,12 +756,14 @@ class MicListener:
                     # the same frames the phrase has if it ends here: up to TAIL after its last voiced one
                     job = self._submit(start, min(i + 1, ep.last_voiced + 1 + TAIL), ep, peak, reading,
                                        final=False) or False
-                if not (stream is not None and reading is not None and i - since >= stable
-                        and quiet >= (early_prefix if goes_on else early)):
+                # over the guide a longer phrase of the same start cuts it just the same: no wait for it
+                wait = early_prefix if goes_on and self._onset_in_turn else early
+                if not (stream is not None and reading is not None and i - since >= stable and quiet >= wait):
                     continue
                 event = ep.end_now()  # early endpointing: the grammar's reading is whole and stable
             # the phrase has ended
             at = event[1]
+            self.endpoints.append((at, i))
             if stream is not None:
                 stream.stop()
             if self._onset_in_turn and self.on_speech_end:
