@@ -131,7 +131,7 @@ def test_check_keeps_the_hybrid_in_the_heads_top_three_else_takes_the_heads_best
     assert head.check(frames, open_text) is open_text  # open text is "none" to the head: it stands
 
 
-def test_a_changed_pack_has_no_head_and_the_hybrid_goes_on_alone(tmp_path, private_cache):
+def test_a_changed_pack_has_no_head_and_the_hybrid_goes_on_alone(tmp_path, private_cache, monkeypatch):
     pack = tmp_path / "aml"
     shutil.copytree(default_content_path(), pack)
     f = pack / "sections" / "chemotherapy.yaml"
@@ -141,12 +141,14 @@ def test_a_changed_pack_has_no_head_and_the_hybrid_goes_on_alone(tmp_path, priva
     assert H.pack_hash(changed) != H.pack_hash(load_guide())
     assert H.find(changed) is None
     lines: list[str] = []
+    monkeypatch.setenv("VOICEGUIDE_HEAD", "1")  # even forced on: there is no head for it
     assert H.for_guide(changed, notice=lines.append) is None
     assert H.for_guide(changed, notice=lines.append) is None
     assert len(lines) == 1 and "No content-trained check for this pack" in lines[0]
+    assert H.for_guide(load_guide(), notice=lines.append) is not None  # the bundled pack's head, forced on
 
 
-def test_a_corrupted_head_is_one_line_and_falls_back(tmp_path, private_cache):
+def test_a_corrupted_head_is_one_line_and_falls_back(tmp_path, private_cache, monkeypatch):
     guide = load_guide(MINI)
     private_cache.mkdir(parents=True)
     bad = private_cache / f"{H.pack_hash(guide)}.npz"
@@ -155,9 +157,18 @@ def test_a_corrupted_head_is_one_line_and_falls_back(tmp_path, private_cache):
         H.load(bad, guide)
     assert "\n" not in str(err.value) and "not a recogniser head" in str(err.value)
     lines: list[str] = []
+    monkeypatch.setenv("VOICEGUIDE_HEAD", "1")
     assert H.for_guide(guide, notice=lines.append) is None
     assert len(lines) == 1 and "not used" in lines[0] and "\n" not in lines[0]
     assert "unusable" in H.status(guide)
+
+
+def test_the_shipped_head_is_off_until_it_measures_better(guide, private_cache):
+    """head_bench.py found it worse than the hybrid alone on every held-out voice family: it must not be used."""
+    lines: list[str] = []
+    assert not H.load(H.find(guide), guide).meta.get("use")
+    assert H.for_guide(guide, notice=lines.append) is None
+    assert lines and "did not measure better" in lines[-1]
 
 
 def test_a_head_for_another_pack_is_refused(guide, tmp_path):

@@ -259,22 +259,37 @@ def load(path: Path, guide: Guide | None = None) -> Head:
     return head
 
 
-def find(guide: Guide) -> Path | None:
+def find(guide: Guide, phrases: dict[str, list[str]] | None = None) -> Path | None:
     """The head file for ``guide``: shipped in the package, else in the user cache folder."""
-    name = f"{pack_hash(guide)}.npz"
+    name = f"{pack_hash(guide, phrases)}.npz"
     for folder in (HEADS_DIR, cache_dir()):
         if (folder / name).is_file():
             return folder / name
     return None
 
 
+def _marked_for_use() -> bool:
+    """Whether any head file here says it measured better (reads only the headers: cheap)."""
+    for folder in (HEADS_DIR, cache_dir()):
+        for path in sorted(folder.glob("*.npz")) if folder.is_dir() else ():
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    if json.loads(bytes(data["header"]).decode()).get("meta", {}).get("use"):
+                        return True
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, AttributeError):
+                continue
+    return False
+
+
 _said: set[str] = set()
 
 
-def for_guide(guide: Guide, notice: Callable[[str], None] | None = None) -> Head | None:
+def for_guide(guide: Guide, notice: Callable[[str], None] | None = None,
+              phrases: dict[str, tuple[str, str | None]] | None = None) -> Head | None:
     """The head to check the hybrid with for ``guide``, or None (the hybrid alone): no head for this
-    pack, a head that cannot be read, or one not measured better (``VOICEGUIDE_HEAD`` overrides).
-    Why there is none is told to ``notice`` once per reason."""
+    pack, a head that cannot be read, or one not measured better (``VOICEGUIDE_HEAD=1`` forces a head
+    on, ``0`` off). ``phrases``: the hybrid's :func:`voiceguide.asr.guide_phrases`, to save
+    computing them again. Why there is none is told to ``notice`` once per reason."""
     def say(line: str) -> None:
         if notice is not None and line not in _said:
             _said.add(line)
@@ -283,7 +298,16 @@ def for_guide(guide: Guide, notice: Callable[[str], None] | None = None) -> Head
     switch = os.environ.get("VOICEGUIDE_HEAD", "")
     if switch == "0":
         return None
-    path = find(guide)
+    if switch != "1" and not _marked_for_use():  # the usual case today: nothing to hash or load
+        say("The content-trained check is off: it did not measure better than the hybrid alone "
+            "(benchmarks/head_bench.py).")
+        return None
+    grouped = None
+    if phrases is not None:
+        grouped = {}
+        for phrase, meaning in sorted(phrases.items()):
+            grouped.setdefault(class_name(meaning), []).append(phrase)
+    path = find(guide, grouped)
     if path is None:
         say("No content-trained check for this pack (voiceguide train-recognizer makes one): the hybrid recogniser alone.")
         return None
