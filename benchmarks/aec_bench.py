@@ -124,14 +124,7 @@ def run_inprocess(data: dict, source: str = "tap", **kw) -> tuple[np.ndarray, fl
     aec = EchoCanceller(**kw)
     raw = np.frombuffer(data["raw"].pcm, "<i2")
     t0 = data["raw_t0"]
-    if source == "tap":
-        blocks = sorted(data["blocks"], key=lambda b: b.t)
-    else:  # one stream: recordings made before SinkMonitor.GAP was 1 s split it at late bursts; join them
-        first, offset, blocks = data["monitor"][0], 0, []
-        for b in data["monitor"]:
-            if not b.end:
-                blocks.append(A.Played(b.pcm, b.sample_rate, first.t + offset / b.sample_rate, first.clip, offset))
-                offset += len(b.pcm) // 2
+    blocks = sorted(data["blocks"] if source == "tap" else data["monitor"], key=lambda b: b.t)
     ahead = 1.0 if source == "tap" else -0.03
     out, bi, spent = [], 0, 0.0
     n = len(raw) // FRAME * FRAME

@@ -59,6 +59,8 @@ TRACK_WINDOW = 0.4
 TRACK_EVERY = 0.1
 TRACK_RANGE = 0.06
 QUALITY = 8.0
+REANCHOR = 0.01
+"""Seconds a reference block's time may stray from its stream's clock before the stream is re-placed."""
 KEEP = 6
 """Seconds of a reference stream kept before what is being heard now (up to twice that)."""
 """GCC-PHAT peak over the correlation's RMS needed to trust a delay."""
@@ -171,7 +173,8 @@ class EchoCanceller:
         self.N = 2 * BLOCK
         self.bins = self.N // 2 + 1
         self._lock = threading.Lock()
-        self._clips: dict[int, _Clip] = {}
+        self._clips: dict = {}
+        self._retired = 0
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -223,6 +226,15 @@ class EchoCanceller:
             if block.end:
                 clip.end = min(clip.end, block.t - clip.t0)
                 return
+            slip = block.t - (clip.t0 + block.offset / clip.rate)
+            if abs(slip) > REANCHOR and block.offset >= clip.n:
+                # the stream's own clock slipped (a sink monitor delivering a backlog under load): what
+                # follows is placed by its own time; the part before ends where it begins
+                clip.end = min(clip.end, block.t - clip.t0)
+                self._retired += 1
+                self._clips[("retired", self._retired)] = clip
+                clip = self._clips[block.clip] = _Clip(clip.rate, block.t - block.offset / clip.rate, n=block.offset,
+                                                       base=block.offset, delay=clip.delay)
             x = np.frombuffer(block.pcm, "<i2").astype(np.float32)
             if block.offset > clip.n:  # a gap: zeros
                 clip.chunks.append(np.zeros(block.offset - clip.n, np.float32))
