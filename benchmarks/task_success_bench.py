@@ -327,6 +327,8 @@ def run_tasks(rec: Recognitions, voices, conditions) -> tuple[str, list[dict]]:
                 res.append(r)
             results += res
             rows.append(_row(voice, condition, res))
+    for condition in conditions:
+        rows.append(_row("all voices", condition, [r for r in results if r["condition"] == condition]))
     total = _row("all", "all", results)
     return header + "\n" + "\n".join(rows) + "\n" + total, results
 
