@@ -25,8 +25,11 @@ with the monotonic time of its first sample and gets the frame back with the gui
   residual suppressor was built.
 
 Measured (docs/benchmarks.md, "Echo cancellation, in-process"): 30-40 dB on a synthetic sparse echo after
-8 s of speech; on the PulseAudio rig 10 dB with the sink monitor, 2-4 dB with the player's tap, where
-PulseAudio's WebRTC module reaches 28-40 dB but takes the listener down with the echo.
+8 s of speech; on the PulseAudio rig at load 7-9, 9-14 dB (quiet room) with the sink monitor, 2-5 dB with
+the player's tap, where PulseAudio's WebRTC module reaches 28-39 dB but takes the listener down 6-23 dB
+(median) with the echo. Commands recognised over the guide: 37/88 with the monitor, 15/88 with the tap,
+2/88 WebRTC, 1/88 raw. Short of the 20 dB goal: after each jump in the echo path's timing 0.1-0.3 s
+goes uncancelled, and the loaded rig jumps every few seconds.
 """
 
 from __future__ import annotations
