@@ -31,8 +31,8 @@ without PulseAudio). ``pulse``: :class:`PulseEchoCancel` loads PulseAudio's ``mo
 the guide's own streams: the player plays into its sink and the capture records from its source, so the
 guide's voice is cancelled from what the recogniser hears (measured 27-45 dB); it is unloaded on close.
 Known limit, measured: while the guide talks this canceller also takes the listener's voice 25-50 dB
-down, so commands said over it are mostly misheard. ``VOICEGUIDE_AEC=off`` skips it; ``voiceguide
-doctor`` reports the mode.
+down, so commands said over it are mostly misheard. ``VOICEGUIDE_AEC=off`` skips cancellation;
+``voiceguide doctor`` reports the mode.
 """
 
 from __future__ import annotations
@@ -96,6 +96,10 @@ EARLY_PAUSE_PREFIX = 0.2
 "stop" of "stop talking"): the pause may be inside the command (measured: "repeat that" and "main menu"
 were cut after their first word at 0.12 s on the rig)."""
 STABLE = 0.08
+BARGE_MAX_AGE = 1.0
+"""Outside a turn, a phrase still waiting for the recogniser this long after it ended is dropped unheard:
+the guide's echo and the room must not pile up ahead of a command (measured: with every loud phrase
+recognised, silence came 1.1 s after the command, 3.2 s at worst, at load 8)."""
 BARGE_MAX = 2.5
 """Outside a turn, a phrase with more voiced seconds than this is never recognised: no command is as long."""
 CUT_INTENTS = frozenset({"pause", "stop"})
@@ -227,7 +231,14 @@ def _barge_any() -> bool:
 AEC_DEFAULT = "pulse"
 """What ``VOICEGUIDE_AEC=auto`` (the default) means: ``pulse`` (PulseAudio's module-echo-cancel where it
 loads) or ``inprocess`` (:class:`voiceguide.aec.EchoCanceller` on the microphone frames, with the guide's
-own output as reference); either falls back to none. Chosen by measurement (docs/benchmarks.md, Barge-in)."""
+own output as reference); either falls back to none. Chosen by measurement (benchmarks/bargein_bench.py
+--trials 5 --quiet-seconds 20, keywords, espeak and Piper commands, echo 0/+6 dB, quiet and babble 10 dB,
+load 7-9, 2026-12-02): in-process 1 of 40 commands acted on over the guide, PulseAudio's WebRTC 0 of 40,
+neither a false barge-in in about 4.7 min of guide speech each; the in-process canceller keeps the
+listener's voice (within 1 dB; WebRTC takes it 23-58 dB down in double talk) but takes the echo only
+11-14 dB down, and the recogniser misreads commands over what is left. Neither meets issue 15's goals.
+The default stays PulseAudio's: with the in-process one as default, "number three" said straight after the
+listening tone was lost (tests/test_duplex.py, onset 0.0 s: the tone's echo is only 11-14 dB down)."""
 AEC_CHOICES = ("auto", "pulse", "inprocess", "off")
 
 
@@ -797,8 +808,11 @@ class MicListener:
     def _worth_hearing(self, voiced: int, peak: float, reading) -> bool:
         """The cheap gate before the recogniser, for a phrase outside a turn: short enough to be a
         command; in keyword mode, :data:`FALLBACK_MARGIN_DB` above the bar and read by the grammar as a
-        pause or stop (where the grammar runs as audio arrives); with any command allowed, read by the
-        grammar as a whole command that may cut the guide."""
+        pause or stop (:data:`CUT_INTENTS`); with any command allowed, read by the grammar as a whole
+        command that may cut the guide. Measured (in-process canceller, Piper commands, echo 0 dB, 6 each,
+        load 8-9): with the grammar's reading asked, 2 of 6 acted on, silence 350 ms after the command
+        (394 worst); level only, 4 of 6 but 1,090 ms (3,227): every loud stretch of echo kept the
+        recogniser busy; level only with :data:`BARGE_MAX_AGE`, 2 of 6, 654 ms (1,081)."""
         if voiced * FRAME_S > BARGE_MAX:
             return False
         if self._stream is None or not self.early:
@@ -836,6 +850,10 @@ class MicListener:
                     return
                 if job.stale:
                     continue
+                if not job.in_turn and (self.capture.count - job.end) * FRAME_S > BARGE_MAX_AGE:
+                    if job.final and self.on_segment:
+                        self.on_segment("too late", Heard("", 0.0, "voice"), job.start, job.end)
+                    continue  # a command over the guide heard this late would cut it too late: drop it
                 audio = self.capture.audio(job.start, job.end)
                 try:
                     heard = self.recognizer.recognize(audio)
