@@ -615,3 +615,22 @@ def test_confirmation_answers_are_recognised_by_the_real_recogniser_in_noise():
     total = 2 * len(voices) * len(CONFIRMATION_WORDS)
     print(f"confirmation answers: {right} of {total} recognised; missed: {missed}")
     assert right >= 0.9 * total, f"{right} of {total}; missed: {missed}"
+
+
+def test_the_microphone_reads_mic_check_settings_from_beside_the_state_file(tmp_path, monkeypatch):
+    """`voiceguide run --state FILE` hands FILE to the microphone, which reads mic-check's mic.json beside it."""
+    import voiceguide.mic as mic
+    from voiceguide.session import make_listener
+    from voiceguide.state import mic_settings_path
+
+    seen = {}
+
+    def create(cls, guide, **kw):  # stands in for the device: only the wiring is under test here
+        seen.update(kw)
+        raise ImportError("no device in this test")
+
+    monkeypatch.setattr(mic.MicListener, "create", classmethod(create))
+    state = tmp_path / "here" / "state.json"
+    listener = make_listener("auto", load_guide(default_content_path()), TextSpeaker(), state_path=str(state))
+    assert isinstance(listener, KeyboardListener)
+    assert mic_settings_path(seen["state_path"]) == tmp_path / "here" / "mic.json"

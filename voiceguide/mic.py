@@ -539,7 +539,7 @@ def saved_threshold(state_path=None) -> float | None:
     """The endpointer threshold ``voiceguide mic-check --save`` measured from the room's noise floor
     (``mic.json`` beside the state file at ``state_path``, the default state file's when None), or None
     when none was saved or it makes no sense: the endpointer's own lower bound then (150)."""
-    from .miccheck import load_mic_settings, mic_settings_path  # miccheck imports mic: lazily
+    from .state import load_mic_settings, mic_settings_path
 
     data = load_mic_settings(mic_settings_path(state_path))
     return float(data["endpointer_threshold"]) if data else None

@@ -26,6 +26,7 @@ import numpy as np
 from . import audio as A
 from .errors import AudioDeviceUnavailable, VoiceGuideError
 from .files import atomic_write
+from .state import load_mic_settings, mic_settings_path
 from .protocols import Audio, Speaker
 
 __all__ = ["CheckResult", "run_check", "choose_tip", "mic_settings_path", "load_mic_settings", "save_mic_settings",
@@ -216,15 +217,6 @@ def run_check(speaker: Speaker, capture, recognize: Callable[[Audio], object], p
 # ---------------------------------------------------------------------- saved settings
 
 
-def mic_settings_path(state_path: Path | None = None) -> Path:
-    """``mic.json`` beside the state file (``voiceguide run --state``'s default: the user data folder)."""
-    if state_path is None:
-        from .state import default_state_path
-
-        state_path = default_state_path()
-    return Path(state_path).with_name("mic.json")
-
-
 def save_mic_settings(result: CheckResult, path: Path) -> None:
     data = {"endpointer_threshold": result.threshold, "noise_floor_dbfs": result.noise_db,
             "speech_dbfs": result.speech_db, "snr_db": result.snr_db, "measured": dt.datetime.now().isoformat(timespec="seconds")}
@@ -233,18 +225,6 @@ def save_mic_settings(result: CheckResult, path: Path) -> None:
         atomic_write(path, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
     except OSError as exc:
         raise VoiceGuideError(f"{path}: cannot save the microphone settings ({exc.strerror or exc})") from None
-
-
-def load_mic_settings(path: Path | None = None) -> dict | None:
-    """The saved settings (``endpointer_threshold``: RMS of 16-bit samples over 20 ms frames above which
-    a frame is voiced), or None when there are none or they make no sense."""
-    path = path or mic_settings_path()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        threshold = float(data["endpointer_threshold"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return data if 1.0 <= threshold <= 20000.0 else None
 
 
 # ---------------------------------------------------------------------- command

@@ -373,13 +373,16 @@ def make_speaker(kind: str, guide: Guide, *, engine: str | None, voice: str | No
 
 
 def make_listener(kind: str, guide: Guide, speaker: P.Speaker, *, engine: str | None = None,
-                  end_pause: float = P.END_PAUSE) -> P.Listener:
+                  end_pause: float = P.END_PAUSE, state_path=None) -> P.Listener:
+    """``state_path``: the state file (``--state``); the microphone reads ``voiceguide mic-check``'s saved
+    threshold from beside it."""
     if kind == "keys":
         return KeyboardListener(on_input=speaker.stop)  # the end of input saves and leaves
     try:
         from .mic import MicListener
 
-        mic = MicListener.create(guide, speaker=speaker, engine=engine or "auto", end_pause=end_pause, notice=_notice)
+        mic = MicListener.create(guide, speaker=speaker, engine=engine or "auto", end_pause=end_pause, notice=_notice,
+                                 state_path=state_path)
         mic.on_barge_in = speaker.stop  # a command said over the guide cuts its speech at once
     except (EngineUnavailable, ImportError) as exc:
         if kind == "voice":
@@ -467,7 +470,7 @@ def cmd_run(args) -> int:
                            earcons=not args.no_earcons, volume=volume / 100)
     if isinstance(speaker, TextSpeaker) and inp == "auto":
         inp = "keys"
-    listener = make_listener(inp, guide, speaker, engine=args.asr, end_pause=args.end_pause)
+    listener = make_listener(inp, guide, speaker, engine=args.asr, end_pause=args.end_pause, state_path=args.state)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:

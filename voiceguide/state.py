@@ -16,13 +16,32 @@ from typing import Callable
 
 from .files import atomic_write
 
-__all__ = ["Saved", "StateStore", "default_state_path"]
+__all__ = ["Saved", "StateStore", "default_state_path", "mic_settings_path", "load_mic_settings"]
 
 
 def default_state_path() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("voiceguide", appauthor=False)) / "state.json"
+
+
+def mic_settings_path(state_path: Path | None = None) -> Path:
+    """``mic.json`` beside the state file (``voiceguide run --state``'s default: the user data folder)."""
+    if state_path is None:
+        state_path = default_state_path()
+    return Path(state_path).with_name("mic.json")
+
+
+def load_mic_settings(path: Path | None = None) -> dict | None:
+    """The saved settings (``endpointer_threshold``: RMS of 16-bit samples over 20 ms frames above which
+    a frame is voiced), or None when there are none or they make no sense."""
+    path = path or mic_settings_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        threshold = float(data["endpointer_threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return data if 1.0 <= threshold <= 20000.0 else None
 
 
 @dataclass
