@@ -6,7 +6,7 @@ import gc
 import random
 import tracemalloc
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from voiceguide.content import default_content_path, load_guide
@@ -136,6 +136,7 @@ def test_keys_and_typed_text_never_raise_a_confirmation(seq, resume):
 
 
 @settings(max_examples=300, deadline=None)
+@example(seq=[Heard(Intent("define", None, "x", 1.0))], weak=[(Intent("next", None, "x", 1.0), 0.0)], decided=True)
 @given(st.lists(st.one_of(events, spoken), max_size=20),
        st.lists(reading.map(lambda r: (r[0], r[1] * FLOOR * 0.999)), min_size=1, max_size=4), st.booleans())
 def test_readings_below_the_floor_never_move_the_listener(seq, weak, decided):

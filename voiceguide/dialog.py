@@ -409,7 +409,8 @@ class Dialog:
             intent, during_speech, by_voice = event.intent, event.during_speech, event.by_voice
         awaiting, state = state.awaiting_word, replace(state, awaiting_word=False)  # one word only
         helped, state = state.helped, replace(state, helped=False)
-        if isinstance(event, Heard) and event.readings and not awaiting:
+        if isinstance(event, Heard) and event.readings and not (awaiting and intent.intent in ("define", "none")):
+            # (after "d", the word to define is taken as said; any other spoken command is judged as usual)
             verdict, chosen = self.judge(state, event)
             state = replace(state, unsure=(chosen[0].intent, chosen[0].target) if verdict == "miss" and chosen else None)
             if intent.intent == "none" and intent.text.strip() and self.asker is not None:
