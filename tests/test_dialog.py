@@ -949,3 +949,13 @@ def test_a_cheap_command_heard_the_same_way_twice_running_is_done():
     assert s3.rate == start.rate
     s4, _ = D.step(D.step(start, spoken(("faster", None, 0.4)))[0], weak)  # another command: not twice
     assert s4.rate == start.rate
+
+
+def test_a_stop_reading_the_recogniser_did_not_decide_does_not_ask_to_leave():
+    """In babble, a misheard "number two" was rejected with "stop" among its readings, and the guide asked
+    "Leave the guide?" (fresh-clone CI). Leaving is asked about only when the recogniser decided it."""
+    s = fresh()
+    s2, eff = D.step(s, spoken(("stop", None, 0.4), ("number", "2", 0.3), decided=False))
+    assert s2.asking != "leave" and not any("Leave the guide?" in t for t in said(eff))
+    s3, eff = D.step(s, spoken(("stop", None, 0.4), ("number", "2", 0.3)))
+    assert s3.asking == "leave" and said(eff)[0].startswith("Leave the guide?")

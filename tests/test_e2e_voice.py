@@ -62,7 +62,7 @@ def _navigate_by_voice(pulse, tmp_path, piper, room_snr: float | None = None):
     # A step is done when the guide has acted on it: entered the section, turned down, said goodbye.
     done = [lambda lines: "More Chemotherapy." in lines,
             *([lambda lines: "Quieter: volume 71 percent." in lines] if room_snr is None else []),
-            lambda lines: any(t.startswith("Leave the guide?") for t in lines),
+            lambda lines: any(t.startswith("Leave the guide?") for t in lines[lines.index("More Chemotherapy."):]),
             lambda lines: any(t.startswith("Goodbye.") for t in lines)]
     audio = {t: render(t, engine=piper, lexicon=GUIDE.lexicon) for step in steps for t in step}
     log = tmp_path / "turns.jsonl"

@@ -163,8 +163,9 @@ def test_a_corrupted_head_is_one_line_and_falls_back(tmp_path, private_cache, mo
     assert "unusable" in H.status(guide)
 
 
-def test_the_shipped_head_is_off_until_it_measures_better(guide, private_cache):
+def test_the_shipped_head_is_off_until_it_measures_better(guide, private_cache, monkeypatch):
     """head_bench.py found it worse than the hybrid alone on every held-out voice family: it must not be used."""
+    monkeypatch.setattr(H, "_said", set())  # each reason is told once per process: earlier tests may have told it
     lines: list[str] = []
     assert not H.load(H.find(guide), guide).meta.get("use")
     assert H.for_guide(guide, notice=lines.append) is None

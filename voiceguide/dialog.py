@@ -505,7 +505,9 @@ class Dialog:
         if score < FLOOR:
             return "miss", ()
         if top.intent == "stop":
-            return "act", (top,)  # leaving by voice is always asked first ("Leave the guide?")
+            # leaving by voice is always asked first ("Leave the guide?"), but only when the recogniser
+            # decided it: a stop reading behind a misheard phrase ("number two" in babble) is not asked about
+            return ("act", (top,)) if top_key == decided else ("miss", ())
         if top.intent in CHEAP:
             if top_key == decided and (score >= CHEAP_BAR or top_key == state.unsure):
                 return "act", (top,)  # sure enough, or heard the same way twice running
