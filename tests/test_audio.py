@@ -156,8 +156,14 @@ def test_a_failing_listener_is_removed_and_the_guide_goes_on_talking(pulse, caps
 @pytest.mark.audio
 def test_the_sink_monitor_hears_what_the_speaker_plays(pulse):
     """SinkMonitor: 16 kHz blocks of what the sink really played (the echo canceller's reference)."""
-    blocks = []
+    blocks, failed = [], []
+
+    def broken(block):
+        failed.append(block)
+        raise RuntimeError("boom")
+
     mon = A.SinkMonitor("vg_speaker")
+    mon.add_listener(broken)  # removed at its first block; the monitor carries on (it used to deadlock here)
     mon.add_listener(blocks.append)
     try:
         import time
@@ -169,6 +175,7 @@ def test_the_sink_monitor_hears_what_the_speaker_plays(pulse):
     finally:
         mon.close()
     data = [b for b in blocks if not b.end]
+    assert len(failed) == 1
     assert data and all(b.sample_rate == 16000 for b in data)
     x = np.frombuffer(b"".join(b.pcm for b in data), "<i2").astype(float)
     loud = np.flatnonzero(np.abs(x) > 3000)

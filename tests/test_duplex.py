@@ -22,6 +22,7 @@ from voiceguide import audio as A
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import EngineUnavailable
 from voiceguide.intents import IntentParser
+from voiceguide.testing import FramesCapture
 from voiceguide.mic import Endpointer, FRAME, quiet_alsa
 from voiceguide.rig import frame_rms, log_records
 from voiceguide.tts import PiperEngine, get_engine, render, scale
@@ -275,31 +276,6 @@ def test_endpointer_ends_a_phrase_in_babble_soon_after_it_ends():
     assert [at for kind, at in old_events if kind == "end"][0] > 190 + 50, old_events  # what it fixes
 
 
-class _Frames:
-    """A capture playing ``pcm`` in real time, 20 ms frames: the listener without a rig."""
-
-    def __init__(self, pcm: bytes):
-        self.frames = [pcm[i:i + 640] for i in range(0, len(pcm) // 640 * 640, 640)]
-        self.count, self.closed, self.t0 = 0, False, time.monotonic()
-
-    def frame_at(self, t):
-        return 0
-
-    def read(self, index, timeout=None):
-        if index >= len(self.frames):  # the room goes quiet (the listener may still be recognising)
-            time.sleep(min(timeout or 0.05, 0.05))
-            return None
-        time.sleep(max(0.0, self.t0 + index * 0.02 - time.monotonic()))
-        self.count = max(self.count, index + 1)
-        return self.frames[index]
-
-    def audio(self, start, end):
-        return A.Audio(b"".join(self.frames[max(0, start):end]), 16000)
-
-    def close(self):
-        self.closed = True
-
-
 @pytest.fixture(scope="module")
 def hybrid():
     from voiceguide.asr import get_recognizer
@@ -315,7 +291,7 @@ def _listen_to(monkeypatch, recognizer, audio, early: bool = True):
     x = np.frombuffer(A.resample(audio, 16000).pcm, "<i2").astype(np.float64) * COMMAND_GAIN
     y = np.concatenate([np.zeros(16000), x, np.zeros(24000)]) + np.random.default_rng(4).normal(0, 20, len(x) + 40000)
     pcm = np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes()
-    monkeypatch.setattr(mic, "Capture", lambda *a, **k: _Frames(pcm))
+    monkeypatch.setattr(mic, "Capture", lambda *a, **k: FramesCapture(pcm))
     monkeypatch.setenv("VOICEGUIDE_MIC_EARLY", "on" if early else "off")
     listener = mic.MicListener(recognizer, None, guide=GUIDE, echo_cancel="off")
     try:

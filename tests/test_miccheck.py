@@ -17,6 +17,7 @@ from voiceguide import audio as A
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import AudioDeviceUnavailable, EngineUnavailable
 from voiceguide.intents import IntentParser
+from voiceguide.testing import FramesCapture
 from voiceguide.miccheck import (CheckResult, choose_tip, endpointer_threshold, load_mic_settings, mic_settings_path,
                                  run_check, save_mic_settings)
 from voiceguide.protocols import Audio
@@ -206,31 +207,6 @@ def test_no_microphone_is_a_one_line_error():
     assert "Traceback" not in err
 
 
-class _Frames:
-    """A capture that plays ``pcm`` in real time, 20 ms frames (for the listener without a rig)."""
-
-    def __init__(self, pcm: bytes):
-        self.frames = [pcm[i:i + 640] for i in range(0, len(pcm) // 640 * 640, 640)]
-        self.count, self.closed, self.t0 = 0, False, time.monotonic()
-
-    def frame_at(self, t):
-        return 0
-
-    def read(self, index, timeout=None):
-        if index >= len(self.frames):  # the room goes quiet (the listener may still be recognising)
-            time.sleep(min(timeout or 0.05, 0.05))
-            return None
-        time.sleep(max(0.0, self.t0 + index * 0.02 - time.monotonic()))
-        self.count = max(self.count, index + 1)
-        return self.frames[index]
-
-    def audio(self, start, end):
-        return Audio(b"".join(self.frames[max(0, start):end]), 16000)
-
-    def close(self):
-        self.closed = True
-
-
 def test_the_saved_threshold_is_the_listeners(tmp_path, monkeypatch):
     """mic-check --save's threshold is what the guide's endpointer uses: a soft "go back" (frames
     below the default bar of 150, above a quiet room's measured 40) is heard with the saved settings
@@ -257,7 +233,7 @@ def test_the_saved_threshold_is_the_listeners(tmp_path, monkeypatch):
     recognizer = PocketsphinxRecognizer(GUIDE)
     heard = {}
     for name, level in (("default", mic.saved_threshold(tmp_path / "other" / "state.json")), ("saved", mic.saved_threshold(state))):
-        monkeypatch.setattr(mic, "Capture", lambda *a, **k: _Frames(pcm))
+        monkeypatch.setattr(mic, "Capture", lambda *a, **k: FramesCapture(pcm))
         listener = mic.MicListener(recognizer, None, guide=GUIDE, echo_cancel="off", min_level=level)
         try:
             with listener.turn():

@@ -212,7 +212,36 @@ class Played:
     """End marker: the clip stopped (cut or played out) at ``t``; nothing of it plays after."""
 
 
-class Player:
+class _Listeners:
+    """Listeners told of every block played (the echo canceller's reference): :class:`Player` and
+    :class:`SinkMonitor`. Their own lock, so a listener removed while blocks are told cannot deadlock."""
+
+    _what = "player"
+
+    def _init_listeners(self) -> None:
+        self._listeners: list[Callable[[Played], None]] = []
+        self._listeners_lock = threading.Lock()
+
+    def add_listener(self, fn: Callable[[Played], None]) -> None:
+        """Tell ``fn`` every block played from now on (see :class:`Played`)."""
+        with self._listeners_lock:
+            self._listeners = [*self._listeners, fn]
+
+    def remove_listener(self, fn: Callable[[Played], None]) -> None:
+        with self._listeners_lock:
+            self._listeners = [f for f in self._listeners if f is not fn]
+
+    def _tell(self, block: Played) -> None:
+        for fn in self._listeners:  # a copy: add/remove replace the list
+            try:
+                fn(block)
+            except Exception as exc:  # a broken listener must not stop the guide talking
+                self.remove_listener(fn)
+                print(f"voiceguide: a {self._what} listener failed and was removed ({type(exc).__name__}: {exc})",
+                      file=sys.stderr, flush=True)
+
+
+class Player(_Listeners):
     """Plays one clip at a time; ``stop()`` cuts it at once; ``wait()`` tells whether it finished.
 
     Listeners (:meth:`add_listener`) are told every block played as :class:`Played`, and when a clip ends:
@@ -234,29 +263,11 @@ class Player:
         self._done = threading.Event()
         self._done.set()
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[Played], None]] = []
+        self._init_listeners()
         self._clip = 0
         self._clip_t0 = 0.0
         self._clip_rate = 0
         self._clip_fed = 0  # samples of the clip handed over so far
-
-    def add_listener(self, fn: Callable[[Played], None]) -> None:
-        """Tell ``fn`` every block played from now on (see :class:`Played`)."""
-        with self._lock:
-            self._listeners = [*self._listeners, fn]
-
-    def remove_listener(self, fn: Callable[[Played], None]) -> None:
-        with self._lock:
-            self._listeners = [f for f in self._listeners if f is not fn]
-
-    def _tell(self, block: Played) -> None:
-        for fn in self._listeners:  # a copy: add/remove replace the list
-            try:
-                fn(block)
-            except Exception as exc:  # a broken listener must not stop the guide talking
-                self.remove_listener(fn)
-                print(f"voiceguide: a player listener failed and was removed ({type(exc).__name__}: {exc})",
-                      file=sys.stderr, flush=True)
 
     def _tell_end(self, clip: int) -> None:
         with self._lock:
@@ -353,7 +364,7 @@ class Player:
         self._done.wait(1.0)
 
 
-class SinkMonitor:
+class SinkMonitor(_Listeners):
     """What a PulseAudio sink really plays, recorded from its monitor source (``parec``), told to listeners
     as :class:`Played` blocks (16 kHz, 20 ms): the echo canceller's most exact reference.
 
@@ -364,6 +375,8 @@ class SinkMonitor:
     gap in the stream (the sink suspended) starts a new clip number. ``sink``: None for the default sink.
     Raises :class:`AudioDeviceUnavailable` where there is no PulseAudio.
     """
+
+    _what = "sink-monitor"
 
     RATE = 16000
     BLOCK = 320
@@ -382,19 +395,11 @@ class SinkMonitor:
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         except OSError as exc:
             raise AudioDeviceUnavailable(f"cannot record the sink monitor: {exc}") from None
-        self._listeners: list[Callable[[Played], None]] = []
+        self._init_listeners()
         self._lock = threading.Lock()
         self._clip, self._t0, self._offset = 0, 0.0, 0
         self._thread = threading.Thread(target=self._read, daemon=True, name="voiceguide-sink-monitor")
         self._thread.start()
-
-    def add_listener(self, fn: Callable[[Played], None]) -> None:
-        with self._lock:
-            self._listeners = [*self._listeners, fn]
-
-    def remove_listener(self, fn: Callable[[Played], None]) -> None:
-        with self._lock:
-            self._listeners = [f for f in self._listeners if f is not fn]
 
     def _read(self) -> None:
         while True:
@@ -413,15 +418,6 @@ class SinkMonitor:
             block = Played(chunk[: n * 2], self.RATE, self._t0 + self._offset / self.RATE, self._clip, self._offset)
             self._offset += n
             self._tell(block)
-
-    def _tell(self, block: Played) -> None:
-        for fn in self._listeners:
-            try:
-                fn(block)
-            except Exception as exc:
-                self.remove_listener(fn)
-                print(f"voiceguide: a sink-monitor listener failed and was removed ({type(exc).__name__}: {exc})",
-                      file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self._proc.terminate()

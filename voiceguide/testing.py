@@ -7,12 +7,13 @@ and can pretend to be cut short. The text speaker and keyboard listener in
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .protocols import EndOfInput, Heard, Silence, UserInput
+from .protocols import Audio, EndOfInput, Heard, Silence, UserInput
 
-__all__ = ["ScriptedListener", "RecordingSpeaker"]
+__all__ = ["ScriptedListener", "RecordingSpeaker", "FramesCapture"]
 
 
 class ScriptedListener:
@@ -84,3 +85,29 @@ class RecordingSpeaker:
     @property
     def text(self) -> str:
         return "\n".join(self.said)
+
+
+class FramesCapture:
+    """A microphone capture that plays ``pcm`` (16 kHz s16le) in real time, 20 ms frames: the microphone
+    listener without a sound server (stands in for :class:`voiceguide.mic.Capture`)."""
+
+    def __init__(self, pcm: bytes):
+        self.frames = [pcm[i:i + 640] for i in range(0, len(pcm) // 640 * 640, 640)]
+        self.count, self.closed, self.t0 = 0, False, time.monotonic()
+
+    def frame_at(self, t):
+        return 0
+
+    def read(self, index, timeout=None):
+        if index >= len(self.frames):  # the room goes quiet (the listener may still be recognising)
+            time.sleep(min(timeout or 0.05, 0.05))
+            return None
+        time.sleep(max(0.0, self.t0 + index * 0.02 - time.monotonic()))
+        self.count = max(self.count, index + 1)
+        return self.frames[index]
+
+    def audio(self, start, end):
+        return Audio(b"".join(self.frames[max(0, start):end]), 16000)
+
+    def close(self):
+        self.closed = True
