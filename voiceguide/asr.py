@@ -135,9 +135,10 @@ class PocketsphinxRecognizer:
         """Held while the decoders are in use: a decoder serves one utterance at a time (two threads
         sharing one made pocketsphinx return no N-best list, and readings of another utterance)."""
 
-    def stream(self) -> "GrammarStream":
-        """A commands search of its own, to run on audio as it arrives (:class:`GrammarStream`)."""
-        return GrammarStream(self)
+    def stream(self, phrases: dict | None = None) -> "GrammarStream":
+        """A commands search of its own, to run on audio as it arrives (:class:`GrammarStream`);
+        ``phrases``: :func:`guide_phrases`, where the caller has them already."""
+        return GrammarStream(self, phrases)
 
     @staticmethod
     def _decoder(Config, Decoder, hmm: Path, dict_file: Path, jsgf: str, beam: float | None, hmmpf: int = 0):
@@ -244,7 +245,7 @@ class GrammarStream:
     across threads); it only says when a phrase looks complete, never what was said.
     """
 
-    def __init__(self, recognizer: PocketsphinxRecognizer):
+    def __init__(self, recognizer: PocketsphinxRecognizer, phrases: dict | None = None):
         from pocketsphinx import Config, Decoder
 
         self.grammar = recognizer.grammar
@@ -253,8 +254,9 @@ class GrammarStream:
                                            recognizer.grammar.commands_jsgf, beam=None)
         self._rng = np.random.default_rng(0)
         self._open = False
-        self._prefixes = {" ".join(w[:k]) for w in (p.split() for p in guide_phrases(recognizer._guide, self.parser))
-                          for k in range(1, len(w))}
+        if phrases is None:
+            phrases = guide_phrases(recognizer._guide, self.parser)
+        self._prefixes = {" ".join(w[:k]) for w in (p.split() for p in phrases) for k in range(1, len(w))}
 
     def start(self) -> None:
         self.stop()
@@ -563,12 +565,12 @@ class HybridRecognizer:
         self.phrases = guide_phrases(guide, self.whisper.parser)
         self._keys = list(self.phrases)
         self.calibration = Calibration.load()
-        self.head = recognizer_head.for_guide(guide, notice=_head_notice)
+        self.head = recognizer_head.for_guide(guide, notice=_head_notice, phrases=self.phrases)
         """The content-trained check (voiceguide/recognizer_head.py), or None: the hybrid alone."""
 
     def stream(self) -> GrammarStream:
         """The grammar's search on audio as it arrives (:class:`GrammarStream`)."""
-        return self.grammar.stream()
+        return self.grammar.stream(self.phrases)
 
     def recognize(self, audio: Audio) -> Heard:
         """What was said (steps 1-4 above), with the N-best readings and their calibrated scores
