@@ -267,6 +267,37 @@ def test_resampler_leaves_no_images_above_the_old_nyquist():
     assert linear > 1e-2, linear  # (what the test would catch)
 
 
+def test_numpy_k_weighting_and_limiter_give_scipys_results():
+    """An edit's re-export filters by numpy (loading scipy.signal, and with it scipy.ndimage, took most of its
+    time): the K-weighting by FFT convolution is scipy's sosfilt from rest, and the limiter's gain (worked
+    out only near the peaks) is scipy.ndimage's moving minimum then moving mean, to far below a float32 step."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+    from scipy.signal import sosfilt
+
+    from voiceguide import podcast, render
+
+    rng = np.random.default_rng(7)
+    for rate in (22050, 44100, 48000):
+        for n in (1, 300, 3 * rate + 7):
+            x = rng.standard_normal(n) * 0.3
+            assert np.abs(render._k_weight_fft(x, rate) - sosfilt(render._k_filter(rate), x)).max() < 1e-11
+    tone = np.sin(2 * np.pi * 30 * np.arange(44100) / 44100)  # below the high-pass: the filter does act
+    assert np.abs(render._k_weight_fft(tone, 44100)[22050:]).max() < 0.5
+    w = 2 * int(0.003 * 44100) + 1
+    for trial in range(200):
+        n = int(rng.integers(1, 30000))
+        need = np.ones(n)
+        k = int(rng.integers(0, 40))
+        at = rng.integers(0, n, k)
+        if trial % 2:  # in clusters, as a sentence's peaks are
+            at = np.clip(at[:3, None] + rng.integers(-300, 300, (1, 12)), 0, n - 1).ravel()
+        need[at] = rng.random(len(at))
+        need[: int(rng.integers(0, 3))] = 0.5  # at the very ends too
+        need[n - int(rng.integers(0, 3)):] = 0.4
+        expected = uniform_filter1d(minimum_filter1d(need, w, mode="nearest"), w, mode="nearest")
+        assert np.abs(podcast._smoothed_gain(need, w) - expected).max() < 1e-11, trial
+
+
 def test_mp3_tags_cover_and_chapter_frames_in_order(podcast):
     from mutagen.id3 import ID3
 
@@ -357,12 +388,12 @@ def test_cover_art_is_large_enough(podcast):
 
 
 def _counts(stdout: str) -> tuple[int, int]:
-    m = re.search(r"rendered (\d+) sentences, \d+ from the cache; encoded (\d+) audio segments", stdout)
+    m = re.search(r"rendered (\d+) sentences, \d+ from the cache; encoded (\d+) audio pieces", stdout)
     assert m, stdout
     return int(m.group(1)), int(m.group(2))
 
 
-def test_unchanged_rerun_renders_and_encodes_nothing_and_an_edit_only_its_segment(podcast, tmp_path):
+def test_unchanged_rerun_renders_and_encodes_nothing_and_an_edit_only_its_piece(podcast, tmp_path):
     pack = tmp_path / "pack"
     shutil.copytree(default_content_path(), pack)
     out = tmp_path / "out"
@@ -377,13 +408,76 @@ def test_unchanged_rerun_renders_and_encodes_nothing_and_an_edit_only_its_segmen
                                        "A stem cell transplant is one more option"))
     proc = export(out, "--base-url", BASE, "--per-section", content=pack)
     assert proc.returncode == 0, proc.stderr
-    assert _counts(proc.stdout) == (1, 1)  # one sentence, one segment (shared by both episodes that hold it)
+    assert _counts(proc.stdout) == (1, 1)  # one sentence, one piece (shared by both episodes that hold it)
     assert "one more option" in (out / f"{SLUG}.vtt").read_text()
     assert "one more option" in (out / f"{SLUG}-transplant.vtt").read_text()
     changed = {n for n, t in before.items() if (out / n).stat().st_mtime_ns != t}
     assert changed == {f"{SLUG}.mp3", f"{SLUG}-transplant.mp3"}, changed
     lufs, peak = measure(out / f"{SLUG}.mp3")
     assert -20 <= lufs <= -18 and peak <= -1.0
+
+
+ALPHA_WORDS = ["apple", "birch", "cedar", "daisy", "elm", "fern", "grape", "hazel", "iris", "juniper", "kale"]
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "m4a"])
+def test_an_edit_re_encodes_one_piece_and_the_file_is_the_cold_exports(tmp_path, fmt):
+    """A chapter is encoded in pieces of a few sentences: editing one sentence re-encodes its piece only,
+    and the episode then is, byte for byte, what a cold export of the edited guide writes (at the same
+    gain); the pieces join without a sample lost or added, and the pauses at the joins are the ones chosen."""
+    from tests.test_content import ALPHA
+
+    body = "".join(f"  - The {w} is sentence {i} of the alpha part.\n" for i, w in enumerate(ALPHA_WORDS, 1))
+    alpha = ALPHA.replace("  - One sentence.\n  - Two sentences.\n", body)
+    assert alpha != ALPHA
+    pack = mini_pack(tmp_path / "pack")
+    (pack / "sections" / "alpha.yaml").write_text(alpha)
+    out = tmp_path / "out"
+    proc = export(out, "--format", fmt, content=pack)
+    assert proc.returncode == 0, proc.stderr
+    _, pieces = _counts(proc.stdout)
+    assert pieces >= 7  # Alpha's 13 sentences alone are 4 pieces
+    segments = out / ".cache" / "segments"
+    before = set(os.listdir(segments))
+    f = pack / "sections" / "alpha.yaml"
+    f.write_text(f.read_text().replace("The hazel is sentence 8", "The hazel tree is sentence 8"))
+    proc = export(out, "--format", fmt, content=pack)
+    assert proc.returncode == 0, proc.stderr
+    assert _counts(proc.stdout) == (1, 1)
+    new = set(os.listdir(segments)) - before
+    assert len(new) == 2 and {Path(n).suffix for n in new} == {".json", "." + ("mp3" if fmt == "mp3" else "aac")}
+    assert "The hazel tree is sentence 8" in (out / "mini.vtt").read_text()
+
+    cold = tmp_path / "cold"
+    (cold / ".cache").mkdir(parents=True)
+    shutil.copy(out / ".cache" / "episodes.json", cold / ".cache")  # the gain the edited run held
+    proc = export(cold, "--format", fmt, content=pack)
+    assert proc.returncode == 0, proc.stderr
+    assert _counts(proc.stdout)[1] == pieces
+    for name in ("mini.vtt", "mini.srt", "mini.chapters.json"):
+        assert (out / name).read_text() == (cold / name).read_text(), name
+    if fmt == "mp3":
+        assert (out / "mini.mp3").read_bytes() == (cold / "mini.mp3").read_bytes()
+    else:  # the same encoded stream in both files (the MP4 boxes hold a date)
+        def stream(path):
+            return subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a", "-c", "copy", "-f",
+                                   "adts", "-"], capture_output=True, check=True).stdout
+        assert stream(out / "mini.m4a") == stream(cold / "mini.m4a")
+
+    # every piece's decoded samples, joined: nothing lost or added at the joins
+    y = np.frombuffer(subprocess.run(["ffmpeg", "-v", "error", "-i", str(cold / f"mini.{fmt}"), "-ac", "1",
+                                      "-f", "f32le", "-"], capture_output=True, check=True).stdout, dtype="<f4")
+    metas = [json.loads(p.read_text()) for p in (cold / ".cache" / "segments").glob("*.json")]
+    assert len(y) == sum(m["samples"] for m in metas)
+    # the pause after each sentence, at a join or not, is the one chosen (within a codec frame), and silent
+    blocks = [b.split("\n") for b in (cold / "mini.vtt").read_text().split("\n\n")[1:] if b.strip()]
+    cues = [(_secs(b[0].split(" --> ")[0]), _secs(b[0].split(" --> ")[1]), " ".join(b[1:])) for b in blocks]
+    first = next(i for i, c in enumerate(cues) if c[2].startswith("The apple"))
+    assert cues[first + 10][2] == "The kale is sentence 11 of the alpha part."
+    for (_, e1, _), (s2, _, _) in zip(cues[first:first + 10], cues[first + 1:first + 11]):
+        assert 0.35 - 0.002 <= s2 - e1 <= 0.35 + 1152 / 44100 + 0.002, (e1, s2)
+        i, j = int(e1 * 44100) + 441, int(s2 * 44100) - 441
+        assert np.abs(y[i:j]).max() < 0.003, (e1, s2)
 
 
 # ---------------------------------------------------------------------- stops and errors

@@ -6,17 +6,25 @@ How it stays fast and incremental:
   true peak, K-weighted loudness in 10 ms steps; :mod:`voiceguide.render`), so
   an episode's loudness is computed from the cache and normalised with one
   computed gain: no analysis pass over the episode;
-- every chapter (the introduction, each section, the sources) is a *segment*
-  encoded on its own and cached by its content (sentences, gain, format,
-  bitrate, channels); an episode's file is its segments' frames joined, behind
-  an ID3 tag (MP3) or remuxed with its chapters (M4A). Segments join inside the
-  1.2 s of silence between chapters; each decoded segment is a whole number of
-  codec frames with a known encoder delay, so chapter and cue times stay exact.
-  Editing one sentence re-encodes one segment; an unchanged run encodes nothing;
+- every chapter (the introduction, each section, the sources) is a *segment*,
+  and a segment is encoded in *pieces* of PIECE sentences (counted from the
+  chapter's start), each piece its own encoder stream, cached by its content
+  (sentences, pauses, gain, format, bitrate, channels); an episode's file is
+  its pieces' frames joined, behind an ID3 tag (MP3) or remuxed with its
+  chapters (M4A). Pieces join inside the pause after a sentence (an MP3 or
+  ADTS stream's first frame needs nothing of the frames before it); each
+  decoded piece is a whole number of codec frames with a known encoder delay
+  at its start, so chapter and cue times stay exact, and the pause before a
+  piece is shortened by that delay so the pause heard stays within a frame of
+  the one chosen. Editing one sentence re-encodes one piece (a few seconds of
+  audio, not the chapter); an unchanged run encodes nothing. A cold run
+  encodes many pieces per ffmpeg process (a batch: its inputs and outputs
+  are files in the work folder), and a piece encoded in a batch has the same
+  bytes as the piece encoded alone;
 - the gain of the last run is kept while it holds the episode within 0.5 LU of
   the target, so an edit does not change every segment's gain.
 
-Every segment's true peak is measured *after encoding* (decoded, oversampled
+Every piece's true peak is measured *after encoding* (decoded, oversampled
 4x); over -1.2 dBTP it is encoded again with a lower limiter ceiling.
 Temporary files go in the output folder's hidden ``.work`` folder, emptied
 at every start; finished files are moved into place, so a killed export never
@@ -61,13 +69,15 @@ LOUDNESS = {"mono": (-19.0, 1), "stereo": (-16.0, 2)}
 MONO_TARGET = -19.0  # the single channel's loudness for both (a dual-mono stereo file reads +3 LU)
 TRUE_PEAK_LIMIT = -1.0  # dBTP, measured after encoding
 CEILING = -2.0  # dBTP: the limiter's first ceiling before encoding
-CHECK = -1.2  # dBTP: a segment measured above this after encoding is encoded again, lower
+CHECK = -1.2  # dBTP: a piece measured above this after encoding is encoded again, lower
 GAIN_HOLD = 0.5  # LU: keep the last run's gain while it holds the episode this close to the target
 CODEC_LOSS = 0.45  # LU: what encoding at podcast bitrates takes off (measured: 0.4-0.5 at 64 kbps); aimed above
 RETRY = 0.8  # LU: an episode measured (after encoding) further than this from its target is encoded again
 GAP_SENTENCE, GAP_TITLE, GAP_SECTION = 0.35, 0.6, 1.2
 MAX_LINE = 65
-SEGMENT_VERSION = "3"
+SEGMENT_VERSION = "4"  # part of every piece's key (4: pieces of PIECE sentences)
+PIECE = 4  # sentences per encoded piece (from each chapter's start): what an edited sentence re-encodes
+BATCH = 20.0  # s: a cold run's batches (pieces per ffmpeg process) hold at least this much audio
 DISCLAIMER_NOTE = "General information, not medical advice."
 
 FORMATS = {
@@ -99,14 +109,28 @@ class Chapter:
 
 
 @dataclass
+class Piece:
+    """A few consecutive sentences of a segment: one encoder stream, cached by its content."""
+
+    title: str  # the segment's
+    texts: list[str]
+    gaps: list[int]  # the pause after each sentence, in samples at RATE
+    key: str = ""
+    samples: int = 0  # decoded length at RATE (whole codec frames, the encoder's delay first)
+
+
+@dataclass
 class Segment:
-    """One chapter's speech, encoded once and shared by every episode that holds it."""
+    """One chapter's speech, encoded once (in pieces) and shared by every episode that holds it."""
 
     title: str
     section: str | None
     texts: list[str]
-    key: str = ""
-    samples: int = 0  # decoded length at RATE (whole codec frames)
+    pieces: list[Piece] = field(default_factory=list)
+
+    @property
+    def samples(self) -> int:  # decoded length at RATE
+        return sum(p.samples for p in self.pieces)
 
 
 @dataclass
@@ -207,34 +231,92 @@ def choose_gain(ep: Episode, clips: dict[str, render.Clip], candidates: list[flo
 def _limit(x: np.ndarray, ceiling_db: float) -> np.ndarray:
     """Lookahead peak limiter: true peaks (4x oversampled) of ``x`` brought under ``ceiling_db``, the gain
     reduction spread over about 6 ms either side of each peak (min filter, then moving average)."""
-    from scipy.ndimage import minimum_filter1d, uniform_filter1d
-
     ceiling = 10 ** (ceiling_db / 20)
     env = render.peak_envelope(x)
     need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
     if need.min() >= 1.0:
         return x
-    w = 2 * int(0.003 * RATE) + 1
-    gain = uniform_filter1d(minimum_filter1d(need, w, mode="nearest"), w, mode="nearest")
-    return x * gain
+    return x * _smoothed_gain(need, 2 * int(0.003 * RATE) + 1)
+
+
+def _smoothed_gain(need: np.ndarray, w: int) -> np.ndarray:
+    """The moving mean of the moving minimum of ``need`` (both ``w`` wide, centred, the ends repeated),
+    worked out only where it is below 1: within ``w - 1`` of a value below 1 (about 3 % of a sentence)."""
+    n, r = len(need), w // 2
+    gain = np.ones(n)
+    low = np.flatnonzero(need < 1.0)
+    if not len(low):
+        return gain
+    split = np.flatnonzero(np.diff(low) > 4 * r) + 1
+    for a, b in zip(low[np.r_[0, split]], low[np.r_[split - 1, len(low) - 1]]):
+        lo, hi = max(0, a - 2 * r), min(n, b + 2 * r + 1)  # where the gain is below 1
+        s0, s1 = max(0, lo - 2 * r), min(n, hi + 2 * r)  # what it depends on
+        gain[lo:hi] = _moving_mean(_moving_min(need[s0:s1], w), w)[lo - s0:hi - s0]
+    return gain
+
+
+def _moving_min(x: np.ndarray, w: int) -> np.ndarray:
+    """The minimum of each odd-width ``w`` window centred on each value of ``x``, the ends repeated beyond it
+    (scipy.ndimage.minimum_filter1d, mode "nearest"; numpy only: loading scipy.ndimage takes 0.2-0.3 s of
+    CPU, a large share of an edited sentence's re-export). Van Herk / Gil-Werman: running minima within
+    blocks of ``w``, forwards and backwards; each window is the backward minimum of one block's tail and the
+    forward minimum of the next block's head."""
+    r = w // 2
+    n = len(x)
+    blocks = -(-(n + 2 * r) // w)
+    padded = np.full(blocks * w, np.inf)
+    padded[:r], padded[r:r + n], padded[r + n:n + 2 * r] = x[0], x, x[-1]
+    grid = padded.reshape(blocks, w)
+    forward = np.minimum.accumulate(grid, axis=1).ravel()
+    backward = np.minimum.accumulate(grid[:, ::-1], axis=1)[:, ::-1].ravel()
+    return np.minimum(backward[:n], forward[w - 1:w - 1 + n])
+
+
+def _moving_mean(x: np.ndarray, w: int) -> np.ndarray:
+    """The mean of each odd-width ``w`` window centred on each value of ``x``, the ends repeated beyond it
+    (scipy.ndimage.uniform_filter1d, mode "nearest"; numpy only). Running sums of ``x`` less its first
+    value, so they stay small where ``x`` stays near it (a limiter's gain: mostly 1)."""
+    r, base = w // 2, x[0]
+    sums = np.concatenate([[0.0], np.cumsum(np.concatenate([np.zeros(r), x - base, np.full(r, x[-1] - base)]))])
+    return base + (sums[w:] - sums[:-w]) / w
+
+
+def piece_gaps(n: int, delay: int) -> list[list[int]]:
+    """The pauses after a segment's ``n`` sentences (samples), cut into pieces of PIECE sentences. The pause
+    after a piece's last sentence (not the segment's) is shortened by the encoder's ``delay``: the next
+    piece's decoded audio starts with that much silence."""
+    gaps = [_gap_samples(i) for i in range(n)]
+    if gaps:
+        gaps[-1] += int(round(GAP_SECTION * RATE))
+    for end in range(PIECE - 1, n - 1, PIECE):
+        gaps[end] -= delay
+    return [gaps[i:i + PIECE] for i in range(0, n, PIECE)]
 
 
 class Encoder:
-    """Encodes segments into ``cache/segments``, keyed by content; ``stats`` counts encoded and reused."""
+    """Encodes segments, piece by piece, into ``cache/segments``, keyed by content; ``stats`` counts the
+    pieces encoded and reused. ``work`` holds a batch's inputs and outputs while ffmpeg runs."""
 
-    def __init__(self, renderer: Renderer, fmt: str, channels: int, bitrate: int, jobs: int):
+    def __init__(self, renderer: Renderer, fmt: str, channels: int, bitrate: int, jobs: int, work: Path):
         self.renderer, self.fmt, self.channels, self.bitrate, self.jobs = renderer, fmt, channels, bitrate, jobs
         self.spec = FORMATS[fmt]
         self.dir = renderer.cache / "segments"
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.work = work
         self.stats = renderer.stats
         self.meta: dict[str, dict] = {}
-        self._inner = 1  # threads within one segment: more when fewer segments than jobs are to be encoded
+        self._inner = 1  # threads within one batch: more when fewer batches than jobs are to be encoded
 
-    def key(self, seg: Segment, clips, gain: float) -> str:
-        raw = json.dumps([SEGMENT_VERSION, [clips[t].key for t in seg.texts], GAP_SENTENCE, GAP_TITLE, GAP_SECTION,
-                          round(gain, 3), self.fmt, self.channels, self.bitrate, CEILING, CHECK])
-        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+    def pieces(self, seg: Segment, clips, gain: float) -> list[Piece]:
+        """The segment's pieces, each with its key."""
+        out, first = [], 0
+        for gaps in piece_gaps(len(seg.texts), self.spec["delay"]):
+            texts = seg.texts[first:first + len(gaps)]
+            raw = json.dumps([SEGMENT_VERSION, [clips[t].key for t in texts], gaps, round(gain, 3), self.fmt,
+                              self.channels, self.bitrate, CEILING, CHECK])
+            out.append(Piece(seg.title, texts, gaps, hashlib.sha256(raw.encode()).hexdigest()[:32]))
+            first += len(gaps)
+        return out
 
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.{self.spec['seg']}"
@@ -249,117 +331,169 @@ class Encoder:
         return None
 
     def loudness(self, ep: Episode) -> tuple[float, float]:
-        """The episode's loudness (one channel, LUFS) and true peak (dBTP), measured on its decoded segments."""
-        energy = np.concatenate([np.asarray(self.meta[s.key]["energy"]) for s in ep.segments])
-        return render.integrated_loudness(energy), max(self.meta[s.key]["peak_dbtp"] for s in ep.segments)
+        """The episode's loudness (one channel, LUFS) and true peak (dBTP), measured on its decoded pieces."""
+        keys = [p.key for s in ep.segments for p in s.pieces]
+        energy = np.concatenate([np.asarray(self.meta[k]["energy"]) for k in keys])
+        return render.integrated_loudness(energy), max(self.meta[k]["peak_dbtp"] for k in keys)
 
-    def pcm(self, seg: Segment, clips, gain: float, ceiling_db: float | None = None) -> np.ndarray:
-        """The segment's speech at ``gain`` with its pauses; with ``ceiling_db``, every sentence whose
+    def pcm(self, piece: Piece, clips, gain: float, ceiling_db: float | None = None) -> np.ndarray:
+        """The piece's speech at ``gain`` with its pauses; with ``ceiling_db``, every sentence whose
         cached true peak at that gain is over the ceiling goes through the limiter (the others cannot
         reach it: the cache's peak is measured the same way). The limiter acts within 3 ms of a peak
         and sentences are apart by at least GAP_SENTENCE of silence, so limiting sentence by sentence
-        is limiting the segment, on only the part that needs it."""
-        return np.concatenate(self._parts(seg, clips, gain, ceiling_db, {}))
+        is limiting the piece, on only the part that needs it."""
+        return np.concatenate(self._parts(piece, clips, gain, ceiling_db, {}))
 
-    def _parts(self, seg: Segment, clips, gain: float, ceiling_db: float | None, speech: dict,
+    def _parts(self, piece: Piece, clips, gain: float, ceiling_db: float | None, speech: dict,
                jobs: int = 1) -> list:
-        """The segment's sentences (read into ``speech`` once, at ``gain``), limited, each followed by its
+        """The piece's sentences (read into ``speech`` once, at ``gain``), limited, each followed by its
         pause; on ``jobs`` threads (numpy, soxr and scipy let go of the GIL while they work)."""
         scale = 10 ** (gain / 20)
 
         def one(i: int) -> np.ndarray:
             if i not in speech:
-                speech[i] = self.renderer.samples(clips[seg.texts[i]]) * scale
+                speech[i] = self.renderer.samples(clips[piece.texts[i]]) * scale
             x = speech[i]
-            if ceiling_db is not None and clips[seg.texts[i]].peak * scale > 10 ** (ceiling_db / 20):
+            if ceiling_db is not None and clips[piece.texts[i]].peak * scale > 10 ** (ceiling_db / 20):
                 x = _limit(x, ceiling_db)
             return x
 
-        if jobs > 1 and len(seg.texts) > 1:
+        if jobs > 1 and len(piece.texts) > 1:
             with ThreadPoolExecutor(max_workers=jobs) as pool:
-                xs = list(pool.map(one, range(len(seg.texts))))
+                xs = list(pool.map(one, range(len(piece.texts))))
         else:
-            xs = [one(i) for i in range(len(seg.texts))]
+            xs = [one(i) for i in range(len(piece.texts))]
         parts = []
-        for i, x in enumerate(xs):
-            parts.append(x)
-            gap = _gap_samples(i) + (int(round(GAP_SECTION * RATE)) if i == len(seg.texts) - 1 else 0)
-            parts.append(np.zeros(gap))
+        for x, gap in zip(xs, piece.gaps):
+            parts += [x, np.zeros(gap)]
         return parts
 
-    def _encode(self, job: tuple[str, Segment, dict, float]) -> tuple[str, int]:
-        key, seg, clips, gain = job
-        speech: dict[int, np.ndarray] = {}  # each sentence read once, however often it is limited
-        ceiling = CEILING
-        ff = render.ffmpeg()
+    def _codec(self, ys: list[tuple[str, np.ndarray]]) -> list[tuple[bytes, np.ndarray]]:
+        """Encode each (name, speech) on its own encoder stream, all in one ffmpeg process, and decode
+        each alone (a second one): [(encoded bytes, decoded samples × channels)]."""
+        ff, spec = render.ffmpeg(), self.spec
+        quiet = [ff, "-hide_banner", "-nostats", "-loglevel", "error", "-y"]
+        src = [self.work / f"{name}.f32" for name, _ in ys]
+        enc = [self.work / f"{name}.{spec['seg']}" for name, _ in ys]
+        dec = [self.work / f"{name}.dec" for name, _ in ys]
+        try:
+            for path, (_, y) in zip(src, ys):
+                path.write_bytes(y.astype("<f4").tobytes())
+            cmd = list(quiet)
+            for path in src:
+                cmd += ["-f", "f32le", "-ar", str(RATE), "-ac", "1", "-i", str(path)]
+            for n, path in enumerate(enc):
+                cmd += ["-map", f"{n}:a", *(["-af", "pan=stereo|c0=c0|c1=c0"] if self.channels == 2 else []),
+                        *spec["codec"], "-b:a", f"{self.bitrate}k", *spec["mux"], str(path)]
+            render.run(cmd)
+            cmd = list(quiet)
+            for path in enc:
+                cmd += ["-f", spec["demux"], "-i", str(path)]
+            for n, path in enumerate(dec):
+                cmd += ["-map", f"{n}:a", "-f", "f32le", str(path)]
+            render.run(cmd)
+            return [(e.read_bytes(), np.fromfile(d, dtype="<f4").reshape(-1, self.channels))
+                    for e, d in zip(enc, dec)]
+        finally:
+            for path in (*src, *enc, *dec):
+                path.unlink(missing_ok=True)
+
+    def _measure(self, decoded: np.ndarray) -> tuple[float, np.ndarray]:
+        with ThreadPoolExecutor(max_workers=1) as side:  # the loudness beside the peak (on another core)
+            loudness = side.submit(render.kweighted_energy, decoded[:, 0].astype(np.float64))
+            peak = max(render.true_peak(decoded[:, c]) for c in range(self.channels))
+            energy = loudness.result()
+        return 20 * np.log10(max(peak, 1e-9)), energy
+
+    def _encode(self, batch: list[tuple[Piece, dict, float]]) -> list[tuple[str, dict]]:
+        """Encode a batch of pieces in one ffmpeg process; a piece over CHECK after encoding is encoded
+        again (with the others still over it) with its ceiling lowered by what it was over, and more."""
+        speech: dict[str, dict[int, np.ndarray]] = {p.key: {} for p, _, _ in batch}  # each sentence read once
+        ceiling = {p.key: CEILING for p, _, _ in batch}
+        todo, done = list(batch), []
         for _ in range(4):
-            y = np.concatenate(self._parts(seg, clips, gain, ceiling, speech, self._inner))
-            data = render.run([ff, "-hide_banner", "-nostats", "-loglevel", "error", "-f", "f32le", "-ar", str(RATE),
-                               "-ac", "1", "-i", "-", *(["-af", "pan=stereo|c0=c0|c1=c0"] if self.channels == 2 else []),
-                               *self.spec["codec"],
-                               "-b:a", f"{self.bitrate}k", *self.spec["mux"], "-"], input=y.astype("<f4").tobytes())
-            decoded = np.frombuffer(render.run([ff, "-hide_banner", "-nostats", "-loglevel", "error",
-                                                "-f", self.spec["demux"], "-i", "-", "-f", "f32le", "-"],
-                                               input=data), dtype="<f4").reshape(-1, self.channels)
-            with ThreadPoolExecutor(max_workers=1) as side:  # the loudness beside the peak (on another core)
-                loudness = side.submit(render.kweighted_energy, decoded[:, 0].astype(np.float64))
-                peak = max(render.true_peak(decoded[:, c]) for c in range(self.channels))
-                energy = loudness.result()
-            peak_db = 20 * np.log10(max(peak, 1e-9))
-            if peak_db <= CHECK:
-                break
-            ceiling -= peak_db - CHECK + 0.3
-        else:
-            raise ExportError(f"could not bring '{seg.title}' under {TRUE_PEAK_LIMIT} dBTP after encoding")
-        meta = {"bytes": len(data), "samples": len(decoded), "peak_dbtp": round(float(peak_db), 2),
-                "energy": [float(f"{e:.6g}") for e in energy]}
-        atomic_write(self.path(key), data)
-        atomic_write(self.dir / f"{key}.json", json.dumps(meta).encode())
-        return key, meta
+            ys = [(p.key, np.concatenate(self._parts(p, clips, gain, ceiling[p.key], speech[p.key], self._inner)))
+                  for p, clips, gain in todo]
+            again = []
+            for job, (data, decoded) in zip(todo, self._codec(ys)):
+                p = job[0]
+                peak_db, energy = self._measure(decoded)
+                if peak_db > CHECK:
+                    ceiling[p.key] -= peak_db - CHECK + 0.3
+                    again.append(job)
+                    continue
+                meta = {"bytes": len(data), "samples": len(decoded), "peak_dbtp": round(float(peak_db), 2),
+                        "energy": [float(f"{e:.6g}") for e in energy]}
+                atomic_write(self.path(p.key), data)
+                atomic_write(self.dir / f"{p.key}.json", json.dumps(meta).encode())
+                done.append((p.key, meta))
+            todo = again
+            if not todo:
+                return done
+        raise ExportError(f"could not bring '{todo[0][0].title}' under {TRUE_PEAK_LIMIT} dBTP after encoding")
+
+    def _batches(self, jobs: list[tuple[Piece, dict, float]]) -> list[list]:
+        """The pieces to encode, in order, in batches of at least BATCH seconds of audio, and at least
+        four batches per job while there is enough to share (so the cores finish together)."""
+        length = [sum(clips[t].samples for t in p.texts) + sum(p.gaps) for p, clips, _ in jobs]
+        least = max(BATCH * RATE, sum(length) / (4 * self.jobs)) if len(jobs) > 1 else 0
+        batches, size = [], least
+        for job, n in zip(jobs, length):
+            if size >= least:
+                batches.append([])
+                size = 0
+            batches[-1].append(job)
+            size += n
+        return batches
 
     def encode(self, episodes: list[Episode], clips) -> None:
-        """Give every segment of every episode its key and decoded length, encoding what is not cached."""
+        """Give every segment of every episode its pieces, with their keys and decoded lengths, encoding
+        the pieces not cached."""
         todo: dict[str, tuple] = {}
         for ep in episodes:
             segs = []
             for seg in ep.segments:
                 s = Segment(seg.title, seg.section, seg.texts)  # episodes share a Segment, not its gain
-                s.key = self.key(s, clips, ep.gain)
-                if s.key not in self.meta and s.key not in todo:
-                    cached = self._cached(s.key)
-                    if cached is None:
-                        todo[s.key] = (s.key, s, clips, ep.gain)
-                    else:
-                        self.meta[s.key] = cached
-                        self.stats.reused += 1
+                s.pieces = self.pieces(s, clips, ep.gain)
+                for p in s.pieces:
+                    if p.key not in self.meta and p.key not in todo:
+                        cached = self._cached(p.key)
+                        if cached is None:
+                            todo[p.key] = (p, clips, ep.gain)
+                        else:
+                            self.meta[p.key] = cached
+                            self.stats.reused += 1
                 segs.append(s)
             ep.segments = segs
-        self._inner = max(1, self.jobs // max(1, len(todo)))  # an edit: its one segment on every core
-        done = dict(render.parallel_map(self._encode, list(todo.values()), self.jobs))
-        self.stats.encoded += len(done)
-        self.meta.update(done)
+        batches = self._batches(list(todo.values()))
+        self._inner = max(1, self.jobs // max(1, len(batches)))  # an edit: its one piece on every core
+        for done in render.parallel_map(self._encode, batches, self.jobs):
+            self.stats.encoded += len(done)
+            self.meta.update(done)
         for ep in episodes:
             for s in ep.segments:
-                s.samples = self.meta[s.key]["samples"]
+                for p in s.pieces:
+                    p.samples = self.meta[p.key]["samples"]
 
 
 # ---------------------------------------------------------------------- times: chapters and cues
 
 
 def time_episode(ep: Episode, clips, fmt: str) -> None:
-    """Chapters and cues from the clips' lengths and the segments' decoded lengths (whole frames,
-    with the encoder's delay at each segment's start)."""
+    """Chapters and cues from the clips' lengths and the pieces' decoded lengths (whole frames,
+    with the encoder's delay at each piece's start)."""
     delay = FORMATS[fmt]["delay"]
     ep.cues, ep.chapters = [], []
     start = 0
     for n, seg in enumerate(ep.segments):
-        t = start + delay
-        ep.chapters.append(Chapter(0.0 if n == 0 else round(t / RATE, 3), seg.title, seg.section))
-        for i, text in enumerate(seg.texts):
-            n_samples = clips[text].samples
-            ep.cues.extend(_cues(t / RATE, (t + n_samples) / RATE, text))
-            t += n_samples + _gap_samples(i)
-        start += seg.samples
+        ep.chapters.append(Chapter(0.0 if n == 0 else round((start + delay) / RATE, 3), seg.title, seg.section))
+        for piece in seg.pieces:
+            t = start + delay
+            for text, gap in zip(piece.texts, piece.gaps):
+                n_samples = clips[text].samples
+                ep.cues.extend(_cues(t / RATE, (t + n_samples) / RATE, text))
+                t += n_samples + gap
+            start += piece.samples
     ep.duration = start / RATE
 
 
@@ -427,8 +561,8 @@ def _meta_escape(s: str) -> str:
 
 def write_audio(ep: Episode, path: Path, encoder: Encoder, guide: Guide, show: PodcastInfo, cover: bytes,
                 work: Path) -> None:
-    """Join the episode's encoded segments into ``path`` with its tags and chapters."""
-    joined = b"".join(encoder.path(s.key).read_bytes() for s in ep.segments)
+    """Join the episode's encoded pieces into ``path`` with its tags and chapters."""
+    joined = b"".join(encoder.path(p.key).read_bytes() for s in ep.segments for p in s.pieces)
     if encoder.fmt == "mp3":
         atomic_write(path, id3_tag(_frames_id3(ep, guide, show, cover)) + joined)
         return
@@ -620,7 +754,7 @@ def export(guide: Guide, out: Path, *, engine: str = "espeak", voice: str | None
            fmt: str = "mp3", base_url: str | None = None, per_section: bool = False, jobs: int | None = None,
            progress=None, loudness: str = "mono", bitrate: int | None = None, show: PodcastInfo | None = None,
            say=print) -> Stats:
-    """Write the podcast into ``out``; returns the counts of sentences rendered and segments encoded."""
+    """Write the podcast into ``out``; returns the counts of sentences rendered and pieces encoded."""
     render.ffmpeg()
     check_out(out)
     if fmt not in FORMATS:
@@ -647,7 +781,7 @@ def export(guide: Guide, out: Path, *, engine: str = "espeak", voice: str | None
         choose_gain(full, clips, [manifest.get(full.slug, {}).get("gain")])
         for ep in series:
             choose_gain(ep, clips, [full.gain, manifest.get(ep.slug, {}).get("gain")])
-        encoder = Encoder(renderer, fmt, channels, bitrate, jobs)
+        encoder = Encoder(renderer, fmt, channels, bitrate, jobs, work)
         encoder.encode(episodes, clips)
         for ep in episodes:  # measured after encoding: far off (a voice unlike the codec loss assumed)? again
             loud, _ = encoder.loudness(ep)
@@ -664,8 +798,8 @@ def export(guide: Guide, out: Path, *, engine: str = "espeak", voice: str | None
         for ep in episodes:
             time_episode(ep, clips, fmt)
             path = out / f"{ep.slug}.{fmt}"
-            key = hashlib.sha256(json.dumps([[s.key for s in ep.segments], fmt, ep.title, ep.description,
-                                             show.author, show.copyright, guide.title,
+            key = hashlib.sha256(json.dumps([[p.key for s in ep.segments for p in s.pieces], fmt, ep.title,
+                                             ep.description, show.author, show.copyright, guide.title,
                                              str(guide.last_reviewed), hashlib.sha256(cover).hexdigest(),
                                              [(c.start, c.title) for c in ep.chapters]]).encode()).hexdigest()
             old = manifest.get(ep.slug, {})
@@ -677,13 +811,17 @@ def export(guide: Guide, out: Path, *, engine: str = "espeak", voice: str | None
                 if not _same(out / name, text.encode()):
                     atomic_write(out / name, text.encode())
             written.append((ep, path))
-        atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
+        data = json.dumps(manifest, indent=1).encode()
+        if not _same(manifest_path, data):
+            atomic_write(manifest_path, data)
         feeds = [("feed.xml", written[:1], guide.title, "episodic")]
         if per_section:
             feeds.append(("sections.xml", written[1:], f"{guide.title}: section by section", "serial"))
         for name, items, title, kind in feeds:
             shown = name if show.base_url else f"preview-{name}"
-            atomic_write(out / shown, feed_xml(guide, items, show, fmt, name, title, kind))
+            data = feed_xml(guide, items, show, fmt, name, title, kind)
+            if not _same(out / shown, data):  # (its dates are the review's, not the run's)
+                atomic_write(out / shown, data)
         if not show.base_url:
             say(f"Note: no feed.xml: a publishable feed needs the address the files will be served from "
                 f"(--base-url URL, or base_url in guide.yaml's podcast: block); preview-feed.xml has relative "
@@ -767,6 +905,6 @@ def cmd_export(args) -> int:
                    per_section=args.per_section, jobs=args.jobs, loudness=args.loudness, bitrate=args.bitrate,
                    show=show)
     print(f"Podcast written to {out}: rendered {stats.rendered} sentences, {stats.cached} from the cache; "
-          f"encoded {stats.encoded} audio segments, {stats.reused} from the cache; {stats.loudness:.1f} LUFS, "
+          f"encoded {stats.encoded} audio pieces, {stats.reused} from the cache; {stats.loudness:.1f} LUFS, "
           f"true peak {stats.peak:.1f} dBTP (measured after encoding).")
     return 0
