@@ -77,7 +77,8 @@ GAP_SENTENCE, GAP_TITLE, GAP_SECTION = 0.35, 0.6, 1.2
 MAX_LINE = 65
 SEGMENT_VERSION = "4"  # part of every piece's key (4: pieces of PIECE sentences)
 PIECE = 4  # sentences per encoded piece (from each chapter's start): what an edited sentence re-encodes
-BATCH = 20.0  # s: a cold run's batches (pieces per ffmpeg process) hold at least this much audio
+BATCH = (20.0, 240.0, 48)  # a cold run's batches (one ffmpeg process each): seconds of audio, at least and at
+# most (its input and output files in the work folder), and at most so many pieces (two open files each)
 DISCLAIMER_NOTE = "General information, not medical advice."
 
 FORMATS = {
@@ -433,13 +434,15 @@ class Encoder:
         raise ExportError(f"could not bring '{todo[0][0].title}' under {TRUE_PEAK_LIMIT} dBTP after encoding")
 
     def _batches(self, jobs: list[tuple[Piece, dict, float]]) -> list[list]:
-        """The pieces to encode, in order, in batches of at least BATCH seconds of audio, and at least
-        four batches per job while there is enough to share (so the cores finish together)."""
+        """The pieces to encode, in order, in batches of BATCH seconds of audio (four batches per job
+        while there is enough to share, so the cores finish together) and BATCH pieces at most."""
         length = [sum(clips[t].samples for t in p.texts) + sum(p.gaps) for p, clips, _ in jobs]
-        least = max(BATCH * RATE, sum(length) / (4 * self.jobs)) if len(jobs) > 1 else 0
-        batches, size = [], least
+        least, most, pieces = BATCH
+        least = min(max(least, sum(length) / RATE / (4 * self.jobs)), most) * RATE
+        batches: list[list] = []
+        size = least
         for job, n in zip(jobs, length):
-            if size >= least:
+            if size >= least or len(batches[-1]) >= pieces:
                 batches.append([])
                 size = 0
             batches[-1].append(job)

@@ -51,7 +51,7 @@ STEP = 441  # 10 ms at RATE: the loudness steps stored per sentence
 class Stats:
     rendered: int = 0
     cached: int = 0
-    encoded: int = 0  # audio pieces encoded (podcast: segments)
+    encoded: int = 0  # audio pieces encoded (podcast: pieces of 4 sentences of a chapter)
     reused: int = 0  # audio pieces taken from the cache
     loudness: float | None = None  # LUFS of the main output, measured after encoding
     peak: float | None = None  # its true peak, dBTP
