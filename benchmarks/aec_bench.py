@@ -10,7 +10,9 @@ WebRTC's output (its source); the player's reference tap (:class:`voiceguide.aud
 the in-process canceller (:mod:`voiceguide.aec`) is run on the raw recording afterwards, frame by
 frame with the frames' capture times, exactly as the microphone would feed it.
 
-Per condition and way (raw / webrtc / inprocess):
+Ways: raw / webrtc / in-process linear only with the player's tap (inprocess) or the sink monitor
+(monitor) as reference / the same with the residual echo suppressor after the linear filter (inprocess_rs,
+monitor_rs). Per condition and way:
 - ERLE: raw power over cleaned power on the echo frames away from any command (guide audible,
   quiet room), after the first 2 s, and over the first 2 s;
 - listener kept: the gain of the clean command in the output (least-squares projection onto the
@@ -18,7 +20,9 @@ Per condition and way (raw / webrtc / inprocess):
 - recognised: the command's stretch (0.3 s either side) through the hybrid recogniser
   (voiceguide.asr, the shipped default) and the intent parser: right intent or not.
 Usage: python benchmarks/aec_bench.py [--voices espeak,piper] [--echo 0,6] [--rooms quiet,babble]
-       [--commands N] [--keep DIR] [--replay DIR] [--no-record]
+       [--commands N] [--keep DIR [--record-only]] [--replay DIR] [--ways raw,monitor,...] [--no-record]
+Record the rig once (``--keep DIR --record-only``: about 1.3 min per condition), then evaluate as often as
+needed with ``--replay DIR`` (the recogniser's passes are most of its time: choose ``--ways``).
 """
 
 from __future__ import annotations
@@ -53,8 +57,12 @@ SENTENCES = ["Chemotherapy uses strong medicines to kill leukaemia cells.",
              "A stem cell transplant replaces the blood making cells with healthy ones from a donor.",
              "It is the only treatment that may cure this leukaemia, for some people."]
 COMMAND_GAIN = 0.3
-WAYS = ("raw", "webrtc", "inprocess", "monitor")
-"""raw microphone; PulseAudio's WebRTC module; in-process with the player's tap; in-process with the sink monitor."""
+WAYS = ("raw", "webrtc", "inprocess", "monitor", "inprocess_rs", "monitor_rs")
+"""raw microphone; PulseAudio's WebRTC module; in-process (linear only) with the player's tap; with the sink
+monitor; the same two with the residual echo suppressor after the linear filter."""
+INPROCESS = {"inprocess": ("tap", False), "monitor": ("monitor", False), "inprocess_rs": ("tap", True),
+             "monitor_rs": ("monitor", True)}
+"""In-process ways: (reference, residual echo suppressor on)."""
 
 
 def level_db(audio: Audio) -> float:
@@ -158,17 +166,25 @@ def gain_db(x: np.ndarray, at: int, cmd: np.ndarray) -> float:
     return 20 * np.log10(max(abs(g), 1e-6))
 
 
-def evaluate(data: dict, commands: dict, want: dict, recognizer, parser, quiet: bool, **kw) -> dict:
+def evaluate(data: dict, commands: dict, want: dict, recognizer, parser, quiet: bool, ways_wanted=WAYS,
+             **kw) -> dict:
     raw = np.frombuffer(data["raw"].pcm, "<i2").astype(np.float64)
     web = np.frombuffer(data["webrtc"].pcm, "<i2").astype(np.float64)
-    inp, per_frame, aec = run_inprocess(data, "tap", **kw)
-    ways = {"raw": (raw[:len(inp)], data["raw_t0"]), "webrtc": (web, data["webrtc_t0"]),
-            "inprocess": (inp, data["raw_t0"])}
-    if data.get("monitor"):
-        mon, per_frame_m, aec_m = run_inprocess(data, "monitor", **kw)
-        ways["monitor"] = (mon, data["raw_t0"])
-    raw = raw[:len(inp)]
-    res = {w: {"right": 0, "heard": [], "kept": []} for w in ways}
+    n_out = len(raw) // FRAME * FRAME
+    ways = {"raw": (raw[:n_out], data["raw_t0"])}
+    if "webrtc" in ways_wanted:
+        ways["webrtc"] = (web, data["webrtc_t0"])
+    res: dict = {}
+    for w in ways_wanted:
+        if w not in INPROCESS or (INPROCESS[w][0] == "monitor" and not data.get("monitor")):
+            continue
+        source, suppress = INPROCESS[w]
+        out, per_frame, aec = run_inprocess(data, source, suppress=suppress, **kw)
+        ways[w] = (out, data["raw_t0"])
+        res[f"per_frame_ms_{w}"] = per_frame * 1000
+        res[f"delay_ms_{w}"] = aec.delay_ms
+    raw = raw[:n_out]
+    res.update({w: {"right": 0, "heard": [], "kept": []} for w in ways})
     cmd_mask = np.zeros(len(raw), bool)
     for name, t in data["placed"]:
         cmd = x16(commands[name])
@@ -178,6 +194,8 @@ def evaluate(data: dict, commands: dict, want: dict, recognizer, parser, quiet: 
                 cmd_mask[max(0, at - 4800):at + len(cmd) + 4800] = True
                 g_raw = gain_db(x, at, cmd)
             res[w]["kept"].append(gain_db(x, at, cmd) - g_raw if w != "raw" else 0.0)
+            if w not in ways_wanted:
+                continue
             clip = x[max(0, at - 4800):at + len(cmd) + 4800]
             audio = Audio(np.clip(np.round(clip), -32768, 32767).astype("<i2").tobytes(), RATE)
             try:
@@ -188,37 +206,34 @@ def evaluate(data: dict, commands: dict, want: dict, recognizer, parser, quiet: 
             ok = parser.parse(text).intent == want[name] if not text.startswith("<") else False
             res[w]["right"] += ok
             res[w]["heard"].append((name, text))
+    if "raw" not in ways_wanted:
+        del res["raw"]
     # echo frames: guide audible on the raw microphone, no command near
     f = len(raw) // FRAME
     fr = lambda x: (x[:f * FRAME].reshape(f, FRAME) ** 2).mean(axis=1)  # noqa: E731
-    p_raw, p_inp = fr(raw), fr(inp)
+    p_raw = fr(raw)
     loud = (p_raw > 300.0 ** 2) & ~cmd_mask[:f * FRAME].reshape(f, FRAME).any(axis=1)
     first = min(b.t for b in data["blocks"]) if data["blocks"] else data["raw_t0"]
     t_frames = data["raw_t0"] + np.arange(f) * FRAME / RATE
     early = loud & (t_frames < first + 2.0)
     late = loud & (t_frames >= first + 2.0)
     erle = lambda m, po: 10 * np.log10(p_raw[m].sum() / max(po[m].sum(), 1e-9)) if m.any() else float("nan")  # noqa: E731
-    res["inprocess"]["erle"], res["inprocess"]["erle_first2s"] = erle(late, p_inp), erle(early, p_inp)
-    if "monitor" in ways:
-        p_mon = fr(ways["monitor"][0])
-        res["monitor"]["erle"], res["monitor"]["erle_first2s"] = erle(late, p_mon), erle(early, p_mon)
-        res["per_frame_ms_monitor"] = per_frame_m * 1000
-        res["delay_ms_monitor"] = aec_m.delay_ms
-    # webrtc's output on its own clock: its echo frames by its own placement (same frames shifted)
-    shift = int(round((data["raw_t0"] - data["webrtc_t0"]) * RATE))
-    web_al = np.zeros(len(raw))
-    src = web[max(0, shift):max(0, shift) + len(raw)]
-    web_al[:len(src)] = src
-    # the module adds its own latency: align by cross-correlation over the whole recording
-    lag = locate(web, raw[16000:16000 + 32000], 16000 + shift, 8000) - 16000
-    web_al = np.zeros(len(raw))
-    src = web[max(0, lag):max(0, lag) + len(raw)]
-    web_al[:len(src)] = src
-    res["webrtc"]["erle"] = erle(late, fr(web_al))
-    res["webrtc"]["erle_first2s"] = erle(early, fr(web_al))
-    res["raw"]["erle"] = res["raw"]["erle_first2s"] = 0.0
-    res["per_frame_ms"] = per_frame * 1000
-    res["delay_ms"] = aec.delay_ms
+    for w in INPROCESS:
+        if w in ways:
+            p_w = fr(ways[w][0])
+            res[w]["erle"], res[w]["erle_first2s"] = erle(late, p_w), erle(early, p_w)
+    if "webrtc" in ways:
+        # the module adds its own latency: align by cross-correlation over the whole recording
+        shift = int(round((data["raw_t0"] - data["webrtc_t0"]) * RATE))
+        lag = locate(web, raw[16000:16000 + 32000], 16000 + shift, 8000) - 16000
+        web_al = np.zeros(len(raw))
+        src = web[max(0, lag):max(0, lag) + len(raw)]
+        web_al[:len(src)] = src
+        res["webrtc"]["erle"] = erle(late, fr(web_al))
+        res["webrtc"]["erle_first2s"] = erle(early, fr(web_al))
+    if "raw" in res:
+        res["raw"]["erle"] = res["raw"]["erle_first2s"] = 0.0
+    res["n"] = len(data["placed"])
     res["quiet"] = quiet
     return res
 
@@ -232,7 +247,13 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, help="keep the recordings here (rec.pkl per condition)")
     ap.add_argument("--replay", type=Path, help="evaluate recordings kept by --keep instead of recording")
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--record-only", action="store_true", help="with --keep: record the rig runs, evaluate later")
+    ap.add_argument("--ways", default=",".join(WAYS), help="ways evaluated: " + ", ".join(WAYS))
     args = ap.parse_args()
+    ways = [w.strip() for w in args.ways.split(",") if w.strip()]
+    bad = [w for w in ways if w not in WAYS]
+    if bad:
+        ap.error(f"unknown way(s) {', '.join(bad)}; choose from {', '.join(WAYS)}")
 
     from voiceguide.asr import get_recognizer
     from voiceguide.content import load_guide
@@ -268,10 +289,15 @@ def main() -> int:
                                   if room == "babble" else None)
                         data = record_condition(pulse, sentences, commands, cmd_db + echo_db - guide_db, babble,
                                                 args.keep / key if args.keep else None, seed=len(rows))
-                    r = evaluate(data, commands, want, recognizer, parser, room == "quiet")
+                        if args.record_only:
+                            rows.append(None)
+                            print(f"{key}: recorded, load {os.getloadavg()[0]:.1f}", flush=True)
+                            continue
+                    r = evaluate(data, commands, want, recognizer, parser, room == "quiet", ways_wanted=ways)
                     rows.append((voice, echo_db, room, r))
                     n = len(data["placed"])
-                    print(f"{key}: delay {r['delay_ms']} ms, {r['per_frame_ms']:.2f} ms/frame; " + "; ".join(
+                    cost = ", ".join(f"{w} {r['per_frame_ms_' + w]:.2f}" for w in INPROCESS if "per_frame_ms_" + w in r)
+                    print(f"{key}: load {os.getloadavg()[0]:.1f}; ms/frame {cost}; " + "; ".join(
                         f"{w} right {r[w]['right']}/{n} ERLE {r[w]['erle']:.1f} dB (first 2 s {r[w]['erle_first2s']:.1f}) "
                         f"kept {np.nanmedian(r[w]['kept']):+.1f} dB (worst {np.nanmin(r[w]['kept']):+.1f})"
                         for w in WAYS if w in r), flush=True)
@@ -279,12 +305,16 @@ def main() -> int:
                         if w not in r:
                             continue
                         print(f"   {w}: {r[w]['heard']}", flush=True)
+    if args.record_only:
+        return 0
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     names = {"raw": "raw microphone", "webrtc": "PulseAudio module-echo-cancel (webrtc)",
-             "inprocess": "in-process, player's tap", "monitor": "in-process, sink monitor"}
+             "inprocess": "in-process linear, player's tap", "monitor": "in-process linear, sink monitor",
+             "inprocess_rs": "in-process + suppressor, player's tap",
+             "monitor_rs": "in-process + suppressor, sink monitor"}
     lines = [f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. Load before: {load[0]:.1f} {load[1]:.1f} "
-             f"{load[2]:.1f}; after: {uptime}. In-process canceller (voiceguide/aec.py): tail 160 ms, no residual "
-             "suppression. Guide espeak-ng 175 wpm, full volume, one clip per sentence; commands 10 dB "
+             f"{load[2]:.1f}; after: {uptime}. In-process canceller (voiceguide/aec.py): tail 160 ms, linear only "
+             "or with its residual echo suppressor (_rs). Guide espeak-ng 175 wpm, full volume, one clip per sentence; commands 10 dB "
              "below full, one per sentence, 0.6-1.8 s into it; echo: rig echo_path, 50 ms loopback. ERLE: raw "
              "power over output power on the echo frames of the run away from commands, after the first 2 s "
              "(the first 2 s in brackets). Kept: the command's gain in the output against the raw microphone "
@@ -292,20 +322,20 @@ def main() -> int:
              "stretch (+-0.3 s).", "",
              "| voice | echo | room | way | right | ERLE | kept |", "|---|---|---|---|---|---|---|"]
     for voice, echo_db, room, r in rows:
-        n = len(r["raw"]["heard"])
+        n = r["n"]
         for w in WAYS:
             if w not in r:
                 continue
             erle = "-" if w == "raw" else f"{r[w]['erle']:.1f} ({r[w]['erle_first2s']:.1f}) dB"
             kept = "-" if w == "raw" else f"{np.nanmedian(r[w]['kept']):+.1f} ({np.nanmin(r[w]['kept']):+.1f}) dB"
             lines.append(f"| {voice} | {echo_db:+.0f} dB | {room} | {names[w]} | {r[w]['right']}/{n} | {erle} | {kept} |")
-    n_all = sum(len(r["raw"]["heard"]) for *_, r in rows)
+    n_all = sum(r["n"] for *_, r in rows)
     tot = ", ".join(f"{names[w]} {sum(r[w]['right'] for *_, r in rows if w in r)}/{n_all}" for w in WAYS
                     if any(w in r for *_, r in rows))
-    cost = [r["per_frame_ms"] for *_, r in rows] + [r["per_frame_ms_monitor"] for *_, r in rows if "per_frame_ms_monitor" in r]
-    lines += ["", f"Commands recognised right, all conditions: {tot}. In-process cost per 20 ms frame: median "
-              f"{np.median(cost):.2f} ms, worst {max(cost):.2f} ms (one NumPy thread, beside the others' jobs; "
-              f"load as above). Machine: {machine()}."]
+    cost = "; ".join(f"{names[w]} median {np.median(c):.2f} ms, worst {max(c):.2f} ms" for w in INPROCESS
+                     if (c := [r["per_frame_ms_" + w] for *_, r in rows if "per_frame_ms_" + w in r]))
+    lines += ["", f"Commands recognised right, all conditions: {tot}. In-process cost per 20 ms frame: {cost} "
+              f"(one NumPy thread, beside the others' jobs; load as above). Machine: {machine()}."]
     body = "\n".join(lines)
     if args.no_record:
         print(body)
