@@ -40,7 +40,7 @@ from asr_bench import mix  # noqa: E402
 
 from voiceguide import audio as A  # noqa: E402
 from voiceguide.content import load_guide  # noqa: E402
-from voiceguide.intents import IntentParser  # noqa: E402
+from voiceguide.intents import INTENTS, IntentParser  # noqa: E402
 from voiceguide.protocols import Audio, Heard  # noqa: E402
 
 CORPUS = HERE / "corpus" / "dev"
@@ -94,7 +94,8 @@ def _check_fresh() -> None:
     tree = ast.parse((HERE.parent / "tests" / "test_asr.py").read_text(encoding="utf-8"))
     used = {n.value.lower() for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     used |= {t.lower() for t, _, _ in asr_bench.COMMANDS} | {t.lower() for t in asr_bench.OFF_TOPIC}
-    clash = [t for t in COMMANDS + OFF_TOPIC if t.lower() in used]
+    # a command's own one-word name ("more", "yes") is no phrasing: tests may say it too
+    clash = [t for t in COMMANDS + OFF_TOPIC if t.lower() in used and t.lower() not in INTENTS]
     assert not clash, f"not fresh (in asr_bench.py or tests/test_asr.py): {clash}"
     assert not set(BABBLE_TEXT) & set(asr_bench.BABBLE_TEXT)
 

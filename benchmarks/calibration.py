@@ -49,9 +49,14 @@ def collect(hybrid: HybridRecognizer, items, parser: IntentParser) -> list[dict]
         ev = hybrid.evidence(audio)
         ms = 1000 * (time.perf_counter() - t0)
         got = parser.parse(ev.heard.text) if ev.heard.text and ev.heard.kind == "command" else None
+        b = ev.before or ev.heard
+        was = parser.parse(b.text) if b.text and b.kind == "command" else None
         out.append({"text": text, "truth": list(truth), "voice": voice, "condition": condition, "ms": ms,
-                    "heard": ev.heard.text, "kind": ev.heard.kind,
+                    "heard": ev.heard.text, "kind": ev.heard.kind, "transcript": ev.transcript.text,
+                    "logprob": ev.transcript.logprob, "no_speech": ev.transcript.no_speech, "clear": ev.clear,
+                    "extra": list(ev.extra),
                     "got": [got.intent, got.target] if got and got.intent != "none" else ["none", None],
+                    "got_before": [was.intent, was.target] if was and was.intent != "none" else ["none", None],
                     "candidates": [{"meaning": list(m), "phrase": c["phrase"], "features": c["features"]}
                                    for m, c in ev.candidates(hybrid.gap).items()]})
         if n % 50 == 0:
@@ -110,6 +115,30 @@ def reliability(records: list[dict], cal: Calibration) -> str:
     brier = statistics.fmean((s - ok) ** 2 for s, ok, _ in top) if top else 0.0
     none = len(records) - len(top)
     rows.append(f"\n{len(top)} utterances with a reading ({none} with none); Brier score of the top reading {brier:.3f}.")
+    return "\n".join(rows)
+
+
+def before_after(records: list[dict]) -> str:
+    """Step 5 of the hybrid (unexplained content words) on and off, from the same decodes: per condition,
+    commands right, false accepts and wrong answers before (steps 1-4) and after."""
+    rows = ["| condition | commands | right before | right after | off-topic | accepted before | accepted after | "
+            "wrong before | wrong after |", "|---|---|---|---|---|---|---|---|---|"]
+    for cond in [*dict.fromkeys(r["condition"] for r in records), None]:
+        rs = [r for r in records if cond is None or r["condition"] == cond]
+        cmd = [r for r in rs if r["truth"][0] != "none"]
+        off = [r for r in rs if r["truth"][0] == "none"]
+        cells = []
+        for key in ("got_before", "got"):
+            cells.append((sum(r.get(key, r["got"]) == r["truth"] for r in cmd),
+                          sum(r.get(key, r["got"])[0] != "none" for r in off),
+                          sum(r.get(key, r["got"]) != r["truth"] and r.get(key, r["got"])[0] != "none" for r in cmd)))
+        (rb, fb, wb), (ra, fa, wa) = cells
+        rows.append(f"| {cond or 'all'} | {len(cmd)} | {rb} | {ra} | {len(off)} | {fb} | {fa} | {wb} | {wa} |")
+    changed = [r for r in records if r.get("got_before", r["got"]) != r["got"]]
+    rows.append("\nChanged by step 5: " + ("; ".join(
+        f"{r['text']!r} ({r['voice']}, {r['condition']}): {' '.join(x for x in r['got_before'] if x)} -> "
+        f"{'open' if r['kind'] == 'open' else 'rejected'} (transcript {r['transcript']!r}, unexplained {r['extra']})"
+        for r in changed) or "none"))
     return "\n".join(rows)
 
 
@@ -205,7 +234,7 @@ def main() -> None:
     cal = Calibration.load()
     print("weights:", dict(zip(FEATURES, cal.weights)), "bias", cal.bias)
     body = [f"Development corpus (fitted on it: in-sample), {len(dev)} utterances: " + decisions(dev), "",
-            reliability(dev, cal)]
+            before_after(dev), "", reliability(dev, cal)]
     if args.held_out:
         if args.refit_only and held_cache.is_file():
             held = json.loads(held_cache.read_text(encoding="utf-8"))
@@ -214,7 +243,8 @@ def main() -> None:
             held_cache.write_text(json.dumps(held), encoding="utf-8")
         body += ["", "Held-out benchmark audio (`asr_bench.py --quick`'s phrasings, voices and noise: espeak en-us 175 "
                      "and Piper 165; clean, white 10 dB, babble 10 dB, white 0 dB; never fitted on), "
-                     f"{len(held)} utterances: " + decisions(held), "", group_table(held), "", reliability(held, cal)]
+                     f"{len(held)} utterances: " + decisions(held), "", before_after(held), "", group_table(held), "",
+                 reliability(held, cal)]
     text = "\n".join(body)
     print(text)
     if args.record:

@@ -261,6 +261,12 @@ class _Grammar:
     ("play some jazz", True, "", "help", False, "play some jazz", "open"),  # nobody understood; clear speech
     ("play", True, "", "help", False, "", "command"),  # one word is no question
     ("play some jazz", False, "", "help", False, "", "command"),  # unclear: nothing
+    # clear words the grammar's or rescoring's phrase leaves unexplained: not that command, open text
+    ("where are my glasses", True, "", "where am i", True, "where are my glasses", "open"),
+    ("where are my glasses", True, "where am i", "where am i", True, "where are my glasses", "open"),
+    ("where are my glasses", False, "", "where am i", True, "where am i", "command"),  # unclear: the grammar decides
+    # a drug name Whisper cannot spell comes out as everyday words its letters still hold: kept
+    ("open my toes and trom", True, "open mitoxantrone", "next", True, "open mitoxantrone", "command"),
 ])
 def test_hybrid_decision(hybrid, whisper, clear, rescored, grammar, accepted, expected, kind):
     transcript = asr.Transcript(whisper, 0.0 if clear else -1.0, 0.01, [], None, 0)
@@ -279,6 +285,20 @@ def test_hybrid_decision(hybrid, whisper, clear, rescored, grammar, accepted, ex
     assert asked == ([None] if whisper == "go back" else [grammar])
     if heard.text and kind == "command":  # the decision is among the readings
         assert any(PARSER.parse(t) == PARSER.parse(heard.text) for t, _ in heard.nbest), heard
+
+
+@pytest.mark.parametrize("transcript, phrase, left", [
+    ("where are my glasses", "where am i", ["glasses"]),
+    ("we have no more bread", "tell me more", ["bread"]),
+    ("so where am i", "where am i", []),  # function words explain nothing and need no explaining
+    ("tell me about a nassidin", "tell me about enasidenib", []),  # the name's letters are there
+    ("open my toes and trom", "open mitoxantrone", []),
+    ("ring my sister back", "go back", ["ring", "sister"]),
+    ("what does remission need", "what does remission mean", []),  # a misheard word where the phrase has one
+    ("speak slower sneak slower", "speak slower", []),  # Whisper saying it twice adds nothing
+])
+def test_unexplained_content_words(transcript, phrase, left):
+    assert asr.unexplained(transcript, phrase) == left
 
 
 def test_guide_phrases_spell_out_what_the_grammar_accepts(grammar):

@@ -536,7 +536,11 @@ class HybridRecognizer:
     3. otherwise, when Whisper heard something clearly that means nothing to the guide and does not
        even sound like the grammar's reading (letters :attr:`alike` below 60 of 100), it was
        off-topic speech: rejected, whatever the grammar says;
-    4. otherwise the grammar search decides, with its own fit checks (:class:`PocketsphinxRecognizer`).
+    4. otherwise the grammar search decides, with its own fit checks (:class:`PocketsphinxRecognizer`);
+    5. a phrase decided by step 2 or 4 is dropped when Whisper's clear transcript holds a content word
+       the phrase does not explain (:func:`unexplained`): "where are my keys" is not "where am I", even
+       though the grammar forces it there and the two are written alike. The transcript is then open
+       text (a question for the dialog, whose readings it may ask about but never acts on).
 
     The numbers were set on a development corpus kept apart from the benchmark's (docs/benchmarks.md).
     """
@@ -601,6 +605,11 @@ class HybridRecognizer:
             ev.heard = Heard("", 0.0, "voice")
         else:
             ev.heard, ev.decided = reading, ev.accepted
+        ev.before = ev.heard
+        if ev.heard.text and ev.clear and ev.decided is not None and ev.decided != ev.whisper:
+            ev.extra = unexplained(transcript.text, ev.heard.text)
+            if ev.extra:  # step 5: clear words the reading leaves out ("where are my keys" is not "where am I")
+                ev.heard, ev.decided = Heard("", 0.0, "voice"), None
         if not ev.heard.text and ev.clear and len(transcript.text.split()) >= self.open_words:
             ev.heard = Heard(transcript.text, round(float(np.exp(transcript.logprob)) * (1 - transcript.no_speech), 3),
                              "voice", kind="open")
@@ -672,6 +681,10 @@ class Evidence:
 
     decided: tuple[str, str | None] | None = None
     """The meaning of the decision, when it is a command."""
+    before: Heard | None = None
+    """The decision of steps 1-4, before step 5 (:func:`unexplained`) looked at it (for benchmarks)."""
+    extra: list = field(default_factory=list)
+    """Step 5: the content words of Whisper's clear transcript that the decided phrase leaves unexplained."""
 
     def candidates(self, gap: float) -> dict[tuple[str, str | None], dict]:
         """Every meaning some engine read: the phrase to show for it and its :data:`FEATURES`."""
@@ -766,6 +779,48 @@ def guide_phrases(guide: Guide, parser: IntentParser) -> dict[str, tuple[str, st
         intent = parser.parse(phrase)
         if intent.intent != "none":
             out[phrase] = (intent.intent, intent.target)
+    return out
+
+
+FUNCTION_WORDS = frozenset("""
+a an the my your our his her its their i me we us you he she it they them this that these those is am are was were
+be been being do does did done have has had can could will would shall should may might must to of in on at for with
+about from by up down out off over into onto as if so and or but not no yes what where which who whom how when why
+there here some any all much many more most very too also just please now then again oh um uh er ok okay well hey hi
+thanks thank let lets get got go going gonna want like im ill id ive youre thats whats theres dont cant wont isnt
+arent one bit than
+""".split())
+"""Everyday English words that carry no topic of their own (step 5 of :class:`HybridRecognizer` ignores them)."""
+
+
+def unexplained(transcript: str, phrase: str, matched: float = 0.5) -> list[str]:
+    """The content words of ``transcript`` (Whisper's clear reading) that ``phrase`` (the reading decided
+    from the guide's phrases) leaves unexplained: words of three letters or more, not in
+    :data:`FUNCTION_WORDS`, less than ``matched`` of whose letters the phrase accounts for. The letters of
+    the two (spaces ignored) are aligned by edit distance: a transcript letter matched or substituted
+    is accounted for (a misheard word sits where the phrase's word is: "pick me back" for "take me
+    back", "tell me about my toes and trom" for "tell me about mitoxantrone"); one the alignment
+    deletes has nothing in the phrase (the surplus: "keys" in "where are my keys" read as "where am
+    I"). A second saying of the phrase at the end (Whisper's decoder repeating itself) is dropped first.
+    """
+    from rapidfuzz.distance import Levenshtein
+
+    words = [w.replace("'", "") for w in re.findall(r"[a-z0-9']+", transcript.lower())]
+    for k in range(1, len(words)):
+        if _alike(" ".join(words[k:]), phrase) >= 60 and _alike(" ".join(words[:k]), phrase) >= 60:
+            words = words[:k]
+            break
+    t, p = "".join(words), re.sub(r"[^a-z0-9]", "", phrase.lower())
+    covered = np.ones(len(t), bool)
+    for op in Levenshtein.opcodes(t, p):
+        if op.tag == "delete":
+            covered[op.src_start:op.src_end] = False
+    out, pos = [], 0
+    for w in words:
+        share = float(covered[pos:pos + len(w)].mean()) if w else 1.0
+        pos += len(w)
+        if len(w) >= 3 and w not in FUNCTION_WORDS and share < matched:
+            out.append(w)
     return out
 
 
