@@ -38,8 +38,10 @@ the player's tap, where PulseAudio's WebRTC module reaches 28-39 dB but takes th
 (median) with the echo. Commands recognised over the guide: 37/88 with the monitor, 15/88 with the tap,
 2/88 WebRTC, 1/88 raw. Short of the 20 dB goal: after each jump in the echo path's timing 0.1-0.3 s
 goes uncancelled, and the loaded rig jumps every few seconds. With the residual suppressor (2026-12-02
-14:00-14:45 UTC, new recordings, load 4-7): commands right 41/88 against 32/88 for the linear filter
-alone on the same recordings, 1.5-3 dB more echo taken, the listener 0.1-0.8 dB down (median). Tried and
+13:49-14:54 UTC, new recordings replayed, load 2-7): commands right 40/88 against 33/88 for the linear
+filter alone on the same recordings (41 and 32 in the tuning runs: the recogniser's state carries from
+phrase to phrase), 1-4 dB more echo taken, the listener 0.1-0.8 dB down (median), 0.27 ms more per 20 ms
+frame (0.92 ms in all, load 1.4). Not better in every condition (3 of 8 lost one command). Tried and
 not shipped: the leak as a power ratio (33/88: room babble counted as echo), over-suppression whenever the
 delay is unconfirmed (23/88), a decision-directed Wiener gain (32/88).
 """
