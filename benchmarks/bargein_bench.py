@@ -45,8 +45,12 @@ COMMANDS = [("pause", "pause"), ("stop talking", "pause"), ("wait", "pause"), ("
 PASSAGE = ("Chemotherapy uses strong medicines to kill leukaemia cells. Most people have it in hospital, in cycles "
            "of treatment with rest in between. Your team checks your blood often, because the treatment lowers "
            "the number of healthy blood cells too. Tell them at once if you get a fever or feel unwell. ")
-LOUD = 300.0
-COMMAND_GAIN = 0.3  # 10 dB below the voices' full level: the echo 6 dB above never clips
+LOUD = 30.0
+"""A speaker frame above this RMS is sound (the rig's speaker is digital silence otherwise): a lowered guide
+(-20 dB, :meth:`voiceguide.audio.Player.duck`) is not yet silent."""
+COMMAND_GAIN = 0.3
+AGAIN_AFTER = 1.5
+"""With ``--tries 2``: seconds after the end of a command that did not stop the guide before it is said again."""  # 10 dB below the voices' full level: the echo 6 dB above never clips
 
 
 def level_db(audio) -> float:
@@ -69,12 +73,20 @@ class Rig:
         mic = MicListener(self.recognizer, speaker, guide=self.guide, echo_cancel=self.aec)
         mic.on_barge_in = speaker.stop
         events = []
-        mic.on_segment = lambda kind, heard, a, b: events.append((time.monotonic(), kind, heard))
+        trace = os.environ.get("VOICEGUIDE_MIC_TRACE")
+
+        def seen(kind, heard, a, b):
+            events.append((time.monotonic(), kind, heard))
+            if trace:
+                print(f"  {kind} {heard.text!r} {a * 0.02:.2f}-{b * 0.02:.2f}s lowered {speaker.player.ducked}",
+                      file=sys.stderr, flush=True)
+
+        mic.on_segment = seen
         return speaker, mic, events
 
 
 def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: str, trials: int,
-                  quiet_seconds: float, guide_db: float, rng) -> dict:
+                  quiet_seconds: float, guide_db: float, rng, tries: int = 1) -> dict:
     pulse = rig.pulse
     cmd_db = float(np.mean([level_db(a) for a in commands.values()]))
     echo = pulse.echo_path(gain_db=cmd_db + echo_db - guide_db, latency_ms=50)
@@ -84,7 +96,7 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
         noise_proc = pulse.play_into_mic(noise, wait=False)
     speaker, mic, events = rig.listener()
     parser = IntentParser(rig.guide)
-    out = {"acted": 0, "trials": 0, "latencies": [], "false": 0, "speech_seconds": 0.0, "misses": []}
+    out = {"second": 0, "acted": 0, "trials": 0, "latencies": [], "false": 0, "speech_seconds": 0.0, "misses": []}
     try:
         time.sleep(1.0)
         names = list(commands)
@@ -96,11 +108,24 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
             talk = threading.Thread(target=speaker.speak, args=(PASSAGE,), daemon=True)
             talk.start()
             time.sleep(1.5 + 2.0 * rng.random())
+            ducks = mic.ducks
+            if os.environ.get("VOICEGUIDE_MIC_TRACE"):
+                print(f"-- {phrase} at {mic.capture.count * 0.02:.2f}s", file=sys.stderr, flush=True)
             pulse.play_into_mic(commands[phrase])
             end = time.monotonic() - trailing_quiet(commands[phrase])
-            deadline = time.monotonic() + 6
-            while time.monotonic() < deadline and not any(kind == "barge-in" for _, kind, _ in events[before:]):
-                time.sleep(0.05)
+            said = 1
+            while True:
+                deadline = time.monotonic() + (6 if said == tries else AGAIN_AFTER)
+                while time.monotonic() < deadline and not any(kind == "barge-in" for _, kind, _ in events[before:]):
+                    time.sleep(0.05)
+                if said == tries or any(kind == "barge-in" for _, kind, _ in events[before:]) \
+                        or not speaker.player.is_playing:
+                    break
+                # not understood and the guide talks on: the listener says it again, as people do
+                pulse.play_into_mic(commands[phrase])
+                end = time.monotonic() - trailing_quiet(commands[phrase])
+                said += 1
+            out["second"] += said > 1
             speaker.stop()
             talk.join(10)
             time.sleep(0.3)
@@ -116,12 +141,13 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
                 if len(loud):
                     out["latencies"].append(max(0.0, t[loud[-1]] + 0.02 - end))
             else:
-                out["misses"].append((phrase, [h.text for _, h in barges] or
-                                      [h.text for _, kind, h in events[before:] if h.text]))
+                out["misses"].append((phrase + (" (lowered)" if mic.ducks > ducks else ""), [h.text for _, h in barges] or
+                                      [f"{kind}: {h.text}" for _, kind, h in events[before:] if h.text or kind != "gated"]))
             while mic.barged_in():
                 mic.hear(0)
         # the guide talking, no command: every barge-in is false
         before = len(events)
+        ducks_before = mic.ducks
         start = time.monotonic()
         while time.monotonic() - start < quiet_seconds:
             t0 = time.monotonic()
@@ -131,6 +157,7 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
                 mic.hear(0)
         out["false"] = sum(1 for _, kind, _ in events[before:] if kind == "barge-in")
         out["false_texts"] = [h.text for _, kind, h in events[before:] if kind == "barge-in"]
+        out["false_ducks"] = mic.ducks - ducks_before
     finally:
         mic.close()
         speaker.close()
@@ -153,8 +180,14 @@ def main() -> int:
     ap.add_argument("--commands", choices=["keywords", "all"], default="keywords",
                     help="keywords: the phrases that cut the guide by default (mic.FALLBACK_KEYWORDS); all: every "
                          "command, with VOICEGUIDE_BARGE=any")
+    ap.add_argument("--tries", type=int, choices=[1, 2], default=1,
+                    help="2: a command that has not stopped the guide 1.5 s after it ended is said again "
+                         "(acted on within two tries; time to silence from the end of the last one)")
+    ap.add_argument("--duck", choices=["on", "off"], default="on",
+                    help="lower the guide's voice while a phrase is said over it (VOICEGUIDE_DUCK)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
+    os.environ["VOICEGUIDE_DUCK"] = args.duck
     if args.commands == "all":
         os.environ["VOICEGUIDE_BARGE"] = "any"
     chosen = [(p, i) for p, i in COMMANDS if args.commands == "all" or p in FALLBACK_KEYWORDS]
@@ -172,26 +205,30 @@ def main() -> int:
             for echo_db in [float(e) for e in args.echo.split(",")]:
                 for room in args.rooms.split(","):
                     r = run_condition(rig, commands, voice, echo_db, room, args.trials, args.quiet_seconds,
-                                      guide_db, rng)
+                                      guide_db, rng, args.tries)
                     lat = r["latencies"]
                     row = (voice, echo_db, room, r["acted"], r["trials"],
                            statistics.median(lat) * 1000 if lat else float("nan"),
                            max(lat) * 1000 if lat else float("nan"),
-                           r["false"], r["speech_seconds"], r["misses"], r.get("false_texts", []))
+                           r["false"], r["speech_seconds"], r["misses"], r.get("false_texts", []),
+                           r.get("false_ducks", 0))
                     rows.append(row)
                     print(f"{voice:6} echo {echo_db:+.0f} dB {room:6}: acted {r['acted']}/{r['trials']}, "
                           f"silence after {row[5]:.0f} ms median ({row[6]:.0f} worst), false {r['false']} in "
-                          f"{r['speech_seconds']:.0f} s; misses {r['misses']}; false {row[10]}", flush=True)
+                          f"{r['speech_seconds']:.0f} s, lowered {row[11]} times; said twice {r['second']}; misses {r['misses']}; false {row[10]}",
+                          flush=True)
     mode = {"auto": "auto (mic.AEC_DEFAULT)", "pulse": "PulseAudio module-echo-cancel (webrtc)",
             "inprocess": "in-process linear canceller (voiceguide/aec.py)", "off": "none (keyword fallback)"}[args.aec]
-    lines = [f"Echo cancellation: {mode}; commands: {args.commands}. Guide: espeak-ng 175 wpm at full volume; commands 10 dB below "
+    lines = [f"Echo cancellation: {mode}; commands: {args.commands}; lowering the guide while the listener talks: "
+             f"{args.duck}. Guide: espeak-ng 175 wpm at full volume; commands 10 dB below "
              "their voice's full level; echo 50 ms late. Command placed 1.5-3.5 s into the passage.", "",
              "| command voice | echo | room | acted on while talking | end of command to silence, median (worst) | "
-             "false barge-ins per 10 min of guide speech |", "|---|---|---|---|---|---|"]
-    for voice, echo_db, room, acted, trials, med, worst, false, secs, _, _ in rows:
+             "false barge-ins per 10 min of guide speech | lowered with no command, per min |", "|---|---|---|---|---|---|---|"]
+    for voice, echo_db, room, acted, trials, med, worst, false, secs, _, _, ducks in rows:
         per10 = false * 600 / secs if secs else float("nan")
         lines.append(f"| {voice} | {echo_db:+.0f} dB | {room} | {acted}/{trials} ({100 * acted / max(1, trials):.0f}%) | "
-                     f"{med:.0f} ms ({worst:.0f}) | {per10:.1f} ({false} in {secs:.0f} s) |")
+                     f"{med:.0f} ms ({worst:.0f}) | {per10:.1f} ({false} in {secs:.0f} s) | "
+                     f"{ducks * 60 / secs if secs else float('nan'):.1f} |")
     body = "\n".join(lines)
     if not args.no_record:
         label = {"auto": "echo cancelled", "pulse": "echo cancelled", "inprocess": "echo cancelled in process",

@@ -190,3 +190,39 @@ def test_the_sink_monitor_without_pulseaudio_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(A, "_pulse_ok", lambda: False)
     with pytest.raises(AudioDeviceUnavailable, match="no PulseAudio sink monitor"):
         A.SinkMonitor()
+
+
+@pytest.mark.audio
+def test_ducking_lowers_the_clip_playing_and_brings_it_back(pulse):
+    """Player.duck: the clip playing goes about DUCK_DB down on the speaker and comes back; a clip started
+    while ducked starts low."""
+    import time
+
+    from voiceguide.rig import frame_rms
+
+    rec = pulse.record_speaker()
+    p = A.Player(backend="pulse")
+    p.play(Audio(bytes(4410), 22050))  # the sound server's first stream starts late (up to a second)
+    assert p.wait(30)
+    p.play(tone(440, 3.0, 22050))
+    time.sleep(0.8)
+    p.duck(True)
+    time.sleep(0.9)
+    p.duck(False)
+    assert p.wait(30)
+    p.duck(True)
+    p.play(tone(440, 0.8, 22050))
+    assert p.wait(30)
+    p.duck(False)
+    time.sleep(0.2)
+    rms = frame_rms(rec.stop())
+    loud = np.flatnonzero(rms > 30)
+    first = rms[loud[0]:loud[0] + 150]  # the 3 s clip
+    full, low = np.median(first[10:35]), np.median(first[60:80])
+    back = np.median(first[-25:-5])
+    assert 20 * np.log10(full / low) == pytest.approx(-A.DUCK_DB, abs=3)
+    assert back == pytest.approx(full, rel=0.15)
+    second = rms[loud[0] + 160:]
+    second = second[second > 30]
+    assert len(second) > 20 and 20 * np.log10(full / np.median(second)) == pytest.approx(-A.DUCK_DB, abs=3)
+    assert p.volume_changes == 2 and not p.ducked

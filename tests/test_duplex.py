@@ -321,3 +321,47 @@ def test_a_command_ends_as_soon_as_the_grammar_reads_it_whole(monkeypatch, hybri
     old, old_ends = _listen_to(monkeypatch, hybrid, audio, early=False)
     assert PARSER.parse(old.text).intent == intent and len(old_ends) == 1, (old, old_ends)
     assert old_ends[0][1] - old_ends[0][0] >= round(END_PAUSE / FRAME_S) - 1, old_ends  # the old way waits it out
+
+
+@pytest.mark.audio
+def test_the_guide_lowers_its_voice_while_the_listener_talks_and_goes_on(pulse, commands):
+    """Talking over the guide (not a command): it lowers its voice while the listener talks (the in-process
+    canceller tells someone else's voice from its echo), does not stop, takes no turn, and comes back to
+    full voice after the listener stops (mic.DUCK_HOLD)."""
+    import threading
+
+    from voiceguide.asr import get_recognizer
+    from voiceguide.mic import DUCK_HOLD, MicListener
+    from voiceguide.tts import AudioSpeaker
+
+    chat = scale(render("I think it will rain this afternoon, so bring the washing in before you go.",
+                        engine=_piper()), COMMAND_GAIN * 2)  # 6 dB above the commands' level
+    echo = pulse.echo_path(gain_db=_echo_gain(0.0), latency_ms=50)
+    speaker = AudioSpeaker.create(GUIDE, engine="espeak", rate=150)
+    mic = MicListener(get_recognizer(GUIDE, "auto"), speaker, guide=GUIDE, echo_cancel="inprocess")
+    mic.on_barge_in = speaker.stop
+    lowered = []
+    try:
+        text = " ".join(["Chemotherapy uses strong medicines to kill leukaemia cells, in cycles with rest between."] * 3)
+        talk = threading.Thread(target=speaker.speak, args=(text,), daemon=True)
+        talk.start()
+        time.sleep(4.0)
+        watch = threading.Thread(target=lambda: [lowered.append(speaker.player.ducked) or time.sleep(0.02)
+                                                 for _ in range(250)], daemon=True)
+        watch.start()
+        pulse.play_into_mic(chat)
+        watch.join()
+        still_talking = speaker.player.is_playing
+        back = not speaker.player.ducked
+        changes = speaker.player.volume_changes
+        speaker.stop()
+        talk.join(10)
+    finally:
+        mic.close()
+        speaker.close()
+        pulse.remove_echo_path(echo)
+    assert any(lowered) and mic.ducks >= 1, "the guide never lowered its voice"
+    assert still_talking, "the guide stopped for speech that was no command"
+    assert not mic.barged_in()
+    assert back and changes >= 2 and lowered[-1] is False, (back, changes, lowered[-20:])
+    assert DUCK_HOLD < 3.0

@@ -10,6 +10,7 @@ no PulseAudio (macOS, Windows) the same interface is served by sounddevice.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -241,6 +242,24 @@ class _Listeners:
                       file=sys.stderr, flush=True)
 
 
+DUCK_DB = -20.0
+"""How far :meth:`Player.duck` lowers the guide's voice while the listener may be talking over it."""
+
+
+def _sink_input_of(pid: int) -> int | None:
+    """The PulseAudio sink input of the process ``pid`` (paplay), or None."""
+    try:
+        out = subprocess.run(["pactl", "-f", "json", "list", "sink-inputs"], capture_output=True, text=True,
+                             timeout=5).stdout
+        inputs = json.loads(out or "[]")
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    for item in inputs:
+        if str((item.get("properties") or {}).get("application.process.id")) == str(pid):
+            return int(item["index"])
+    return None
+
+
 class Player(_Listeners):
     """Plays one clip at a time; ``stop()`` cuts it at once; ``wait()`` tells whether it finished.
 
@@ -268,6 +287,55 @@ class Player(_Listeners):
         self._clip_t0 = 0.0
         self._clip_rate = 0
         self._clip_fed = 0  # samples of the clip handed over so far
+        self._ducked = False
+        self._duck_lock = threading.Lock()  # volume changes in the order asked
+        self._sink_input: tuple[int, int] | None = None  # (paplay's pid, its sink input's index)
+        self.volume_changes = 0
+        """Times the player's volume was really changed (ducked or restored): for tests and benchmarks."""
+
+    @property
+    def ducked(self) -> bool:
+        """The guide's voice is lowered by :data:`DUCK_DB` (:meth:`duck`)."""
+        return self._ducked
+
+    def duck(self, on: bool) -> None:
+        """Lower the guide's voice by :data:`DUCK_DB` (``on``) or bring it back, for the clip playing now and
+        the clips after it, as a voice assistant does while the listener may be talking to it: what they say
+        is then heard over a quieter echo. Returns at once (the change is made by ``pactl`` on a thread,
+        about 20-50 ms later). PulseAudio only: elsewhere the flag is kept and nothing is changed."""
+        with self._lock:
+            if on == self._ducked:
+                return
+            self._ducked = on
+            proc = self._proc if self.backend == "pulse" and not self._done.is_set() else None
+        if proc is not None:
+            threading.Thread(target=self._apply_volume, args=(proc,), daemon=True, name="voiceguide-duck").start()
+
+    def _volume(self) -> int:
+        """paplay's and pactl's raw volume (65536 = 100 %; the scale is cubic) for the ducked state now."""
+        return int(round(65536 * 10 ** (DUCK_DB / 60))) if self._ducked else 65536
+
+    def _apply_volume(self, proc: subprocess.Popen) -> None:
+        with self._duck_lock:
+            if proc is not self._proc or proc.poll() is not None:
+                return  # that clip is over; the next starts at the volume of the moment
+            index = self._sink_input[1] if self._sink_input and self._sink_input[0] == proc.pid else None
+            for _ in range(10):  # paplay connects a few ms after it starts
+                if index is not None:
+                    break
+                index = _sink_input_of(proc.pid)
+                if index is None:
+                    time.sleep(0.02)
+            if index is None:
+                return
+            self._sink_input = (proc.pid, index)
+            try:
+                done = subprocess.run(["pactl", "set-sink-input-volume", str(index), str(self._volume())],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                return
+            if done.returncode == 0:
+                self.volume_changes += 1
 
     def _tell_end(self, clip: int) -> None:
         with self._lock:
@@ -294,6 +362,7 @@ class Player(_Listeners):
         if self.backend == "pulse":
             self._proc = subprocess.Popen(
                 ["paplay", "--raw", "--format=s16le", "--channels=1", f"--rate={audio.sample_rate}",
+                 f"--volume={self._volume()}",
                  f"--latency-msec={self.latency_ms}", "--client-name=VoiceGuide", "--stream-name=speech",
                  *([f"--device={self.device}"] if self.device else [])],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -21,11 +21,20 @@ on"), never words the guide has just said, and :data:`FALLBACK_MARGIN_DB` above 
 (with echo cancellation too: its leftover echo was heard as "wait" in a test). Any command may cut the guide only with ``VOICEGUIDE_BARGE=any`` and echo
 cancellation: measured on the rig, that made false barge-ins (docs/benchmarks.md, "Barge-in").
 
+While a phrase is said over the guide, the guide lowers its voice by :data:`voiceguide.audio.DUCK_DB`
+(:meth:`voiceguide.audio.Player.duck`), as voice assistants do, and brings it back :data:`DUCK_HOLD` after
+the phrase ends without cutting it: the rest of the command, or the listener saying it again, is heard
+over a quieter echo. It lowers only with the in-process canceller, once its double-talk check hears someone
+other than the guide (with PulseAudio's canceller, lowering on level alone lowered it 8 times in 41 s of the
+guide talking alone). A phrase heard while the guide was lowered for it may be any command when any command may
+cut the guide (``VOICEGUIDE_BARGE=any``), whether or not the canceller has adapted yet.
+``VOICEGUIDE_DUCK=off`` turns lowering off.
+
 Outside a turn a cheap gate comes first (:meth:`MicListener._worth_hearing`: length; in keyword mode,
 level and the grammar's reading), so the guide's echo and the room do not keep the recogniser busy.
 
 Echo cancellation (``VOICEGUIDE_AEC``: auto = :data:`AEC_DEFAULT`, pulse, inprocess, off): ``inprocess``
-runs :class:`voiceguide.aec.EchoCanceller` (linear, NumPy) on each microphone frame as it arrives, its
+runs :class:`voiceguide.aec.EchoCanceller` (a linear filter and a residual echo suppressor, NumPy) on each microphone frame as it arrives, its
 reference what the speaker's sink really played (:class:`voiceguide.audio.SinkMonitor`; the player's tap
 without PulseAudio). ``pulse``: :class:`PulseEchoCancel` loads PulseAudio's ``module-echo-cancel`` (WebRTC AEC) for
 the guide's own streams: the player plays into its sink and the capture records from its source, so the
@@ -67,6 +76,9 @@ FRAME = 320  # samples: 20 ms
 FRAME_S = FRAME / RATE
 PRE_ROLL = 0.5
 """Seconds of audio kept before a phrase's onset."""
+BARGE_PRE_ROLL = 0.15
+"""Seconds kept before the onset of a phrase said over the guide: there they hold the guide's echo more
+than the listener's first sound."""
 RING_SECONDS = 30.0
 TAIL = 5
 """Frames (0.1 s) kept after a phrase's last voiced frame."""
@@ -107,6 +119,14 @@ CUT_INTENTS = frozenset({"pause", "stop"})
 grammar reads as anything else is not recognised at all (the cheap gate before the hybrid)."""
 BARGE_INTENTS_EXCLUDED = frozenset({"yes", "no", "none"})
 """Intents that never cut the guide: a yes or no only answers a question at the prompt."""
+DUCK_HOLD = 1.5
+"""Seconds the guide's voice stays lowered after a phrase said over it ends without cutting it: a listener
+who was not understood says it again, over the quieter guide."""
+
+
+def _duck_setting() -> bool:
+    """``VOICEGUIDE_DUCK`` (on by default; off: the guide never lowers its voice while the listener talks)."""
+    return os.environ.get("VOICEGUIDE_DUCK", "on").strip().lower() not in {"off", "0", "no"}
 
 
 # ---------------------------------------------------------------------- quiet terminal
@@ -559,6 +579,8 @@ class _Job:
         self.delivered = False
         self.serial = 0
         """The number of the turn its onset fell in."""
+        self.lowered = False
+        """The guide's voice was lowered for it (someone other than the guide was talking)."""
         self.lock = threading.Lock()
 
 
@@ -587,6 +609,7 @@ class MicListener:
                 f"{bool(getattr(getattr(speaker, 'player', None), 'is_playing', False))}", file=sys.stderr, flush=True)
         self.echo: PulseEchoCancel | None = None
         self.aec = None  # voiceguide.aec.EchoCanceller when cancelling in process
+        self._talk: deque[bool] = deque(maxlen=500)  # its double-talk verdict on each of the last frames
         self._reference = None  # what feeds it: a SinkMonitor, or the player itself
         kind = _aec_kind(echo_cancel)
         player = getattr(speaker, "player", None)
@@ -601,7 +624,7 @@ class MicListener:
         self.mode = "aec" if self.echo is not None or self.aec is not None else "keywords"
         try:
             self.capture = Capture(self.echo.source if self.echo else device, capture_backend,
-                                   process=self.aec.process if self.aec is not None else None)
+                                   process=self._cancel if self.aec is not None else None)
         except BaseException:
             self._unload_echo()
             raise
@@ -616,6 +639,15 @@ class MicListener:
         self._said: list[str] = []  # the guide's last utterances (AudioSpeaker.saying)
         self._player = getattr(speaker, "player", None)
         self._played = 0  # frames heard while the guide played: the canceller adapts over the first seconds
+        self.duck = _duck_setting() and hasattr(self._player, "duck") and self.aec is not None
+        """Lower the guide's voice while a phrase is said over it (:data:`DUCK_HOLD`, ``VOICEGUIDE_DUCK``): with
+        the in-process canceller only, whose double-talk check tells the listener from the guide's echo.
+        Measured with PulseAudio's canceller, lowering on the phrase's level alone: 8 times in 41 s of the
+        guide talking with no one else (docs/benchmarks.md)."""
+        self._duck_until: int | None = None  # frame after which a lowered guide is brought back
+        self._may_duck = False  # the phrase going on is over the guide and has not lowered it yet
+        self.ducks = 0
+        """Phrases over the guide that lowered its voice (for benchmarks)."""
         self._warned = False
         self._results: queue.Queue = queue.Queue()  # (kind, UserInput, turn number)
         self._busy = threading.Event()  # a phrase with onset in the open turn is being heard
@@ -631,6 +663,19 @@ class MicListener:
         self._recogniser.start()
         self._worker = threading.Thread(target=self._work, daemon=True, name="voiceguide-mic")
         self._worker.start()
+
+    def _cancel(self, frame: bytes, t: float) -> bytes:
+        """The in-process canceller on one microphone frame; its double-talk verdict kept per frame."""
+        out = self.aec.process(frame, t)
+        self._talk.append(bool(self.aec.double_talk))
+        return out
+
+    def _double_talk(self, lo: int, hi: int) -> bool:
+        """The in-process canceller found the microphone not explained by the guide's echo (someone else
+        talking) in a frame of ``lo``-``hi``."""
+        flags = list(self._talk)
+        base = self.capture.count - len(flags) if hasattr(self, "capture") else 0
+        return any(flags[max(0, lo - base):max(0, hi - base)])
 
     def _start_aec(self, player, required: bool) -> None:
         """The in-process canceller, its reference the speaker's sink monitor (what really played) where
@@ -724,6 +769,8 @@ class MicListener:
             if not ep.in_phrase:
                 bar = None if in_turn or len(recent) < 10 else BARGE_MARGIN * float(np.percentile(recent, 90))
             i = index
+            if self._duck_until is not None and not ep.in_phrase and i >= self._duck_until:
+                self._unduck()
             event = ep.push(i, level, None if in_turn else BARGE_END_PAUSE, bar)
             recent = (recent + [level])[-RECENT:]
             index += 1
@@ -734,9 +781,12 @@ class MicListener:
                 if lo <= at < hi:  # the listening cue (or its echo): not speech
                     ep.in_phrase = False
                     continue
-                start = max(at - int(PRE_ROLL / FRAME_S), self._cut if at >= self._cut else 0)
                 self._onset_in_turn = in_turn and at >= turn_from
+                pre = PRE_ROLL if self._onset_in_turn else BARGE_PRE_ROLL
+                start = max(at - int(pre / FRAME_S), self._cut if at >= self._cut else 0)
                 self._onset_serial = serial
+                self._may_duck = not self._onset_in_turn and self.duck and self._player.is_playing
+                self._duck_now(at, i)
                 if self._onset_in_turn:
                     self._busy.set()
                 job, reading, since, peak = None, None, i, 0.0
@@ -747,6 +797,7 @@ class MicListener:
             if event is None:
                 if not ep.in_phrase:
                     continue
+                self._duck_now(i - 2, i)
                 peak = max(peak, level)
                 if stream is not None:
                     stream.feed(frame)
@@ -775,6 +826,9 @@ class MicListener:
             # the phrase has ended
             at = event[1]
             self.endpoints.append((at, i))
+            self._may_duck = False
+            if self._duck_until is not None:
+                self._duck_until = i + round(DUCK_HOLD / FRAME_S)
             if stream is not None:
                 stream.stop()
             if self._onset_in_turn and self.on_speech_end:
@@ -802,6 +856,7 @@ class MicListener:
             return None
         job = _Job(start, end, in_turn, speech_end, self._onset_level, final)
         job.serial = self._onset_serial
+        job.lowered = self._lowered()
         self._jobs.put(job)
         return job
 
@@ -817,16 +872,24 @@ class MicListener:
             return False
         if self._stream is None or not self.early:
             return True
+        if self._lowered() and self.mode == "aec" and _barge_any():
+            return True  # someone other than the guide talked (the canceller says): the recogniser decides
         if self._any_command():
             return reading is not None and reading[0] not in BARGE_INTENTS_EXCLUDED
         return (peak > self._onset_level * 10 ** (FALLBACK_MARGIN_DB / 20)
                 and reading is not None and reading[0] in CUT_INTENTS)
 
-    def _any_command(self) -> bool:
+    def _lowered(self) -> bool:
+        """The guide's voice is lowered for the phrase going on (or just ended) over it."""
+        return bool(self.duck and self._player.ducked)
+
+    def _any_command(self, lowered: bool = False) -> bool:
         """Whether any command may cut the guide now: ``VOICEGUIDE_BARGE=any``, with the echo cancelled
         and the canceller adapted (in process: it says so; PulseAudio's: :data:`AEC_WARMUP`)."""
         if self.mode != "aec" or not _barge_any():
             return False
+        if lowered or self._lowered():
+            return True  # lowered for this phrase: the canceller heard someone other than the guide
         if self.aec is not None:
             return bool(self.aec.converged)
         return self._played >= AEC_WARMUP / FRAME_S
@@ -887,17 +950,18 @@ class MicListener:
             self._results.put(("turn", heard, job.serial))
             self._busy.clear()
             return
-        if not self._is_barge_in(heard, job.audio, job.level):
+        if not self._is_barge_in(heard, job.audio, job.level, job.lowered):
             if self.on_segment:
                 self.on_segment("ignored", heard, start, end)
             return
         if self.on_barge_in:
             self.on_barge_in()
+        self._unduck()  # what the guide says next (the answer) is at full voice
         if self.on_segment:
             self.on_segment("barge-in", heard, start, end)
         self._results.put(("barge-in", replace(heard, during_speech=True), job.serial))
 
-    def _is_barge_in(self, heard: Heard, audio: Audio, level: float | None = None) -> bool:
+    def _is_barge_in(self, heard: Heard, audio: Audio, level: float | None = None, lowered: bool = False) -> bool:
         """A phrase heard outside a turn cuts the guide only if it is a command (module docstring)."""
         text = heard.text.strip()
         if not text or self.parser is None:
@@ -909,13 +973,29 @@ class MicListener:
             return False  # the guide has just said these words: its own echo
         if intent.intent == "number" and not re.search(r"[a-z]", re.sub(r"\d", "", text.lower())):
             return False  # a bare number over the guide: the recogniser's reading of its echo, measured
-        if self._any_command():
+        if self._any_command(lowered):
             return True
         if _words(text) not in FALLBACK_KEYWORDS:
             return False
         levels = [frame_level(audio.pcm[i:i + FRAME * 2]) for i in range(0, len(audio.pcm), FRAME * 2)]
         bar = self._onset_level if level is None else level
         return bool(levels) and max(levels) > bar * 10 ** (FALLBACK_MARGIN_DB / 20)
+
+    def _duck_now(self, lo: int, hi: int) -> None:
+        """Lower the guide for the phrase going on over it, once the canceller hears someone other than the
+        guide in frames ``lo``-``hi`` (its double-talk verdict lags the onset by a few frames)."""
+        if not self._may_duck or not self._double_talk(lo, hi + 1):
+            return
+        self._may_duck = False
+        self._duck_until = 1 << 62  # lowered until the phrase has ended and DUCK_HOLD has passed
+        if not self._player.ducked:
+            self.ducks += 1
+        self._player.duck(True)
+
+    def _unduck(self) -> None:
+        self._duck_until = None
+        if self.duck and self._player.ducked:
+            self._player.duck(False)
 
     # ------------------------------------------------------------------ Listener
 
@@ -939,6 +1019,7 @@ class MicListener:
         lo = cap.frame_at(time.monotonic())
         self._cut = lo
         self._serial += 1
+        self._unduck()  # the cue and the turn at full voice
         if self.speaker is not None:
             self._mask = (lo, 1 << 62)  # set before the cue plays: the worker may be ahead of us
             self._turn_from = lo
