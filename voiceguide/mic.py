@@ -119,6 +119,8 @@ CUT_INTENTS = frozenset({"pause", "stop"})
 grammar reads as anything else is not recognised at all (the cheap gate before the hybrid)."""
 BARGE_INTENTS_EXCLUDED = frozenset({"yes", "no", "none"})
 """Intents that never cut the guide: a yes or no only answers a question at the prompt."""
+TALK_RING = 500
+"""Frames (10 s) of the in-process canceller's double-talk verdicts kept for :meth:`MicListener._double_talk`."""
 DUCK_HOLD = 1.5
 """Seconds the guide's voice stays lowered after a phrase said over it ends without cutting it: a listener
 who was not understood says it again, over the quieter guide."""
@@ -609,7 +611,8 @@ class MicListener:
                 f"{bool(getattr(getattr(speaker, 'player', None), 'is_playing', False))}", file=sys.stderr, flush=True)
         self.echo: PulseEchoCancel | None = None
         self.aec = None  # voiceguide.aec.EchoCanceller when cancelling in process
-        self._talk: deque[bool] = deque(maxlen=500)  # its double-talk verdict on each of the last frames
+        self._talk = np.zeros(TALK_RING, dtype=bool)  # its double-talk verdict on frame i, at i % TALK_RING
+        self._talked = 0  # frames it has processed: the next one's index (the capture's frame count)
         self._reference = None  # what feeds it: a SinkMonitor, or the player itself
         kind = _aec_kind(echo_cancel)
         player = getattr(speaker, "player", None)
@@ -667,15 +670,17 @@ class MicListener:
     def _cancel(self, frame: bytes, t: float) -> bytes:
         """The in-process canceller on one microphone frame; its double-talk verdict kept per frame."""
         out = self.aec.process(frame, t)
-        self._talk.append(bool(self.aec.double_talk))
+        n = self._talked  # the capture calls this once per frame, in order, from frame 0
+        self._talk[n % TALK_RING] = bool(self.aec.double_talk)
+        self._talked = n + 1
         return out
 
     def _double_talk(self, lo: int, hi: int) -> bool:
         """The in-process canceller found the microphone not explained by the guide's echo (someone else
-        talking) in a frame of ``lo``-``hi``."""
-        flags = list(self._talk)
-        base = self.capture.count - len(flags) if hasattr(self, "capture") else 0
-        return any(flags[max(0, lo - base):max(0, hi - base)])
+        talking) in a frame of ``lo``-``hi`` (only the last :data:`TALK_RING` frames are kept)."""
+        n = self._talked
+        lo, hi = max(lo, n - TALK_RING, 0), min(hi, n)
+        return any(self._talk[i % TALK_RING] for i in range(lo, hi))
 
     def _start_aec(self, player, required: bool) -> None:
         """The in-process canceller, its reference the speaker's sink monitor (what really played) where
