@@ -877,10 +877,10 @@ class MicListener:
             return False
         if self._stream is None or not self.early:
             return True
-        if self._lowered() and self.mode == "aec" and _barge_any():
-            return True  # someone other than the guide talked (the canceller says): the recogniser decides
-        if self._any_command():
-            return reading is not None and reading[0] not in BARGE_INTENTS_EXCLUDED
+        lowered = self._lowered()
+        if self._any_command(lowered):
+            # lowered: someone other than the guide talked (the canceller says): the recogniser decides
+            return lowered or (reading is not None and reading[0] not in BARGE_INTENTS_EXCLUDED)
         return (peak > self._onset_level * 10 ** (FALLBACK_MARGIN_DB / 20)
                 and reading is not None and reading[0] in CUT_INTENTS)
 
