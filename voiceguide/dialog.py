@@ -414,12 +414,15 @@ class Dialog:
             intent, during_speech, by_voice = event.intent, event.during_speech, event.by_voice
         awaiting, state = state.awaiting_word, replace(state, awaiting_word=False)  # one word only
         helped, state = state.helped, replace(state, helped=False)
+        if intent.intent == "none" and intent.text.strip() and state.asking == "leave" and not awaiting:
+            # "Leave the guide?" waits for a yes or a no: open text, spoken or typed, is not understood and the
+            # question is asked again. Never the asker: its answer would offer more, and the listener's next
+            # "yes" would open a section instead of leaving (found in fresh-clone CI)
+            return self._no_match(replace(state, unsure=None), intent.text)
         if isinstance(event, Heard) and event.readings and not (awaiting and intent.intent in ("define", "none")):
             # (after "d", the word to define is taken as said; any other spoken command is judged as usual)
             verdict, chosen = self.judge(state, event)
             state = replace(state, unsure=(chosen[0].intent, chosen[0].target) if verdict == "miss" and chosen else None)
-            if intent.intent == "none" and intent.text.strip() and state.asking == "leave":
-                return self._no_match(state, intent.text)  # "Leave the guide?" waits for a yes or a no
             if intent.intent == "none" and intent.text.strip() and self.asker is not None:
                 # open text: a question first; the readings are asked about only if the content has no answer
                 confirm = (lambda st: self._confirm(st, chosen)) if verdict == "confirm" else None
@@ -434,9 +437,7 @@ class Dialog:
         if intent.intent == "none":
             if awaiting:
                 return self._define(state, None, intent.text)
-            if self.asker is not None and intent.text.strip() and state.asking != "leave":
-                # (never while "Leave the guide?" waits: an answer from the content would offer more, and the
-                # listener's next "yes" would open a section instead of leaving; found in fresh-clone CI)
+            if self.asker is not None and intent.text.strip():
                 return self._ask(_ok(self._close_question(state)), intent.text)
             if intent.asks_for_advice:
                 return self._say(_ok(state),
