@@ -14,7 +14,8 @@ below the commands):
 - false barge-ins: the guide reads with no command (same echo and room) and every barge-in is false;
   reported per 10 minutes of guide speech.
 Usage: python benchmarks/bargein_bench.py [--trials N] [--quiet-seconds S] [--aec auto|pulse|inprocess|off]
-       [--no-record]
+       [--no-record] [--ceiling]
+With ``--ceiling``: no rig; the same commands and room straight into the recogniser (:func:`ceiling`).
 """
 
 from __future__ import annotations
@@ -167,6 +168,96 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
     return out
 
 
+def _command_intent(parser, text: str) -> str | None:
+    """What a reading would do over the guide (mic.MicListener._is_barge_in's checks on the text, with any
+    command allowed): the intent, or None when it would not cut the guide."""
+    import re
+
+    from voiceguide.mic import BARGE_INTENTS_EXCLUDED
+
+    text = text.strip()
+    if not text:
+        return None
+    intent = parser.parse(text).intent
+    if intent in BARGE_INTENTS_EXCLUDED:
+        return None
+    if intent == "number" and not re.search(r"[a-z]", re.sub(r"\d", "", text.lower())):
+        return None
+    return intent
+
+
+def ceiling(args, guide, chosen, voices) -> int:
+    """The recogniser alone (``--ceiling``): each row's commands, the same voices at the same level, straight
+    into the hybrid recogniser with the row's room (quiet, or the bench's babble 10 dB below the commands, a
+    different stretch of it for each saying) and no guide speech and no echo at all; the phrase as the
+    endpointer hands it over the guide (``--pre-roll``, 0.15 s, before its first loud frame, 0.1 s after its last). Two
+    tries: a saying read as no command that would cut the guide is said again; one read as another
+    command is a miss (it would have cut the guide with the wrong command)."""
+    from voiceguide.mic import BARGE_PRE_ROLL, FRAME_S, TAIL
+    from voiceguide.protocols import Audio
+
+    recognizer = get_recognizer(guide, "auto")
+    parser = IntentParser(guide)
+    rng = np.random.default_rng(15)
+    pre_roll = BARGE_PRE_ROLL if args.pre_roll is None else args.pre_roll
+    lines = ["| command voice | echo | room | acted on within two tries | right at the first saying | misses |",
+             "|---|---|---|---|---|---|"]
+    total = [0, 0, 0]
+    for voice in args.voices.split(","):
+        commands = {p: scale(render(p, engine=voices[voice], lexicon=guide.lexicon), COMMAND_GAIN)
+                    for p, _ in chosen}
+        babble = samples_of(room_noise("babble", 10.0, list(commands.values()), [get_engine("espeak")], seconds=600))
+        for echo_db in [float(e) for e in args.echo.split(",")]:
+            for room in args.rooms.split(","):
+                names = list(commands)
+                acted = first = 0
+                misses = []
+                for k in range(args.trials):
+                    phrase = names[k % len(names)]
+                    want = dict(COMMANDS)[phrase]
+                    x = samples_of(commands[phrase])
+                    loud = np.flatnonzero(frame_rms(commands[phrase]) > 100)
+                    a = max(0, int((loud[0] * 0.02 - pre_roll) * RATE))
+                    b = min(len(x), int((loud[-1] + 1 + TAIL) * FRAME_S * RATE))
+                    x = x[a:b]
+                    got = []
+                    for attempt in range(args.tries):
+                        y = x.copy()
+                        if room == "babble":
+                            at = int(rng.integers(0, len(babble) - len(y)))
+                            y = y + babble[at:at + len(y)]
+                        pcm = np.clip(y, -32768, 32767).astype("<i2").tobytes()
+                        heard = recognizer.recognize(Audio(pcm, RATE))
+                        intent = _command_intent(parser, heard.text)
+                        got.append(heard.text)
+                        if intent is not None:
+                            break
+                    ok = intent == want
+                    acted += ok
+                    first += ok and len(got) == 1
+                    if not ok:
+                        misses.append(f"{phrase}: {' / '.join(repr(g) for g in got)}")
+                total[0] += acted
+                total[1] += first
+                total[2] += args.trials
+                print(f"{voice:6} echo {echo_db:+.0f} dB {room:6}: right within two tries {acted}/{args.trials}, "
+                      f"first saying {first}; misses {misses}", flush=True)
+                lines.append(f"| {voice} | none (no guide speech; row of {echo_db:+.0f} dB) | {room} | "
+                             f"{acted}/{args.trials} ({100 * acted / max(1, args.trials):.0f}%) | {first}/{args.trials} | "
+                             f"{'; '.join(misses)} |")
+    lines.append(f"| all | none | both | {total[0]}/{total[2]} ({100 * total[0] / max(1, total[2]):.0f}%) | "
+                 f"{total[1]}/{total[2]} | |")
+    print("\n".join(lines))
+    return 0
+
+
+def samples_of(audio) -> np.ndarray:
+    """At the rig's rate (16 kHz: espeak-ng and Piper render at 22,050 Hz), as floats."""
+    from voiceguide.rig import samples
+
+    return samples(audio)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10, help="commands per condition (default 10)")
@@ -186,6 +277,12 @@ def main() -> int:
     ap.add_argument("--duck", choices=["on", "off"], default="on",
                     help="lower the guide's voice while a phrase is said over it (VOICEGUIDE_DUCK)")
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="no rig, no guide speech, no echo: the commands and the room straight into the recogniser "
+                         "(what it gets right at best; printed, not recorded)")
+    ap.add_argument("--pre-roll", type=float, default=None,
+                    help="with --ceiling: seconds kept before the command's first loud frame (default "
+                         "mic.BARGE_PRE_ROLL, as over the guide; mic.PRE_ROLL is 0.5, as in a turn)")
     args = ap.parse_args()
     os.environ["VOICEGUIDE_DUCK"] = args.duck
     if args.commands == "all":
@@ -194,6 +291,8 @@ def main() -> int:
     guide = load_guide()
     rng = np.random.default_rng(15)
     voices = {"espeak": get_engine("espeak"), "piper": PiperEngine(variation=0.0)}
+    if args.ceiling:
+        return ceiling(args, guide, chosen, voices)
     rows = []
     with private_pulse() as pulse:
         recognizer = get_recognizer(guide, "auto")
