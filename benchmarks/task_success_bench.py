@@ -7,7 +7,8 @@ the way asr_dev.py does it, and recognised by the real hybrid recogniser (voiceg
 N-best goes through ``session.to_event`` into the real ``Dialog``. The simulated listener answers
 whatever the guide asks truthfully, with audio of "yes", "no", "neither", the number or the name,
 in the same voice and noise; after a miss it says the number from the list the guide offers, or
-says its command again (the same words at a rate 15 wpm faster, over different noise).
+says its command again (the same words at a rate 15 wpm faster, over different noise). Every saying of
+the same words in one task is a new recording (15 wpm faster each time, other noise), answers included.
 
 Reported per voice and condition:
 - task success within two turns (the goal: the state and words a typed command gives);
@@ -232,14 +233,15 @@ def simulate(tasks: Tasks, rec: Recognitions, text: str, truth: tuple, voice: st
     off_topic = truth[0] == "none"
     goal_core, goal_said = tasks.goal(text, start) if not off_topic else (None, None)
     goal_key = None if off_topic else tasks.key(start, tasks.parser.parse(text))
-    state, turns, says_n, log = start, 0, 0, []
+    state, turns, says, log = start, 0, {}, []
     out = {"text": text, "voice": voice, "condition": condition, "truth": truth, "done": False, "turns": 0,
            "wrong": False, "asked": False, "log": log}
     utterance, intended = text, goal_key
     while turns < MAX_TURNS:
-        heard = rec.heard(utterance, voice, condition, says_n if utterance == text else 0)
-        if utterance == text:
-            says_n += 1
+        # each saying of the same words is a new one (faster, over other noise): the command, and an answer
+        # said again ("number one" twice is two recordings, not the same one decoded twice)
+        heard = rec.heard(utterance, voice, condition, says.get(utterance, 0))
+        says[utterance] = says.get(utterance, 0) + 1
         event = to_event(heard, tasks.parser, state)
         verdict = ("act", (event.intent,)) if isinstance(event, tasks.Heard) and not event.readings else \
             d.judge(state, event) if isinstance(event, tasks.Heard) else ("miss", ())
@@ -249,7 +251,7 @@ def simulate(tasks: Tasks, rec: Recognitions, text: str, truth: tuple, voice: st
         state, effects = d.step(state, event)
         turns += 1
         said = [e.text for e in effects if isinstance(e, Say)]
-        log.append((utterance, heard.text, verdict[0], said[:1]))
+        log.append((utterance, heard.text, verdict[0], said[:1], heard.nbest[:3]))
         if verdict[0] == "act":
             acted = tasks.effective(before, verdict[1][0])
             if acted[0] != "stop" and acted != intended:
@@ -412,10 +414,12 @@ def main() -> None:
     turns = {c: [r["turns"] for r in results if r["condition"] == c and r["truth"][0] != "none"] for c in conditions}
     print("\nmean turns per command task: " + ", ".join(f"{c} {sum(t) / len(t):.2f}" for c, t in turns.items() if t))
     failed = [r for r in results if not r["in_two"] and r["truth"][0] != "none" or r["wrong"]]
-    print(f"\nnot done within two turns, or wrong ({len(failed)}):")
+    print(f"\nnot done within two turns, or wrong ({len(failed)}; each turn: said, heard, verdict, the top three "
+          "readings with their scores):")
     for r in failed:
         print(f"- {r['voice']}, {r['condition']}: {r['text']!r}: {'WRONG ' if r['wrong'] else ''}"
-              + " / ".join(f"{u!r} heard {h!r} -> {v}" for u, h, v, _ in r["log"]))
+              + " / ".join(f"{u!r} heard {h!r} -> {v} [" + ", ".join(f"{t} {sc:.2f}" for t, sc in nb) + "]"
+                           for u, h, v, _, nb in r["log"]))
     if args.record:
         from _common import record
 
