@@ -244,7 +244,7 @@ def simulate(tasks: Tasks, rec: Recognitions, text: str, truth: tuple, voice: st
         says[utterance] = says.get(utterance, 0) + 1
         event = to_event(heard, tasks.parser, state)
         verdict = ("act", (event.intent,)) if isinstance(event, tasks.Heard) and not event.readings else \
-            d.judge(state, event) if isinstance(event, tasks.Heard) else ("miss", ())
+            d.decide(state, event) if isinstance(event, tasks.Heard) else ("miss", ())
         if isinstance(event, tasks.Heard) and event.intent.intent == "none" and not event.readings:
             verdict = ("miss", ())  # open text or nothing: a question for the asker, or not understood
         before = state

@@ -1022,3 +1022,78 @@ def test_open_speech_while_leave_is_asked_keeps_the_question(readings, text):
     assert s2.asking == "leave" and Earcon("nomatch") in eff and "yes or no" in " ".join(said(eff)), said(eff)
     s3, eff3 = dialog.step(s2, spoken(("yes", None, 0.9)))
     assert s3.ended and isinstance(eff3[-1], Exit), said(eff3)
+
+
+# -- two sayings pooled (issue 21): a meaning heard best both times is acted on --------------------------------
+
+
+def test_two_sayings_heard_the_same_way_are_acted_on():
+    """Task benchmark, espeak-ng in white noise: "where am I now" rejected twice running, both times its best
+    reading (0.70, then 0.67). Each alone is not understood; together (odds 2.3 x 2.0 x 82 meanings) they are
+    sure enough, and the guide says where the listener is, as typing it would."""
+    s0 = menu_and_reading()["reading"]
+    s1, eff1 = D.step(s0, spoken(("where", None, 0.70), ("more", None, 0.01), decided=False))
+    assert Earcon("nomatch") in eff1 and s1.missed == (("where", None), 0.70)
+    s2, eff2 = D.step(s1, spoken(("where", None, 0.67), ("help", None, 0.01), decided=False))
+    typed = go(s0, "where")
+    assert said(eff2) == said(typed[1]) and s2.missed is None and Earcon("nomatch") not in eff2
+
+
+def test_a_topic_heard_best_twice_opens_it_and_a_number_pools_with_its_name():
+    """Task benchmark, Piper in white noise: "tell me about mitoxantrone" first heard as open text ("tell me
+    about my toes and wrong"; best reading MEC at 0.55, below OPEN_BAR, so not asked about), then rejected
+    with MEC best at 0.17. Together they open MEC. After a miss at the main menu the topics are offered by
+    number: "number 2" heard best is the second topic, the same meaning as its name heard before."""
+    s0 = fresh()
+    first = Heard(Intent("none", None, "tell me about my toes and wrong", 0.0), by_voice=True,
+                  readings=((Intent("open", "mec", "tell me about mitoxantrone", 1.0), 0.55),))
+    s1, eff1 = D.step(s0, first)
+    assert Earcon("nomatch") in eff1 and s1.missed == (("open", "mec"), 0.55)
+    s2, eff = D.step(s1, spoken(("open", "mec", 0.17), ("open", "ivosidenib", 0.03), decided=False))
+    assert s2.section == "mec" and said(eff) == said(go(s0, "open", "mec")[1])
+    second = D._numbered(s0)[1]
+    first = Heard(Intent("none", None, "open the second one", 0.0), by_voice=True,
+                  readings=((Intent("open", second.id, second.title, 1.0), 0.55),))
+    s1, _ = D.step(s0, first)
+    assert s1.listed  # the numbered list was offered
+    s2, _ = D.step(s1, spoken(("number", "2", 0.3), ("open", "mec", 0.02), decided=False))
+    assert s2.section == second.id
+
+
+@pytest.mark.parametrize("first, second", [
+    ((("where", None, 0.15),), (("where", None, 0.10),)),            # weak both times: odds 0.18 x 0.11 x 82 < 9
+    ((("where", None, 0.70),), (("help", None, 0.67),)),             # best readings differ
+    ((("where", None, 0.70),), (("help", None, 0.67), ("where", None, 0.6))),  # the same one, but not best
+])
+def test_two_sayings_are_not_pooled_when_weak_or_different(first, second):
+    s1, _ = D.step(menu_and_reading()["reading"], spoken(*first, decided=False))
+    s2, eff = D.step(s1, spoken(*second, decided=False))
+    assert Earcon("nomatch") in eff and s2.section == "targeted-therapy" and s2.asking is None
+
+
+def test_only_the_very_next_saying_is_pooled_and_never_leaving_or_open_text():
+    s0 = menu_and_reading()["reading"]
+    s1, _ = D.step(s0, spoken(("where", None, 0.70), decided=False))
+    s2, _ = D.step(s1, NoInput())
+    assert s2.missed is None
+    s3, eff = D.step(s2, spoken(("where", None, 0.67), decided=False))
+    assert Earcon("nomatch") in eff
+    # leaving is never pooled: "Leave the guide?" is asked only when the recogniser decided it
+    s1, _ = D.step(s0, spoken(("stop", None, 0.70), decided=False))
+    assert s1.missed is None
+    s2, eff = D.step(s1, spoken(("stop", None, 0.67), decided=False))
+    assert s2.asking != "leave" and not s2.ended
+    # open text the second time: a question for the asker (or not understood), never acted on
+    s1, _ = D.step(s0, spoken(("where", None, 0.70), decided=False))
+    rs = ((Intent("where", None, "where am i", 1.0), 0.67),)
+    s2, eff = D.step(s1, Heard(Intent("none", None, "where are my keys", 0.0), by_voice=True, readings=rs))
+    assert Earcon("nomatch") in eff
+
+
+def test_a_saying_cut_short_between_the_two_keeps_the_first():
+    """The listener talks over the reprompt: the first saying still counts."""
+    s0 = menu_and_reading()["reading"]
+    s1, _ = D.step(s0, spoken(("where", None, 0.70), decided=False))
+    s2, _ = D.step(s1, Interrupted("Sorry"))
+    s3, eff = D.step(s2, spoken(("where", None, 0.67), decided=False))
+    assert Earcon("nomatch") not in eff and said(eff)[0].startswith("You are in")
