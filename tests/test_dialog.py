@@ -1097,3 +1097,27 @@ def test_a_saying_cut_short_between_the_two_keeps_the_first():
     s2, _ = D.step(s1, Interrupted("Sorry"))
     s3, eff = D.step(s2, spoken(("where", None, 0.67), decided=False))
     assert Earcon("nomatch") not in eff and said(eff)[0].startswith("You are in")
+
+
+def test_two_sayings_pooled_short_of_acting_are_asked_about():
+    """Task benchmark, Piper in white noise: "repeat induction" rejected twice, its best reading 0.19 then 0.18
+    (pooled 0.81: too little to act on, too much to ignore); the third saying was heard as "repeat" at 0.96 and
+    done, a wrong action. Now the second saying is asked about, and yes opens it as typing would."""
+    s0 = menu_and_reading()["reading"]
+    s1, _ = D.step(s0, spoken(("open", "repeat-induction", 0.19), ("repeat", None, 0.08), decided=False))
+    s2, eff = D.step(s1, spoken(("open", "repeat-induction", 0.18), ("repeat", None, 0.03), decided=False))
+    title = GUIDE.section("repeat-induction").title
+    assert s2.asking == "confirm" and said(eff)[0].startswith(f"{title}? Say yes"), said(eff)
+    s3, eff3 = D.step(s2, spoken(("yes", None, 0.95)))
+    assert s3.section == "repeat-induction" and said(eff3) == said(go(s0, "open", "repeat-induction")[1])
+
+
+@pytest.mark.parametrize("first, second", [
+    ((("where", None, 0.15),), (("where", None, 0.10),)),                 # pooled 0.62, but cheap: never asked
+    ((("open", "mec", 0.05),), (("open", "mec", 0.05),)),                 # pooled 0.18: below FLOOR
+    ((("open", "mec", 0.15),), (("open", "ivosidenib", 0.15),)),          # two different meanings
+])
+def test_two_sayings_pooled_are_not_asked_about_when_cheap_or_weak(first, second):
+    s1, _ = D.step(menu_and_reading()["reading"], spoken(*first, decided=False))
+    s2, eff = D.step(s1, spoken(*second, decided=False))
+    assert Earcon("nomatch") in eff and s2.asking is None and s2.section == "targeted-therapy"
