@@ -1129,3 +1129,49 @@ def test_two_sayings_pooled_are_not_asked_about_when_cheap_or_weak(first, second
     s2, eff = D.step(s1, spoken(*second, decided=False))
     assert Earcon("nomatch") in eff and s2.asking is None and s2.section == "targeted-therapy"
 
+
+# -- known confusions (issue 21): asked about, not acted on ------------------------------------------------
+
+
+def test_a_bare_four_in_a_section_asks_whether_more_was_meant():
+    """Task benchmark, espeak-ng clean: "more" heard as "4" at 0.94 opened the fourth part. A bare "four" in a
+    section, with no list just offered, is asked about: the fourth part, or more; "two" then reads on."""
+    s0 = menu_and_reading()["reading"]
+    fourth = D._numbered(s0)[3]
+    heard = Heard(Intent("number", "4", "4", 1.0), by_voice=True,
+                  readings=((Intent("number", "4", "4", 1.0), 0.94), (Intent("louder", None, "louder", 1.0), 0.002)))
+    s1, eff = D.step(s0, heard)
+    assert s1.asking == "choose" and s1.section == s0.section and said(eff)[0].lower().startswith(f"{fourth.title}, or more".lower())
+    s2, eff2 = D.step(s1, spoken(("number", "2", 0.9)))
+    assert said(eff2) == said(go(s0, "more")[1]) and s2.asking is None
+    s2, eff2 = D.step(s1, spoken(("number", "1", 0.9)))
+    assert s2.section == fourth.id
+
+
+def test_a_four_with_its_carrier_at_the_menu_or_from_a_list_is_acted_on():
+    s0 = menu_and_reading()["reading"]
+    fourth = D._numbered(s0)[3]
+    s1, _ = D.step(s0, spoken(("number", "4", 0.94)))  # (the reading's words are "number 4")
+    assert s1.section == fourth.id
+    m0 = fresh()
+    m1, _ = D.step(m0, Heard(Intent("number", "4", "four", 1.0), by_voice=True,
+                             readings=((Intent("number", "4", "four", 1.0), 0.95),)))
+    assert m1.section == D._numbered(m0)[3].id
+    listed, _ = D.step(s0, spoken(("open", "mec", 0.1), decided=False))  # a miss: the parts offered by number
+    assert listed.listed
+    s2, _ = D.step(listed, Heard(Intent("number", "4", "four", 1.0), by_voice=True,
+                                 readings=((Intent("number", "4", "four", 1.0), 0.95),)))
+    assert s2.section == fourth.id
+
+
+def test_a_no_that_answers_nothing_is_not_understood():
+    """Task benchmark, Piper in babble: "go to chemotherapy" heard as "no" at 0.99 with nothing asked. A no
+    answers a question; with none open it is taken as a mishearing. Typed, it is still "okay"."""
+    s0 = menu_and_reading()["reading"]
+    s1, eff = D.step(s0, spoken(("no", None, 0.99)))
+    assert Earcon("nomatch") in eff and not said(eff)[0].startswith("Okay")
+    assert said(go(s0, "no")[1])[0].startswith("Okay")
+    asked, _ = D.step(s0, spoken(("open", "mec", 0.6)))
+    assert asked.asking == "confirm"
+    s2, eff2 = D.step(asked, spoken(("no", None, 0.99)))
+    assert s2.asking is None and said(eff2)[0].startswith("Okay")
