@@ -72,9 +72,9 @@ class Recognitions:
     def __init__(self, guide):
         self.guide = guide
         root = HERE.parent / "voiceguide"
-        self.version = _hash(*(p.read_bytes() for p in (root / "asr.py", root / "grammar.py",
-                                                         root / "asr_calibration.json")),
-                             COMMAND_PHRASES, sorted(guide.names().items()))
+        # every recogniser module (asr.py and any asr_*.py it is split into), the grammar and the calibration
+        sources = [*sorted(root.glob("asr*.py")), root / "grammar.py", root / "asr_calibration.json"]
+        self.version = _hash(*(p.read_bytes() for p in sources), COMMAND_PHRASES, sorted(guide.names().items()))
         self.audio_dir, self.heard_dir = CACHE / "audio", CACHE / "heard" / self.version
         self.audio_dir.mkdir(parents=True, exist_ok=True)
         self.heard_dir.mkdir(parents=True, exist_ok=True)
