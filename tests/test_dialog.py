@@ -1141,7 +1141,8 @@ def test_a_bare_four_in_a_section_asks_whether_more_was_meant():
     heard = Heard(Intent("number", "4", "4", 1.0), by_voice=True,
                   readings=((Intent("number", "4", "4", 1.0), 0.94), (Intent("louder", None, "louder", 1.0), 0.002)))
     s1, eff = D.step(s0, heard)
-    assert s1.asking == "choose" and s1.section == s0.section and said(eff)[0].lower().startswith(f"{fourth.title}, or more".lower())
+    assert s1.asking == "choose" and s1.section == s0.section
+    assert said(eff)[0].lower().startswith(f"{fourth.title}, or more".lower()), said(eff)
     s2, eff2 = D.step(s1, spoken(("number", "2", 0.9)))
     assert said(eff2) == said(go(s0, "more")[1]) and s2.asking is None
     s2, eff2 = D.step(s1, spoken(("number", "1", 0.9)))
