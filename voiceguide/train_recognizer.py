@@ -268,12 +268,12 @@ class Encoder:
     (:meth:`voiceguide.asr.WhisperRecognizer._encode`); :meth:`frames` gives the head's input."""
 
     def __init__(self, guide: Guide | None = None):
-        from .asr import WhisperRecognizer
+        from .asr_whisper import WhisperRecognizer
 
         self.whisper = WhisperRecognizer(guide if guide is not None else load_guide())
 
     def frames(self, audio: Audio) -> np.ndarray:
-        from .asr import _trim
+        from .asr_base import _trim
 
         a = _trim(A.resample(audio, H.RATE))
         x = np.concatenate([A.samples(a).astype(np.float32) / 32768,
