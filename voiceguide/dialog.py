@@ -94,7 +94,7 @@ independent evidence, reach :data:`ACT`. Task benchmark (same audio): 366 -> 368
 turns, wrong actions 4 -> 4, mean turns 1.59 -> 1.57 white, 1.49 -> 1.48 babble; it acted 3 times, right
 each time (docs/benchmarks.md). The second saying is never open text (that goes to the asker) nor leaving,
 and open text is never remembered as the first. Off-topic speech twice running (every ordered pair of the 12
-off-topic phrases, 4 voices x 3 conditions, 1,728 pairs): pooled acts 9 (all "where am I" and one "pause")
+off-topic phrases, 4 voices x 3 conditions, 1,728 pairs): pooled acts 9 (7 "where am I", a "repeat", a "pause")
 when open text counted as a first saying, 3 ("where am I", which only says the place) without it."""
 POOL_ASK = True
 """Two sayings pooled to :data:`FLOOR` or more but short of :data:`ACT` are asked about ("Repeat induction?"),
