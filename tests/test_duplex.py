@@ -165,9 +165,11 @@ def test_commands_said_over_the_guide_and_its_echo_are_acted_on(pulse, tmp_path,
     for i, r in enumerate(records):
         if r["role"] == "user" and r.get("during_speech"):
             assert any(p["text"] == "(interrupted)" for p in records[max(0, i - 3):i]), records[max(0, i - 3):i + 1]
-    # nothing but the listener's five phrases became a turn (the echo of the guide never did)
-    assert len(users) <= 5, heard
-    assert all(u["via"] == "voice" for u in users), heard
+    # nothing but the listener's five phrases became a turn (the echo of the guide never did), besides the
+    # key that leaves (Session.finish)
+    said = users[:-1] if users and users[-1]["via"] == "keys" and users[-1]["text"] == "q" else users
+    assert len(said) <= 5, heard
+    assert all(u["via"] == "voice" for u in said), heard
     assert "ALSA lib" not in stderr and "jack" not in stderr.lower(), stderr[:2000]
 
 
