@@ -190,7 +190,8 @@ def ceiling(args, guide, chosen, voices) -> int:
     """The recogniser alone (``--ceiling``): each row's commands, the same voices at the same level, straight
     into the hybrid recogniser with the row's room (quiet, or the bench's babble 10 dB below the commands, a
     different stretch of it for each saying) and no guide speech and no echo at all; the phrase as the
-    endpointer hands it over the guide (``--pre-roll``, 0.15 s, before its first loud frame, 0.1 s after its last). Two
+    endpointer hands it over the guide (``--pre-roll``, 0.15 s, of the room before its first loud frame, 0.1 s
+    after its last). Two
     tries: a saying read as no command that would cut the guide is said again; one read as another
     command is a miss (it would have cut the guide with the wrong command)."""
     from voiceguide.mic import BARGE_PRE_ROLL, FRAME_S, TAIL
@@ -217,9 +218,9 @@ def ceiling(args, guide, chosen, voices) -> int:
                     want = dict(COMMANDS)[phrase]
                     x = samples_of(commands[phrase])
                     loud = np.flatnonzero(frame_rms(commands[phrase]) > 100)
-                    a = max(0, int((loud[0] * 0.02 - pre_roll) * RATE))
-                    b = min(len(x), int((loud[-1] + 1 + TAIL) * FRAME_S * RATE))
-                    x = x[a:b]
+                    a, b = int(loud[0] * FRAME_S * RATE), int((loud[-1] + 1 + TAIL) * FRAME_S * RATE)
+                    x = np.concatenate([np.zeros(int(pre_roll * RATE)), x[a:b],
+                                        np.zeros(max(0, b - len(x)))])  # the room before the first loud frame
                     got = []
                     for attempt in range(args.tries):
                         y = x.copy()
