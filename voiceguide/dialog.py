@@ -453,11 +453,11 @@ class Dialog:
             return self._no_match(replace(state, unsure=None), intent.text)
         if isinstance(event, Heard) and event.readings and not (awaiting and intent.intent in ("define", "none")):
             # (after "d", the word to define is taken as said; any other spoken command is judged as usual)
-            verdict, chosen = self.decide(replace(state, missed=missed), event)
+            verdict, chosen, best = self._decide(replace(state, missed=missed), event)
             state = replace(state, unsure=(chosen[0].intent, chosen[0].target) if verdict == "miss" and chosen else None)
             open_text = intent.intent == "none" and bool(intent.text.strip())
             # a saying not understood is remembered for the next one (not open text: see State.missed)
-            best = self._best(state, event) if POOL and state.asking is None and not open_text else None
+            best = None if open_text else best
             if open_text and self.asker is not None:
                 # open text: a question first; the readings are asked about only if the content has no answer
                 confirm = (lambda st: self._confirm(st, chosen)) if verdict == "confirm" else None
@@ -510,16 +510,22 @@ class Dialog:
     def decide(self, state: State, event: Heard) -> tuple[str, tuple[Intent, ...]]:
         """What :meth:`step` does with spoken readings: :meth:`judge`'s verdict, or ``act`` when this saying
         and the one before it, not understood, were heard the same way (:meth:`_pooled`)."""
+        return self._decide(state, event)[:2]
+
+    def _decide(self, state: State, event: Heard) -> tuple[str, tuple[Intent, ...], tuple | None]:
+        """:meth:`decide`, and the best reading (:meth:`_best`) when pooling looked at it (a verdict short of
+        ``act`` with no question open; else None): :meth:`step` remembers it after a miss."""
         verdict, chosen = self.judge(state, event)
+        best = None
         if verdict != "act" and POOL and state.asking is None and event.readings:
             best = self._best(state, event)
             pooled = self._pooled(state.missed, best)
             open_text = event.intent.intent == "none" and event.intent.text.strip()
             if pooled >= ACT and not open_text:  # (open text: never acted on)
-                return "act", (best[1],)  # said twice, heard the same way both times
+                return "act", (best[1],), best  # said twice, heard the same way both times
             if POOL_ASK and verdict == "miss" and pooled >= FLOOR and best[1].intent not in CHEAP:
-                return "confirm", (best[1],)  # not sure enough to act, too sure to ignore: asked about
-        return verdict, chosen
+                return "confirm", (best[1],), best  # not sure enough to act, too sure to ignore: asked about
+        return verdict, chosen, best
 
     def judge(self, state: State, event: Heard) -> tuple[str, tuple[Intent, ...]]:
         """What to do with spoken readings: ``act`` on one intent, ``confirm`` one, ``choose`` between
