@@ -421,8 +421,7 @@ class Dialog:
             return state, [Exit(0)]
         if state.unsure is not None and not (isinstance(event, Heard) and event.readings):
             state = replace(state, unsure=None)  # "twice running" means the very next spoken turn
-        missed = state.missed
-        if missed is not None and not isinstance(event, Interrupted):
+        if state.missed is not None and not isinstance(event, (Interrupted, Heard)):
             state = replace(state, missed=None)  # the very next turn only (cutting the reprompt short keeps it)
         if isinstance(event, EndOfInput):
             return replace(state, ended=True), [self._save(state), Exit(0)]
@@ -450,11 +449,12 @@ class Dialog:
             # "Leave the guide?" waits for a yes or a no: open text, spoken or typed, is not understood and the
             # question is asked again. Never the asker: its answer would offer more, and the listener's next
             # "yes" would open a section instead of leaving (found in fresh-clone CI)
-            return self._no_match(replace(state, unsure=None), intent.text)
+            return self._no_match(replace(state, unsure=None, missed=None), intent.text)
         if isinstance(event, Heard) and event.readings and not (awaiting and intent.intent in ("define", "none")):
             # (after "d", the word to define is taken as said; any other spoken command is judged as usual)
-            verdict, chosen, best = self._decide(replace(state, missed=missed), event)
-            state = replace(state, unsure=(chosen[0].intent, chosen[0].target) if verdict == "miss" and chosen else None)
+            verdict, chosen, best = self._decide(state, event)  # (pooled with state.missed, then forgotten)
+            state = replace(state, missed=None,
+                            unsure=(chosen[0].intent, chosen[0].target) if verdict == "miss" and chosen else None)
             open_text = intent.intent == "none" and bool(intent.text.strip())
             # a saying not understood is remembered for the next one (not open text: see State.missed)
             best = None if open_text else best
@@ -470,6 +470,8 @@ class Dialog:
                 st, eff = self._no_match(state, intent.text)
                 return (replace(st, missed=best[::2]) if best else st), eff
             intent = chosen[0]
+        elif state.missed is not None:
+            state = replace(state, missed=None)  # (typed, or the word after "d")
         if intent.intent == "none":
             if awaiting:
                 return self._define(state, None, intent.text)
