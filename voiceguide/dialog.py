@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from .content import Guide, Section
-from .intents import Intent
+from .intents import COMMAND_PHRASES, Intent
 
 __all__ = [
     "State", "Dialog", "Start", "Heard", "Key", "NoInput", "NoMatch", "Interrupted", "EndOfInput",
@@ -352,9 +352,13 @@ class Dialog:
     """Optional: anything with ``ask(text, section=None) -> Answer`` (voiceguide.ask): questions that are not
     commands; ``section`` is where the listener is, for follow-ups ("which mutation does it target")."""
     _order: tuple[str, ...] = field(default=(), repr=False)
+    _meanings: int = field(default=0, init=False, repr=False, compare=False)
+    """How many meanings the pack's grammar has: its sections, its glossary terms and the commands (the prior
+    of :meth:`_pooled`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_order", tuple(s.id for s in self.guide.walk()))
+        object.__setattr__(self, "_meanings", len(self._order) + len(self.guide.glossary) + len(COMMAND_PHRASES))
 
     # -- start -------------------------------------------------------------
     def start(self, *, resume_to: str | None = None, rate: int = DEFAULT_RATE,
@@ -612,13 +616,6 @@ class Dialog:
         odds = [min(p, 0.999) / (1 - min(p, 0.999)) for p in (missed[1], best[2])]
         pooled = odds[0] * odds[1] * (self._meanings - 1)
         return pooled / (1 + pooled)
-
-    @property
-    def _meanings(self) -> int:
-        """How many meanings the pack's grammar has: its sections, its glossary terms and the commands."""
-        from .intents import COMMAND_PHRASES
-
-        return len(self._order) + len(self.guide.glossary) + len(COMMAND_PHRASES)
 
     def _key(self, s: State, i: Intent) -> tuple:
         """What an intent would do here: a number is the section it picks."""
