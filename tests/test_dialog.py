@@ -1176,3 +1176,23 @@ def test_a_no_that_answers_nothing_is_not_understood():
     assert asked.asking == "confirm"
     s2, eff2 = D.step(asked, spoken(("no", None, 0.99)))
     assert s2.asking is None and said(eff2)[0].startswith("Okay")
+
+
+def test_a_term_that_names_a_section_is_one_meaning_asked_about_as_the_section():
+    """Task benchmark, espeak-ng in babble: "what is Tibsovo" heard as "what is a tibsovo" (define ivosidenib,
+    0.25, the decision) and "what is tibsovo" (the section, 0.20). They are one meaning: the guide asks
+    "Ivosidenib?" (not "What ivosidenib means?", which the listener who wanted the section must refuse), and
+    yes opens the section, as typing "what is tibsovo" does. A definition the recogniser is sure of is given."""
+    s0 = fresh()
+    s1, eff = D.step(s0, spoken(("define", "ivosidenib", 0.25), ("open", "ivosidenib", 0.20)))
+    assert s1.asking == "confirm" and said(eff) == ["Ivosidenib? Say yes, or say the topic again."]
+    s2, eff2 = D.step(s1, spoken(("yes", None, 0.97)))
+    typed = D.step(s0, Heard(Intent("open", "ivosidenib", "what is tibsovo", 1.0)))
+    assert s2.section == "ivosidenib" and said(eff2) == said(typed[1])
+    s3, eff3 = D.step(s0, spoken(("define", "gilteritinib", 0.41), ("open", "gilteritinib", 0.06)))
+    assert said(eff3) == ["Gilteritinib? Say yes, or say the topic again."]
+    s4, eff4 = D.step(s0, spoken(("define", "gilteritinib", 0.95), ("open", "gilteritinib", 0.02)))
+    assert s4.section is None and said(eff4) == said(go(s0, "define", "gilteritinib")[1])
+    # a term with no section of its name is still asked about as a definition
+    s5, eff5 = D.step(s0, spoken(("define", "remission", 0.5)))
+    assert s5.asking == "confirm" and s5.pending[0].intent == "define"

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
-from .content import Guide, Section
+from .content import Guide, Section, normalize
 from .intents import COMMAND_PHRASES, Intent
 
 __all__ = [
@@ -110,6 +110,14 @@ when nothing was asked (not understood: "go to chemotherapy" was heard as "no" a
 audio): wrong actions 3 -> 1 of 396, done within two turns 368 -> 370, mean turns clean 1.19 -> 1.20 (the
 "more" heard as "4" now takes two turns, the question and "two"). Its cost, not in the tasks: a bare "four"
 said in a section, recorded in 4 voices x 3 conditions, is asked about in 7 of 12 ("number four": never)."""
+SAME_NAME = True
+"""A term that names a section too ("what is a tibsovo", a definition; "what is tibsovo", the section Ivosidenib)
+is one meaning when heard: the two readings split what was said between them ("define xospata" 0.41 against
+"what is xospata" 0.06), and the guide asked "What gilteritinib means?", which the listener who wanted the
+section had to refuse. Their readings are merged (the best score of the two, as a number and the name it picks
+are), the meaning is asked about as the section ("Gilteritinib?"), which explains the term; a definition the
+recogniser is sure of is still given. The pack's own names map makes the same choice (:meth:`Guide.names`:
+where a section and a term share a name, the section wins)."""
 CHEAP = frozenset({"repeat", "pause", "resume", "louder", "quieter", "faster", "slower", "help", "where", "back",
                    "keys", "cancel", "yes", "no"})
 """Safe and cheap to undo: never confirmed (acted on when the recogniser decided it, else not understood)."""
@@ -356,8 +364,15 @@ class Dialog:
     """How many meanings the pack's grammar has: its sections, its glossary terms and the commands (the prior
     of :meth:`_pooled`)."""
 
+    _term_sections: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Glossary term -> the section that shares its name (:meth:`_key`)."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "_order", tuple(s.id for s in self.guide.walk()))
+        names = self.guide.names()
+        object.__setattr__(self, "_term_sections", {
+            e.term: names[normalize(e.term)][1] for e in self.guide.glossary
+            if SAME_NAME and names.get(normalize(e.term), ("",))[0] == "section"})
         object.__setattr__(self, "_meanings", len(self._order) + len(self.guide.glossary) + len(COMMAND_PHRASES))
 
     # -- start -------------------------------------------------------------
@@ -618,8 +633,11 @@ class Dialog:
         return pooled / (1 + pooled)
 
     def _key(self, s: State, i: Intent) -> tuple:
-        """What an intent would do here: a number is the section it picks."""
+        """What an intent would do here: a number is the section it picks, and the definition of a term that
+        names a section is that section's meaning (:data:`SAME_NAME`)."""
         i = self._resolved(s, i)
+        if i.intent == "define" and i.target in self._term_sections:
+            return ("open", self._term_sections[i.target])
         return (i.intent, i.target)
 
     def _resolved(self, s: State, i: Intent) -> Intent:
@@ -649,6 +667,8 @@ class Dialog:
 
     def _confirm(self, s: State, intents: tuple[Intent, ...]):
         """Ask about one meaning ("Gilteritinib?") or two ("Gilteritinib, or ivosidenib?")."""
+        intents = tuple(Intent("open", self._term_sections[i.target], i.text, i.confidence)
+                        if i.intent == "define" and i.target in self._term_sections else i for i in intents)
         s = self._ask_too(s, "confirm" if len(intents) == 1 else "choose", pending=tuple(intents[:2]), tries=0)
         return self._say(s, self._question(s))
 
