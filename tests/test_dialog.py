@@ -1196,3 +1196,15 @@ def test_a_term_that_names_a_section_is_one_meaning_asked_about_as_the_section()
     # a term with no section of its name is still asked about as a definition
     s5, eff5 = D.step(s0, spoken(("define", "remission", 0.5)))
     assert s5.asking == "confirm" and s5.pending[0].intent == "define"
+
+
+def test_a_definition_is_asked_about_in_plain_words():
+    """An unsure definition is asked as "The meaning of remission?" (it was "What remission means?"), and
+    between two as "The meaning of remission, or Complete Remission?"... with yes giving the definition."""
+    s0 = fresh()
+    s1, eff = D.step(s0, spoken(("define", "remission", 0.5)))
+    assert said(eff) == ["The meaning of remission? Say yes, or say the word again."]
+    s2, eff2 = D.step(s1, spoken(("yes", None, 0.97)))
+    assert said(eff2) == said(go(s0, "define", "remission")[1])
+    s3, eff3 = D.step(s0, spoken(("define", "remission", 0.5), ("open", "overview", 0.4)))
+    assert said(eff3) == [f"The meaning of remission, or {GUIDE.section('overview').title}?"]

@@ -691,7 +691,7 @@ class Dialog:
         if i.intent == "open" and i.target in g:
             return g.section(i.target).title
         if i.intent == "define" and i.target:
-            return f"what {i.target} means"
+            return f"the meaning of {i.target}"  # "The meaning of remission?" ("What remission means?" was no English)
         if i.intent == "number":
             return f"number {i.target}"
         here = g.section(s.section).title if s.section else None
