@@ -1208,3 +1208,27 @@ def test_a_definition_is_asked_about_in_plain_words():
     assert said(eff2) == said(go(s0, "define", "remission")[1])
     s3, eff3 = D.step(s0, spoken(("define", "remission", 0.5), ("open", "overview", 0.4)))
     assert said(eff3) == [f"The meaning of remission, or {GUIDE.section('overview').title}?"]
+
+
+def _open_text(transcript, *readings):
+    return Heard(Intent("none", None, transcript, 0.0), by_voice=True,
+                 readings=tuple((Intent(i, t, phrase, 1.0), sc) for i, t, phrase, sc in readings))
+
+
+def test_open_text_that_begins_with_a_readings_carrier_is_asked_about():
+    """Task benchmark: Whisper heard the listener's own carrier and wrote the drug name as everyday words ("tell me
+    about my toes and wrong", best reading "tell me about mitoxantrone" 0.55; "open and see the media", "open
+    enasidenib" 0.54). Below OPEN_BAR, such a reading is asked about; off-topic speech that shares no carrier with
+    the reading ("the dog needs to go out" read as "the gene test": an article is no carrier) is not."""
+    s0 = menu_and_reading()["reading"]
+    s1, eff = D.step(s0, _open_text("tell me about my toes and wrong",
+                                    ("open", "mec", "tell me about mitoxantrone", 0.55), ("open", "flag", "tell me about flag", 0.01)))
+    assert s1.asking == "confirm" and s1.pending[0].target == "mec" and said(eff)[0].startswith(GUIDE.section("mec").title)
+    s2, _ = D.step(s0, _open_text("open and see the media", ("open", "enasidenib", "open enasidenib", 0.54)))
+    assert s2.asking == "confirm" and s2.pending[0].target == "enasidenib"
+    for transcript, reading in [("the dog needs to go out", ("open", "targeted-therapy", "the gene test", 0.55)),
+                                ("help me on that type both see the disease",
+                                 ("open", "ivosidenib", "tell me about ivosidenib", 0.48)),
+                                ("tell me about my toes and wrong", ("open", "mec", "tell me about mitoxantrone", 0.15))]:
+        s, eff = D.step(s0, _open_text(transcript, reading))
+        assert s.asking is None and Earcon("nomatch") in eff, transcript
