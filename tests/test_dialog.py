@@ -728,7 +728,8 @@ def test_questions_go_to_the_asker_and_an_answer_offers_its_section():
     assert (s2.section, s2.para, s2.asking) == ("gilteritinib", here.para, None)
     for q in ("what is ferritin", "should i stop my chemo", "i am scared", "purple monkey"):
         s3, eff = ask(here, q)
-        assert said(eff) == [asker.answers[q][3]]
+        understood = [] if q == "purple monkey" else ["Say more, next, back, or help."]
+        assert said(eff) == [asker.answers[q][3], *understood]
         assert (s3.section, s3.para, s3.sent, s3.asking) == (here.section, here.para, here.sent, None)
     # a word to define after "d" is never a question; without an asker nothing changes
     waiting = go(here, "define", dialog=d)[0]
@@ -736,6 +737,25 @@ def test_questions_go_to_the_asker_and_an_answer_offers_its_section():
     assert [q for q, _ in asker.asked].count("purple monkey") == 1
     assert D.step(here, Heard(Intent("none", None, "purple monkey", 0.0)))[0].no_match == 1
 
+
+def test_a_question_understood_is_not_answered_with_the_list_for_a_mishearing():
+    """A listener who asks about their own treatment, or says they are scared, was understood: the pack's
+    reply and what can be said, never "Choose by number ... Or say what you want again" (that is for a
+    question the content does not cover, which may be a command misheard)."""
+    asker = FakeAsker({
+        "should i stop my chemo": ("advice", None, None, "I can't give medical advice."),
+        "i am scared": ("support", None, None, "That is understandable."),
+        "purple monkey": ("unknown", None, None, "I don't know that one."),
+    })
+    d = Dialog(GUIDE, asker=asker)
+    menu = d.start()[0]
+    for q in ("should i stop my chemo", "i am scared"):
+        s, eff = d.step(menu, Heard(Intent("none", None, q, 0.0)))
+        assert said(eff) == [asker.answers[q][3], "Say a topic, more, or help."]
+        assert s.listed == menu.listed and s.no_match == 0
+        assert go(s, "repeat", dialog=d)[1] and said(go(s, "repeat", dialog=d)[1])[0] == asker.answers[q][3]
+    s, eff = d.step(menu, Heard(Intent("none", None, "purple monkey", 0.0)))
+    assert said(eff)[0] == "I don't know that one." and said(eff)[1].startswith("Choose by number")
 
 def test_the_n_key_answers_no_to_an_open_question():
     s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]

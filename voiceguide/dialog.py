@@ -1002,10 +1002,14 @@ class Dialog:
                              f"Say yes to hear more about {title}.")
         if otherwise is not None:
             return otherwise(s)
-        if reply and kind != "answer" and not s.asking and self._choices(s):
+        if reply and kind == "unknown" and not s.asking and self._choices(s):
             # no answer in the content: perhaps a command misheard, so the choices by number too
             state, effects = self._offer_list(s, "")
             return replace(state, last=(reply, *state.last)), [Say(reply), *effects]
+        if reply and kind != "unknown" and not s.asking:
+            # a question understood (its own treatment, fear): the pack's reply, then what can be said here;
+            # never the numbered list with "say what you want again", as if it had been misheard
+            return self._say(s, reply, self._reprompt(s))
         if reply:
             return self._say(s, reply)
         return self._no_match(s, text)
