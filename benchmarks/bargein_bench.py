@@ -7,7 +7,8 @@ espeak-ng, full volume) reads a long passage; the microphone side is the real :c
 session). Per condition (command voice espeak or Piper, echo 0 or +6 dB, room quiet or babble 10 dB
 below the commands):
 - acted on: a command played into the microphone 1.5-3.5 s into the passage is taken as a barge-in
-  with the intent it has (pause for "pause", "stop talking", "wait"...);
+  with the intent it has (pause for "pause", "stop talking", "wait"...), scored by what the guide does with it:
+  a bare "stop" said while it talks is a pause (so "stop talking" heard as "stop" is acted on);
 - time to silence: from the end of the command (the moment its last loud sample went into the
   microphone: the end of the feed less the command's trailing quiet) to the guide's last loud frame on
   the speaker recording;
@@ -52,6 +53,19 @@ LOUD = 30.0
 COMMAND_GAIN = 0.3
 AGAIN_AFTER = 1.5
 """With ``--tries 2``: seconds after the end of a command that did not stop the guide before it is said again."""  # 10 dB below the voices' full level: the echo 6 dB above never clips
+
+
+def acts_as(parser, text: str) -> str | None:
+    """What the guide does with ``text`` said while it talks: its intent, except that a bare "stop" ("stop it",
+    "stop that", "stop please") then means stop talking, a pause (voiceguide.dialog: Dialog._on_stop with
+    during_speech, _bare_stop)."""
+    import re
+
+    intent = parser.parse(text).intent
+    words = re.sub(r"[^a-z ]", "", text.lower()).split()
+    if intent == "stop" and words and words[0] == "stop" and words[1:] in ([], ["it"], ["that"], ["please"]):
+        return "pause"
+    return intent
 
 
 def level_db(audio) -> float:
@@ -133,7 +147,7 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
             audio = rec.stop()
             barges = [(t, h) for t, kind, h in events[before:] if kind == "barge-in"]
             out["trials"] += 1
-            heard_ok = barges and parser.parse(barges[0][1].text).intent == want
+            heard_ok = barges and acts_as(parser, barges[0][1].text) == ("pause" if want == "stop" else want)
             if heard_ok:
                 out["acted"] += 1
                 rms = frame_rms(audio)
@@ -233,7 +247,7 @@ def ceiling(args, guide, chosen, voices) -> int:
                         got.append(heard.text)
                         if intent is not None:
                             break
-                    ok = intent == want
+                    ok = intent is not None and acts_as(parser, heard.text) == ("pause" if want == "stop" else want)
                     acted += ok
                     first += ok and len(got) == 1
                     if not ok:
