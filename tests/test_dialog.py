@@ -1269,3 +1269,31 @@ def test_a_bare_fourth_read_but_not_decided_is_asked_with_more():
     carried = ((Intent("number", "4", "number four", 1.0), 0.56), (Intent("more", None, "more", 1.0), 0.17))
     s3, _ = D.step(s0, Heard(Intent("none", None, "", 0.0), by_voice=True, readings=carried))
     assert s3.asking == "confirm" and s3.pending[0].target == fourth.id
+
+
+def test_a_number_answer_to_the_list_not_said_as_asked_is_asked_about_not_acted_on():
+    """LIST_CLEAN: "number seven" (espeak, white 10 dB) was decided as "number fifth one" at 0.44 and acted on as
+    topic 5; it is asked as a two-way with the other listed number in the readings, and "two" takes topic 7."""
+    menu, _ = D.step(fresh(), NoMatch(""))
+    assert len(menu.listed) == 7
+    five, seven = menu.listed[4], menu.listed[6]
+
+    def heard(*rs, decided=True):
+        readings = tuple((Intent("number", n, phrase, 1.0), sc) for n, phrase, sc in rs)
+        return Heard(readings[0][0] if decided else Intent("none", None, "", 0.0), by_voice=True, readings=readings)
+
+    misheard = heard(("5", "number fifth one", 0.44), ("10", "number ten", 0.10), ("7", "number seven", 0.04),
+                     ("6", "number six", 0.02))
+    s, eff = D.step(menu, misheard)
+    assert s.section is None and s.asking == "choose"
+    assert [p.target for p in s.pending] == [five, seven]
+    assert said(eff) == [f"{GUIDE.section(five).title}, or {GUIDE.section(seven).title}?"]
+    s2, _ = D.step(s, heard(("2", "two", 0.93)))
+    assert s2.section == seven
+    # said as the list asks ("number 5", "the fifth"), the same score is acted on, as before
+    for phrase in ("number five", "the fifth", "5"):
+        s3, _ = D.step(menu, heard(("5", phrase, 0.44), ("10", "number ten", 0.10), ("7", "number seven", 0.04)))
+        assert s3.section == five and s3.asking is None, phrase
+    # a listed number the guide would only have confirmed: asked with the other listed number heard
+    s4, eff4 = D.step(menu, heard(("5", "number five", 0.23), ("6", "number six", 0.12), decided=False))
+    assert s4.asking == "choose" and [p.target for p in s4.pending] == [five, menu.listed[5]]
