@@ -183,8 +183,10 @@ def test_every_universal_command_works_in_every_state(pack, state_name, command)
     elif command == "define":
         assert after.awaiting_word
     elif command == "back" and before.section and not before.asking:
+        # back to where the listener came from this session; up a level when there is no such place
         parent = p.guide.parent(before.section)
-        assert after.section == (parent.id if parent else None)
+        came_from = [h for h in before.history if h != before.section]
+        assert after.section == (came_from[0] if came_from else parent.id if parent else None)
     elif command == "next" and before.section and not before.asking:
         order = [s.id for s in p.guide.walk()]
         i = order.index(before.section)
@@ -336,12 +338,15 @@ def test_skip_while_a_prompt_is_said_goes_on_after_that_sentence():
 def test_where_gives_section_path_paragraph_and_sentence_in_words():
     s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
     n = len(GUIDE.section("gilteritinib").body)
-    assert said(go(s, "where")[1]) == [f"You are in Targeted Drugs, Gilteritinib, at the start of paragraph 2 of {n}."]
+    back = "Say back to return to the main menu."  # (where back goes: where the listener came from)
+    assert said(go(s, "where")[1]) == [
+        f"You are in Targeted Drugs, Gilteritinib, at the start of paragraph 2 of {n}. {back}"]
     s, _ = go(s, "more")
     s, _ = D.step(s, Interrupted(s.last[1]))  # cut at the second sentence of paragraph 2
-    assert said(go(s, "where")[1]) == [f"You are in Targeted Drugs, Gilteritinib, at paragraph 2 of {n}, sentence 2."]
+    assert said(go(s, "where")[1]) == [
+        f"You are in Targeted Drugs, Gilteritinib, at paragraph 2 of {n}, sentence 2. {back}"]
     assert said(go(go(fresh(), "open", "gilteritinib")[0], "where")[1]) == [
-        "You are in Targeted Drugs, Gilteritinib, at its summary."]
+        f"You are in Targeted Drugs, Gilteritinib, at its summary. {back}"]
     # consistent with "It has one part": parts are sections, paragraphs are paragraphs
     one = next(x for x in GUIDE.walk() if len(x.children) == 1)
     where = said(go(go(fresh(), "open", one.id)[0], "where")[1])[0]
@@ -1297,3 +1302,35 @@ def test_a_number_answer_to_the_list_not_said_as_asked_is_asked_about_not_acted_
     # a listed number the guide would only have confirmed: asked with the other listed number heard
     s4, eff4 = D.step(menu, heard(("5", "number five", 0.23), ("6", "number six", 0.12), decided=False))
     assert s4.asking == "choose" and [p.target for p in s4.pending] == [five, menu.listed[5]]
+
+
+def test_back_returns_to_where_the_listener_was_not_up_a_level():
+    """Walked in the text loop: in Gilteritinib, "what are the side effects" opened Serious Warnings, and "back"
+    went to the main menu (up a level) instead of back to Gilteritinib. Back goes through the places the listener
+    came from this session, most recent first, each kept where it was left; up a level only without history."""
+    s = go(go(go(fresh(), "open", "targeted-therapy")[0], "open", "gilteritinib")[0], "more")[0]
+    place = (s.para, s.sent)
+    s, _ = go(s, "open", "side-effects")  # the jump
+    s2, eff = go(s, "where")
+    assert said(eff)[0].endswith("Say back to return to Gilteritinib.")
+    assert "back to return to Gilteritinib" in said(go(s, "help")[1])[0]
+    n = len(GUIDE.section("gilteritinib").body)
+    for back in (Heard(Intent("back", None, "back", 1.0)), Key("b"), spoken(("back", None, 0.95))):
+        s3, eff = D.step(s, back)
+        assert (s3.section, s3.para, s3.sent) == ("gilteritinib", *place), back
+        assert said(eff) == [f"Gilteritinib. You were at the start of paragraph 2 of {n}. Say more to carry on "
+                             "from there."]
+    s4, _ = go(s3, "back")  # then where the listener was before Gilteritinib, and so on
+    assert s4.section == "targeted-therapy"
+    s5, _ = go(s4, "back")
+    assert s5.section is None and s5.history == ()
+    s6, eff6 = go(s5, "back")  # nowhere further back: the main menu says so
+    assert s6.section is None and said(eff6)[0] == "You are at the main menu."
+    # "go up" still goes up a level, and is a place to come back from
+    up, _ = go(go(go(fresh(), "open", "side-effects")[0], "open", "gilteritinib")[0], "back", text="go up")
+    assert up.section == "targeted-therapy" and go(up, "back")[0].section == "gilteritinib"
+    # no history (a session resumed from a saved place): back goes up a level
+    resumed, _ = go(D.start(resume_to="gilteritinib")[0], "yes")
+    assert resumed.section == "gilteritinib" and resumed.history == ()
+    assert said(go(resumed, "where")[1])[0].endswith("Say back to go up to Targeted Drugs.")
+    assert go(resumed, "back")[0].section == "targeted-therapy"

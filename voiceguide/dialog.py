@@ -136,6 +136,8 @@ noise was decided so at 0.44 and acted on as topic 5) is asked, and so is any li
 otherwise confirm: as a two-way with the best other listed number among the readings ("Side Effects, or
 Closing?"), else alone. Every recorded "number N" answer after the list (264, 4 voices x 3 conditions, the task
 benchmark's cache): acted on right 244 -> 244, wrong 1 -> 0."""
+HISTORY = 20
+"""How many places "back" can return through (:attr:`State.history`)."""
 _NUMBER_CARRIERS = frozenset({"number", "option", "press", "the", "choose", "pick"})
 CHEAP = frozenset({"repeat", "pause", "resume", "louder", "quieter", "faster", "slower", "help", "where", "back",
                    "keys", "cancel", "yes", "no"})
@@ -148,11 +150,11 @@ KEYS: dict[str, str] = {
     "y": "yes", "q": "stop", "d": "define", "+": "louder", "-": "quieter",
 }
 KEY_HELP = ("Keys: type a key, then press Enter. A number picks a topic. Enter alone for more, s to skip a sentence, "
-            "n for the next section, p for the previous one, b for back, m for the main menu, r to repeat, "
+            "n for the next section, p for the previous one, b to go back to where you were, m for the main menu, r to repeat, "
             "space to pause, c to continue, f for faster, l for slower, plus for louder, minus for quieter, "
             "w for where am I, d then a word for a definition, h for help, h twice for this list, q to quit. "
             "You can also type what you would say.")
-COMMANDS_HELP = ("You can say: more, skip, next, previous, back, main menu, repeat, pause, continue, faster, slower, "
+COMMANDS_HELP = ("You can say: more, skip, next, previous, back to where you were, go up, main menu, repeat, pause, continue, faster, slower, "
                  "louder, quieter, where am I, what does a word mean, sources, disclaimer, keys, or stop to leave.")
 
 
@@ -352,6 +354,9 @@ class State:
     """The first sentence of ``reading_para`` in that output."""
     places: tuple[tuple[str, int, int], ...] = ()
     """(section, paragraph, sentence) for each section left this session with a place in it."""
+    history: tuple[str | None, ...] = ()
+    """Where the listener came from this session, most recent first (a section id; None: the main menu): "back"
+    returns there (:meth:`Dialog._on_back`). Empty at the start and after resuming: "back" then goes up a level."""
     awaiting_word: bool = False
     """After the ``d`` key: the next input is a word to define (one word only)."""
     helped: bool = False
@@ -803,12 +808,39 @@ class Dialog:
         return replace(s, interrupted=False, cut=0), [Say(t) for t in s.last]
 
     def _on_back(self, s: State, i: Intent):
-        if s.section is None:
+        """Back to where the listener was before this section (its place kept, as coming back to a section is),
+        as in a browser; up a level when there is no such place (at the start, after resuming) or when asked
+        to go up ("go up", "up one level")."""
+        up = _says_up(i.text)
+        target, rest = (self._up(s), s.history) if up else self._back(s)
+        if target == s.section:
             return self._say(s, "You are at the main menu.", *self._menu_lines())
-        parent = self.guide.parent(s.section)
-        if parent is None:
-            return self._menu(s)
-        return self._enter(s, parent.id)
+        s = replace(s, history=rest)  # going back is no new place to come back from; going up is
+        if target is None:
+            return self._menu(s, record=up)
+        return self._enter(s, target, record=up)
+
+    def _back(self, s: State) -> tuple[str | None, tuple[str | None, ...]]:
+        """Where "back" goes (a section id, None for the main menu), and the history left after going there."""
+        history = tuple(h for h in s.history if h is None or h in self.guide)
+        while history and history[0] == s.section:
+            history = history[1:]
+        if history:
+            return history[0], history[1:]
+        return self._up(s), ()
+
+    def _up(self, s: State) -> str | None:
+        parent = self.guide.parent(s.section) if s.section is not None else None
+        return parent.id if parent else None
+
+    def _back_words(self, s: State) -> str:
+        """What "back" does here, in words: "back to return to Gilteritinib", "back to go up to the main menu"."""
+        target = self._back(s)[0]
+        name = self.guide.section(target).title if target else "the main menu"
+        return f"back to return to {name}" if self._back_history(s) else f"back to go up to {name}"
+
+    def _back_history(self, s: State) -> bool:
+        return any(h != s.section and (h is None or h in self.guide) for h in s.history)
 
     def _on_next(self, s: State, i: Intent):
         if s.asking == "resume":
@@ -924,7 +956,8 @@ class Dialog:
             if s.asking == "resume" and s.resume_to:
                 return self._say(s, f"You are at the start of {self.guide.title}. Last time you were in "
                                     f"{self.guide.section(s.resume_to).title}. Say continue, or main menu.")
-            return self._say(s, f"You are at the main menu of {self.guide.title}.")
+            back = f" Say {self._back_words(s)}." if self._back_history(s) else ""
+            return self._say(s, f"You are at the main menu of {self.guide.title}.{back}")
         path = self.guide.path_to(s.section)
         sec = path[-1]
         where = ", ".join(p.title for p in path)
@@ -932,7 +965,7 @@ class Dialog:
         parts = ""
         if sec.children:
             parts = " It has one part." if len(sec.children) == 1 else f" It has {len(sec.children)} parts."
-        return self._say(s, f"You are in {where}, {spot}.{parts}")
+        return self._say(s, f"You are in {where}, {spot}.{parts} Say {self._back_words(s)}.")
 
     def _on_yes(self, s: State, i: Intent):
         if s.asking == "confirm" and s.pending:
@@ -940,8 +973,8 @@ class Dialog:
         if s.asking == "choose":
             return self._say(s, f"Which one? {self._question(s)} {self._hint(s)}")
         if s.asking == "resume" and s.resume_to:
-            s = replace(s, asking=None)
-            return self._enter_at(s, s.resume_to, s.resume_para, s.resume_sent)
+            s = replace(s, asking=None)  # (no history: the listener never was at this menu)
+            return self._enter_at(s, s.resume_to, s.resume_para, s.resume_sent, record=False)
         if s.asking == "leave":
             return self._leave(self._close_question(s))
         if s.asking == "offer" and s.offer:
@@ -1038,6 +1071,13 @@ class Dialog:
         return self._no_match(s, text)
 
     # -- building blocks ---------------------------------------------------
+    def _leave_for(self, s: State, to: str | None, record: bool = True) -> State:
+        """Leaving this place for ``to``: its place is kept (:meth:`_remember_place`) and, unless ``record`` is
+        False (going back, resuming), it goes first in the history "back" returns through."""
+        if record and to != s.section:
+            s = replace(s, history=(s.section, *(h for h in s.history if h != s.section))[:HISTORY])
+        return self._remember_place(s)
+
     def _remember_place(self, s: State) -> State:
         """Keep the place in the section being left, for coming back to it in this session."""
         if s.section is None:
@@ -1047,22 +1087,22 @@ class Dialog:
             places += ((s.section, s.para, s.sent),)
         return replace(s, places=places)
 
-    def _enter(self, s: State, section_id: str | None):
+    def _enter(self, s: State, section_id: str | None, record: bool = True):
         if section_id is None or section_id not in self.guide:
             return self._no_match(s, "")
         place = next((p for p in s.places if p[0] == section_id), None)
         if place and section_id != s.section:
-            return self._enter_at(s, section_id, place[1], place[2], back=True)
+            return self._enter_at(s, section_id, place[1], place[2], back=True, record=record)
         sec = self.guide.section(section_id)
-        s = replace(self._remember_place(s), section=sec.id, para=0, sent=0, asking=None, paused=False,
+        s = replace(self._leave_for(s, sec.id, record), section=sec.id, para=0, sent=0, asking=None, paused=False,
                     waiting=False, reading_para=None)
         return self._say(s, f"{sec.title}.", sec.summary, self._offer(sec))
 
-    def _enter_at(self, s: State, section_id: str, para: int, sent: int, back: bool = False):
+    def _enter_at(self, s: State, section_id: str, para: int, sent: int, back: bool = False, record: bool = True):
         """Go to a place inside a section: straight on reading there (resume), or told where (coming back)."""
         sec = self.guide.section(section_id)
         para, sent = self._valid_place(sec, para, sent)
-        s = replace(self._remember_place(s), section=sec.id, para=para, sent=sent, asking=None, paused=False,
+        s = replace(self._leave_for(s, sec.id, record), section=sec.id, para=para, sent=sent, asking=None, paused=False,
                     waiting=False, reading_para=None)
         if (para, sent) == (0, 0) or para >= len(sec.body):
             s = replace(s, para=0, sent=0)
@@ -1091,8 +1131,8 @@ class Dialog:
             return f"at the start of paragraph {para + 1} of {n}"
         return f"at paragraph {para + 1} of {n}, sentence {sent + 1}"
 
-    def _menu(self, s: State):
-        s = replace(self._remember_place(s), section=None, para=0, sent=0, asking=None, paused=False, waiting=False,
+    def _menu(self, s: State, record: bool = True):
+        s = replace(self._leave_for(s, None, record), section=None, para=0, sent=0, asking=None, paused=False, waiting=False,
                     reading_para=None)
         return self._say(s, *self._menu_lines())
 
@@ -1212,7 +1252,7 @@ class Dialog:
             if sec.children:
                 here += (f", 1 for {sec.children[0].title}" if len(sec.children) == 1
                          else f", a part's number from 1 to {len(sec.children)}")
-            here += ", next or previous for other sections, back to go up, or main menu."
+            here += f", next or previous for other sections, {self._back_words(s)}, or main menu."
         return (f"{here} Say repeat, pause, where am I, or stop to leave. "
                 "Say help again for every command and key.")
 
@@ -1352,6 +1392,12 @@ def _bare_stop(text: str) -> bool:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
+
+
+def _says_up(text: str) -> bool:
+    """ "go up", "up one level", "level up": up a level, not back to where the listener was ("back up" is back)."""
+    words = _words(text)
+    return bool({"up", "level"} & set(words)) and "back" not in words
 
 
 def _clean_number(text: str) -> bool:
