@@ -150,3 +150,28 @@ def test_readings_below_the_floor_never_move_the_listener(seq, weak, decided):
     after, effects = D.step(state, event)
     assert _place(after) == _place(state)
     assert not any(isinstance(e, Exit) for e in effects)
+
+
+opens = st.lists(st.tuples(st.sampled_from(IDS), st.integers(0, 3)), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(opens, st.sampled_from(IDS), st.integers(0, 3), st.sampled_from(IDS), st.sampled_from(["back", "b"]))
+def test_back_returns_to_the_section_just_left_at_its_place(walk, a, mores, b, how):
+    """Whatever was visited before: from a, jump to b, then back (said or the b key) is a again, where it was left
+    (its summary when it had been read to the end), and the history never grows past its bound."""
+    from voiceguide.dialog import HISTORY
+    state = D.start()[0]
+    for section, n in [*walk, (a, mores)]:
+        state = D.step(state, Heard(Intent("open", section, section, 1.0)))[0]
+        for _ in range(n):
+            state = D.step(state, Heard(Intent("more", None, "more", 1.0)))[0]
+    if b == a:
+        return
+    left = (state.para, state.sent) if state.para < len(GUIDE.section(a).body) else (0, 0)
+    state = D.step(state, Heard(Intent("open", b, b, 1.0)))[0]
+    assert state.section == b and len(state.history) <= HISTORY
+    back = Key("b") if how == "b" else Heard(Intent("back", None, "back", 1.0))
+    state, effects = D.step(state, back)
+    check(state, effects)
+    assert (state.section, state.para, state.sent) == (a, *left)
