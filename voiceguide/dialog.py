@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from .content import Guide, Section, normalize
+from .grammar import NUMBER_CARRIERS
 from .intents import COMMAND_PHRASES, Intent
 
 __all__ = [
@@ -138,7 +139,8 @@ Closing?"), else alone. Every recorded "number N" answer after the list (264, 4 
 benchmark's cache): acted on right 244 -> 244, wrong 1 -> 0."""
 HISTORY = 20
 """How many places "back" can return through (:attr:`State.history`)."""
-_NUMBER_CARRIERS = frozenset({"number", "option", "press", "the", "choose", "pick"})
+_NUMBER_CARRIERS = frozenset(NUMBER_CARRIERS)
+"""The words the grammar allows before a number (:data:`LIST_CLEAN`)."""
 CHEAP = frozenset({"repeat", "pause", "resume", "louder", "quieter", "faster", "slower", "help", "where", "back",
                    "keys", "cancel", "yes", "no"})
 """Safe and cheap to undo: never confirmed (acted on when the recogniser decided it, else not understood)."""
