@@ -134,8 +134,8 @@ LIST_CLEAN = True
 list asks for it: a number, perhaps after "number" ("number 7", "number seventh", "the fifth"). Anything more
 ("number fifth one": the grammar's optional "one" after a number soaks up a syllable, so "number seven" in white
 noise was decided so at 0.44 and acted on as topic 5) is asked, and so is any listed number the guide would
-otherwise confirm: as a two-way with the best other listed number among the readings ("Side Effects, or
-Closing?"), else alone. Every recorded "number N" answer after the list (264, 4 voices x 3 conditions, the task
+otherwise confirm: as a two-way with the best other listed number among the readings ("Serious
+Warnings, or Summary and Getting Help?"), else alone. Every recorded "number N" answer after the list (264, 4 voices x 3 conditions, the task
 benchmark's cache): acted on right 244 -> 244, wrong 1 -> 0."""
 HISTORY = 20
 """How many places "back" can return through (:attr:`State.history`)."""
@@ -656,7 +656,7 @@ class Dialog:
     def _list_question(key: tuple, intent: Intent, ranked: list, listed: set, numbers: dict
                        ) -> tuple[str, tuple[Intent, ...]]:
         """A listed number not sure enough to act on (:data:`LIST_CLEAN`): asked with the best other listed
-        number among the readings ("Side Effects, or Closing?"), or alone when there is none."""
+        number among the readings ("Serious Warnings, or Summary and Getting Help?"), or alone when there is none."""
         other = next((i for k, (i, _) in ranked if k != key and k in listed and k in numbers), None)
         return ("choose", (intent, other)) if other is not None else ("confirm", (intent,))
 
