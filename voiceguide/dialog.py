@@ -134,9 +134,9 @@ LIST_CLEAN = True
 list asks for it: a number, perhaps after "number" ("number 7", "number seventh", "the fifth"). Anything more
 ("number fifth one": the grammar's optional "one" after a number soaks up a syllable, so "number seven" in white
 noise was decided so at 0.44 and acted on as topic 5) is asked, and so is any listed number the guide would
-otherwise confirm: as a two-way with the best other listed number among the readings ("Serious
-Warnings, or Summary and Getting Help?"), else alone. Every recorded "number N" answer after the list (264, 4 voices x 3 conditions, the task
-benchmark's cache): acted on right 244 -> 244, wrong 1 -> 0."""
+otherwise confirm: as a two-way with the best other listed number among the readings ("Serious Warnings, or
+Summary and Getting Help?"), else alone. Every recorded "number N" answer after the list (264, 4 voices x 3
+conditions, the task benchmark's cache): acted on right 244 -> 244, wrong 1 -> 0."""
 HISTORY = 20
 """How many places "back" can return through (:attr:`State.history`)."""
 _NUMBER_CARRIERS = frozenset(NUMBER_CARRIERS)
@@ -152,12 +152,12 @@ KEYS: dict[str, str] = {
     "y": "yes", "q": "stop", "d": "define", "+": "louder", "-": "quieter",
 }
 KEY_HELP = ("Keys: type a key, then press Enter. A number picks a topic. Enter alone for more, s to skip a sentence, "
-            "n for the next section, p for the previous one, b to go back to where you were, m for the main menu, r to repeat, "
-            "space to pause, c to continue, f for faster, l for slower, plus for louder, minus for quieter, "
+            "n for the next section, p for the previous one, b to go back to where you were, m for the main menu, "
+            "r to repeat, space to pause, c to continue, f for faster, l for slower, plus for louder, minus for quieter, "
             "w for where am I, d then a word for a definition, h for help, h twice for this list, q to quit. "
             "You can also type what you would say.")
-COMMANDS_HELP = ("You can say: more, skip, next, previous, back to where you were, go up, main menu, repeat, pause, continue, faster, slower, "
-                 "louder, quieter, where am I, what does a word mean, sources, disclaimer, keys, or stop to leave.")
+COMMANDS_HELP = ("You can say: more, skip, next, previous, back to where you were, go up, main menu, repeat, pause, "
+                 "continue, faster, slower, louder, quieter, where am I, what does a word mean, sources, disclaimer, keys, or stop to leave.")
 
 
 # ---------------------------------------------------------------------- events
@@ -1134,8 +1134,8 @@ class Dialog:
         return f"at paragraph {para + 1} of {n}, sentence {sent + 1}"
 
     def _menu(self, s: State, record: bool = True):
-        s = replace(self._leave_for(s, None, record), section=None, para=0, sent=0, asking=None, paused=False, waiting=False,
-                    reading_para=None)
+        s = replace(self._leave_for(s, None, record), section=None, para=0, sent=0, asking=None, paused=False,
+                    waiting=False, reading_para=None)
         return self._say(s, *self._menu_lines())
 
     def _menu_lines(self) -> list[str]:
