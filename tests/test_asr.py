@@ -267,6 +267,8 @@ class _Grammar:
     ("where are my glasses", False, "", "where am i", True, "where am i", "command"),  # unclear: the grammar decides
     # a drug name Whisper cannot spell comes out as everyday words its letters still hold: kept
     ("open my toes and trom", True, "open mitoxantrone", "next", True, "open mitoxantrone", "command"),
+    # letters alike, words not: no word of the grammar's phrase is heard in the clear transcript
+    ("can you pass the salt", True, "", "can you repeat that", True, "can you pass the salt", "open"),
 ])
 def test_hybrid_decision(hybrid, whisper, clear, rescored, grammar, accepted, expected, kind):
     transcript = asr.Transcript(whisper, 0.0 if clear else -1.0, 0.01, [], None, 0)
@@ -296,9 +298,35 @@ def test_hybrid_decision(hybrid, whisper, clear, rescored, grammar, accepted, ex
     ("ring my sister back", "go back", ["ring", "sister"]),
     ("what does remission need", "what does remission mean", []),  # a misheard word where the phrase has one
     ("speak slower sneak slower", "speak slower", []),  # Whisper saying it twice adds nothing
+    # every letter is aligned, but not one word of the phrase is heard: "repeat" against "pass"
+    ("can you pass the salt", "can you repeat that", ["pass", "salt"]),
+    ("pick me back", "take me back", []),  # one misheard word beside a heard one
 ])
+
+
 def test_unexplained_content_words(transcript, phrase, left):
     assert asr.unexplained(transcript, phrase) == left
+
+
+@pytest.mark.parametrize("transcript, phrase, heard", [
+    ("can you pass the salt", "can you repeat that", [("repeat", ["pass"], 40.0)]),
+    ("open my toes and trom", "open mitoxantrone", [("open", ["open"], 100.0),
+                                                    ("mitoxantrone", ["my", "toes", "and", "trom"], 64.0)]),
+    ("where are my keys", "where am i", []),  # a phrase of function words only has nothing to hear
+])
+def test_phrase_words_heard(transcript, phrase, heard):
+    from voiceguide.asr_hybrid import phrase_words_heard
+
+    assert phrase_words_heard(transcript, phrase) == heard
+
+
+def test_a_name_whisper_cannot_spell_is_left_to_the_letters(hybrid):
+    # "xospata" against "those spot tt" is written as little alike as "repeat" against "pass" (44, 40), but
+    # Whisper has never seen the name: the guide's lexicon words are the hybrid's names, and step 5 keeps it
+    assert {"xospata", "mitoxantrone", "enasidenib"} <= hybrid.names
+    assert asr.unexplained("what is those spot tt", "what is xospata") == ["spot"]
+    assert asr.unexplained("what is those spot tt", "what is xospata", names=hybrid.names) == []
+    assert asr.unexplained("can you pass the salt", "can you repeat that", names=hybrid.names) == ["pass", "salt"]
 
 
 def test_guide_phrases_spell_out_what_the_grammar_accepts(grammar):

@@ -21,7 +21,8 @@ from .grammar import words_for
 from .intents import Intent
 from .protocols import Audio, Heard
 
-__all__ = ["HybridRecognizer", "Evidence", "Calibration", "FEATURES", "CALIBRATION_FILE", "unexplained"]
+__all__ = ["HybridRecognizer", "Evidence", "Calibration", "FEATURES", "CALIBRATION_FILE", "unexplained",
+           "phrase_words_heard"]
 
 
 class HybridRecognizer:
@@ -45,8 +46,10 @@ class HybridRecognizer:
     4. otherwise the grammar search decides, with its own fit checks (:class:`PocketsphinxRecognizer`);
     5. a phrase decided by step 2 or 4 is dropped when Whisper's clear transcript holds a content word
        the phrase does not explain (:func:`unexplained`): "where are my keys" is not "where am I", even
-       though the grammar forces it there and the two are written alike. The transcript is then open
-       text (a question for the dialog, whose readings it may ask about but never acts on).
+       though the grammar forces it there and the two are written alike; and when no content word of the
+       phrase is heard in the transcript, word by word, "can you pass the salt" is not "can you repeat
+       that" (unless the phrase holds a name Whisper cannot spell, :attr:`names`). The transcript is then
+       open text (a question for the dialog, whose readings it may ask about but never acts on).
 
     The numbers were set on a development corpus kept apart from the benchmark's (docs/benchmarks.md).
     """
@@ -75,6 +78,9 @@ class HybridRecognizer:
         self.phrases = guide_phrases(guide, self.whisper.parser)
         self._keys = list(self.phrases)
         self.calibration = Calibration.load()
+        self.names = frozenset(w for e in guide.lexicon for w in re.findall(r"[a-z0-9]+", e.word.lower())
+                               if len(w) >= 3)
+        """The guide's words Whisper cannot spell (its lexicon's: drug names), for step 5 (:func:`unexplained`)."""
         self.head = recognizer_head.for_guide(guide, notice=_head_notice, phrases=self.phrases)
         """The content-trained check (voiceguide/recognizer_head.py), or None: the hybrid alone."""
 
@@ -113,7 +119,7 @@ class HybridRecognizer:
             ev.heard, ev.decided = reading, ev.accepted
         ev.before = ev.heard
         if ev.heard.text and ev.clear and ev.decided is not None and ev.decided != ev.whisper:
-            ev.extra = unexplained(transcript.text, ev.heard.text)
+            ev.extra = unexplained(transcript.text, ev.heard.text, names=getattr(self, "names", frozenset()))
             if ev.extra:  # step 5: clear words the reading leaves out ("where are my keys" is not "where am I")
                 ev.heard, ev.decided = Heard("", 0.0, "voice"), None
         if not ev.heard.text and ev.clear and len(transcript.text.split()) >= self.open_words:
@@ -280,7 +286,13 @@ arent one bit than
 """Everyday English words that carry no topic of their own (step 5 of :class:`HybridRecognizer` ignores them)."""
 
 
-def unexplained(transcript: str, phrase: str, matched: float = 0.5) -> list[str]:
+HEARD = 45.0
+"""Step 5, word by word: how alike (rapidfuzz ratio, 0-100) a content word of the decided phrase and the
+transcript words aligned with it must be for that word to count as heard (:func:`unexplained`)."""
+
+
+def unexplained(transcript: str, phrase: str, matched: float = 0.5, heard: float = HEARD,
+                names: frozenset = frozenset()) -> list[str]:
     """The content words of ``transcript`` (Whisper's clear reading) that ``phrase`` (the reading decided
     from the guide's phrases) leaves unexplained: words of three letters or more, not in
     :data:`FUNCTION_WORDS`, less than ``matched`` of whose letters the phrase accounts for. The letters of
@@ -289,25 +301,71 @@ def unexplained(transcript: str, phrase: str, matched: float = 0.5) -> list[str]
     back", "tell me about my toes and trom" for "tell me about mitoxantrone"); one the alignment
     deletes has nothing in the phrase (the surplus: "keys" in "where are my keys" read as "where am
     I"). A second saying of the phrase at the end (Whisper's decoder repeating itself) is dropped first.
+
+    Then, word by word: each content word of the phrase is compared with the transcript words its letters
+    are aligned with (:func:`phrase_words_heard`). When the phrase has content words and not one of them
+    is heard there (letters alike below ``heard`` of 100), the letters only stood in for each other and
+    every content word of the transcript is unexplained: "can you pass the salt" is not "can you repeat
+    that" ("repeat" against "pass": 40). Whisper spells everyday words when it hears them clearly. One
+    misheard word among heard ones stays explained ("what does remission need": "remission" is heard);
+    and a phrase holding one of ``names`` (the guide's lexicon: words Whisper has never seen, which it
+    writes as everyday words, "what is those spot tt" for "what is xospata", 44) is left to the letters,
+    as is a phrase word aligned with no transcript word (a word missing is not a word misheard).
     """
     from rapidfuzz.distance import Levenshtein
 
-    words = [w.replace("'", "") for w in re.findall(r"[a-z0-9']+", transcript.lower())]
-    for k in range(1, len(words)):
-        if _alike(" ".join(words[k:]), phrase) >= 60 and _alike(" ".join(words[:k]), phrase) >= 60:
-            words = words[:k]
-            break
+    words = _words(transcript, phrase)
     t, p = "".join(words), re.sub(r"[^a-z0-9]", "", phrase.lower())
     covered = np.ones(len(t), bool)
     for op in Levenshtein.opcodes(t, p):
         if op.tag == "delete":
             covered[op.src_start:op.src_end] = False
+    content = [len(w) >= 3 and w not in FUNCTION_WORDS for w in words]
+    said = phrase_words_heard(transcript, phrase)
+    none_heard = (bool(said) and all(group for _, group, _ in said) and max(s for _, _, s in said) < heard
+                  and not names.intersection(re.findall(r"[a-z0-9]+", phrase.lower())))
     out, pos = [], 0
-    for w in words:
+    for w, c in zip(words, content):
         share = float(covered[pos:pos + len(w)].mean()) if w else 1.0
         pos += len(w)
-        if len(w) >= 3 and w not in FUNCTION_WORDS and share < matched:
+        if c and (share < matched or none_heard):
             out.append(w)
+    return out
+
+
+def _words(transcript: str, phrase: str) -> list[str]:
+    """The transcript's words, without a second saying of ``phrase`` at the end (Whisper repeating itself)."""
+    words = [w.replace("'", "") for w in re.findall(r"[a-z0-9']+", transcript.lower())]
+    for k in range(1, len(words)):
+        if _alike(" ".join(words[k:]), phrase) >= 60 and _alike(" ".join(words[:k]), phrase) >= 60:
+            return words[:k]
+    return words
+
+
+def phrase_words_heard(transcript: str, phrase: str) -> list[tuple[str, list[str], float]]:
+    """Each content word of ``phrase``: (the word, the transcript words its letters are aligned with, how
+    alike the two are written, 0-100). "can you pass the salt" against "can you repeat that": [("repeat",
+    ["pass"], 40)]; "open my toes and trom" against "open mitoxantrone": [("open", ["open"], 100),
+    ("mitoxantrone", ["my", "toes", "and", "trom"], 64)]."""
+    from rapidfuzz import fuzz
+    from rapidfuzz.distance import Levenshtein
+
+    words = _words(transcript, phrase)
+    pw = [w.replace("'", "") for w in re.findall(r"[a-z0-9']+", phrase.lower())]
+    t, p = "".join(words), "".join(pw)
+    owner = np.repeat(np.arange(len(words)), [len(w) for w in words])
+    aligned = np.full(len(p), -1)
+    for op in Levenshtein.opcodes(t, p):
+        if op.tag in ("equal", "replace"):
+            aligned[op.dest_start:op.dest_end] = np.arange(op.src_start, op.src_end)
+    out, pos = [], 0
+    for w in pw:
+        idx = aligned[pos:pos + len(w)]
+        pos += len(w)
+        if len(w) < 3 or w in FUNCTION_WORDS:
+            continue
+        group = [words[i] for i in sorted(set(owner[idx[idx >= 0]].tolist()))]
+        out.append((w, group, float(fuzz.ratio(w, "".join(group))) if group else 0.0))
     return out
 
 
