@@ -366,3 +366,122 @@ def test_the_guide_lowers_its_voice_while_the_listener_talks_and_goes_on(pulse, 
     assert still_talking, "the guide stopped for speech that was no command"
     assert not mic.barged_in()
     assert back and changes >= 2 and lowered[-1] is False, (back, changes, lowered[-20:])
+
+
+class _ProcessedFrames:
+    """A capture of ``pcm`` in real time whose frames pass through ``process`` (the canceller) as they
+    arrive, as :class:`voiceguide.mic.Capture` does."""
+
+    def __init__(self, pcm: bytes, process):
+        self.frames = [pcm[i:i + 640] for i in range(0, len(pcm) // 640 * 640, 640)]
+        self.process, self.done, self.count, self.closed, self.t0 = process, 0, 0, False, time.monotonic()
+
+    def frame_at(self, t):
+        return 0
+
+    def read(self, index, timeout=None):
+        if index >= len(self.frames):
+            time.sleep(0.05)
+            return None
+        time.sleep(max(0.0, self.t0 + index * 0.02 - time.monotonic()))
+        while self.done <= index:  # the canceller sees every frame once, in order
+            self.frames[self.done] = self.process(self.frames[self.done], self.t0 + self.done * 0.02)
+            self.done += 1
+        self.count = max(self.count, index + 1)
+        return self.frames[index]
+
+    def audio(self, start, end):
+        return A.Audio(b"".join(self.frames[max(0, start):end]), 16000)
+
+    def close(self):
+        self.closed = True
+
+
+class _Canceller:
+    """Stands in for voiceguide.aec.EchoCanceller: the frames as they are (the echo's residual is already in
+    them), and for each frame the level the guide's echo alone leaves in it (``echo``, RMS per frame)."""
+
+    def __init__(self, echo: np.ndarray):
+        self.echo, self.n = echo, 0
+        self.double_talk, self.converged, self.learned, self.echo_level = False, True, True, 0.0
+
+    def echo_share(self, out, t):
+        return 0.0  # the command's phrase is not the guide's voice come through
+
+    def process(self, frame, t):
+        self.echo_level = float(self.echo[min(self.n, len(self.echo) - 1)])
+        self.n += 1
+        return frame
+
+
+def _over_the_echo(monkeypatch, recognizer, gate: str):
+    """ "number two" said over what is left of the guide's echo after cancellation, which grows as the
+    listener starts (the guide's voice rising, or the canceller missing after a jump in the echo's timing,
+    as measured on the rig) and goes on 5 s after the command: the real MicListener outside a turn, any
+    command allowed. Returns (the barge-in or None, each phrase's (end, ended at) frames, command end frame)."""
+    from voiceguide import mic
+
+    rate = 16000
+    guide = np.frombuffer(A.resample(render("Chemotherapy uses strong medicines to kill leukaemia cells, in cycles "
+                                            "of treatment with rest in between, and your team checks your blood "
+                                            "often.", engine=get_engine("espeak"), lexicon=GUIDE.lexicon), rate).pcm,
+                          "<i2").astype(np.float64)
+    command = np.frombuffer(A.resample(render("number two", engine=_piper(), lexicon=GUIDE.lexicon), rate).pcm,
+                            "<i2").astype(np.float64) * COMMAND_GAIN
+    total = int(9.0 * rate)
+    at = 2 * rate
+    loud = np.flatnonzero(np.abs(command) > 300)
+    stop = at + loud[-1]  # the command's last loud sample
+    level = np.full(total, 0.03)  # a well cancelled guide (about 30 dB down) ...
+    level[stop + int(0.1 * rate):stop + 4 * rate] = 0.24  # ... then 18 dB more of it, for 4 s
+    words = guide[: len(guide) // FRAME * FRAME].reshape(-1, FRAME)
+    words = words[np.sqrt((words ** 2).mean(axis=1)) > 300].reshape(-1)  # the guide talking on, no pauses
+    residual = np.resize(words, total) * level
+    y = residual.copy()
+    y[at:at + len(command)] += command
+    y += np.random.default_rng(4).normal(0, 10, total)
+    pcm = np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes()
+    frames = residual[: total // FRAME * FRAME].reshape(-1, FRAME)
+    power = (frames ** 2).mean(axis=1)
+    echo = np.sqrt(np.max([np.roll(power, k) for k in range(-2, 3)], axis=0))  # its envelope
+
+    class Player:
+        is_playing, ducked, device = True, False, None
+
+    class Speaker:
+        player = Player()
+        saying = None
+
+    def start_aec(self, player, required):
+        self.aec = _Canceller(echo)
+
+    monkeypatch.setattr(mic.MicListener, "_start_aec", start_aec)
+    monkeypatch.setattr(mic, "Capture", lambda *a, process=None, **k: _ProcessedFrames(pcm, process))
+    monkeypatch.setenv("VOICEGUIDE_BARGE", "any")
+    monkeypatch.setenv("VOICEGUIDE_ECHO_GATE", gate)
+    listener = mic.MicListener(recognizer, Speaker(), guide=GUIDE, echo_cancel="inprocess")
+    try:
+        deadline = time.monotonic() + total / rate + 2.0
+        while time.monotonic() < deadline and not listener.barged_in():
+            time.sleep(0.05)
+        heard = listener.hear(0) if listener.barged_in() else None
+    finally:
+        listener.close()
+    return heard, list(listener.endpoints), stop // FRAME
+
+
+def test_a_command_over_a_rising_echo_ends_when_the_listener_stops_and_is_acted_on(monkeypatch, hybrid):
+    """End-pointing that knows the guide's own voice (mic.ECHO_GATE_MARGIN, aec.EchoCanceller.echo_level):
+    over the guide, a frame counts as the listener's only above what the echo alone leaves in it, so the
+    phrase ends when the listener stops though the guide's echo goes on, and the command cuts the guide.
+    With the gate off the echo held the phrase open until it was too long to be a command: nothing was done."""
+    from voiceguide.mic import BARGE_END_PAUSE, FRAME_S
+
+    heard, ends, command_end = _over_the_echo(monkeypatch, hybrid, "on")
+    assert heard is not None and heard.during_speech, (heard, ends)
+    intent = PARSER.parse(heard.text)
+    assert intent.intent == "number" and intent.target == "2", heard
+    first = next(e for e in ends if e[0] >= command_end - 10)
+    assert first[1] - command_end <= round((BARGE_END_PAUSE + 0.3) / FRAME_S), (ends, command_end)
+    heard, ends, command_end = _over_the_echo(monkeypatch, hybrid, "off")
+    assert heard is None, (heard, ends)

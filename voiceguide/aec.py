@@ -31,6 +31,11 @@ with the monotonic time of its first sample and gets the frame back with the gui
   blocks counts whole (:data:`RES_JUMP_WEIGHT`). Gain ``sqrt(1 - beta R/E)`` on powers smoothed over
   time and frequency, floor :data:`RES_FLOOR_DB`, applied by a causal minimum-phase filter cross-faded
   block to block (no added latency) and never louder than its input block.
+- **What the echo alone leaves** (:attr:`EchoCanceller.echo_level`, for the microphone's near-end voice gate,
+  ``VOICEGUIDE_ECHO_GATE=on``, off by default): the reference's power envelope times a running 90th percentile
+  of the output's power over it, learned from frames of the guide alone (the raw echo path's where the filter
+  is known to miss: a clip not yet confirmed, a timing jump, a late reference). :meth:`EchoCanceller.echo_share`:
+  how much of a phrase the guide's voice explains within 0.3 s of its placed timing.
 
 Measured (docs/benchmarks.md, "Echo cancellation, in-process"): 30-40 dB on a synthetic sparse echo after
 8 s of speech; on the PulseAudio rig at load 7-9, 9-14 dB (quiet room) with the sink monitor, 2-5 dB with
@@ -116,6 +121,33 @@ RES_LEAK = "cov"
 steady room noise in the output)."""
 RES_BANDS = (0, 6, 12, 20, 32, 48, 72, 104, 161)
 """Bins (50 Hz each) of the bands the leak is learned in."""
+
+ECHO_RETURN_START_DB = 0.0
+"""The echo return (output power over the reference's, dB) assumed before any is learned (the first frame of
+the guide's voice then sets it): the echo as loud as the reference."""
+ECHO_RETURN_QUANTILE = 0.9
+"""The share of the guide's frames (no double talk) whose output the learned echo return is above."""
+ECHO_RETURN_STEP_DB = (2.0, 0.3)
+"""Its step up per frame while learning (the first :data:`ECHO_RETURN_FAST` seconds of the guide's speech,
+then); the step down is ``step * (1 - q) / q``, so it settles at the quantile."""
+ECHO_RETURN_FAST = 3.0
+ECHO_RETURN_OUTLIER_DB = 3.0
+"""A frame this far above the learned echo return (the listener, most likely, where the double-talk check
+missed it) moves it up at a tenth of the step."""
+ECHO_HOLD = 0.6
+"""Per 20 ms frame: how slowly the reference's power envelope lets go (the echo's tail), after it has held its
+peak over the last :data:`ECHO_SPAN` frames: on the rig the echo came up to 60 ms after the reference as
+placed, at the start of each clip."""
+ECHO_SPAN = 4
+ECHO_LATE = 0.5
+"""A live reference stream whose newest sample is up to this many seconds short of the frame being heard is
+late (the sink monitor delivers in bursts under load): its echo cannot be cancelled, and the bar for that
+frame is the raw echo path's over the reference's peak of the last :data:`ECHO_PEAK` seconds."""
+ECHO_PEAK = 0.5
+ECHO_LAGS = 0.3
+"""Seconds either side of the placed reference that :meth:`EchoCanceller.echo_quality` searches."""
+ECHO_LOUD = 1e4
+"""Reference power (int16 scale, RMS 100) above which a frame teaches the echo return."""
 
 
 def _err(message: str) -> ValueError:
@@ -282,6 +314,26 @@ class EchoCanceller:
         self._r_y = np.zeros(BLOCK)  # the linear echo estimate of the block just processed
         self.suppression_db = 0.0
         """The last block's suppression (power, dB, over the band 300-3400 Hz)."""
+        # what the echo alone leaves in the output: the near-end voice detector's bar
+        self._env = 0.0
+        self._env_span = [0.0] * ECHO_SPAN
+        self._env_peak = [0.0] * int(ECHO_PEAK * RATE / FRAME)
+        self._taught = [0, 0]  # frames that taught the raw and the output echo return
+        self.unsure = False
+        """The filter is known to miss in the last frame (:attr:`raw_return_db`)."""
+        self.raw_return_db = ECHO_RETURN_START_DB
+        """The same for the microphone before cancellation (the echo path alone): the bar where the filter is
+        known to miss, in a clip whose delay is not yet confirmed or after a jump in the echo's timing (measured
+        on the rig: the first 80 ms of a sentence came through almost whole)."""
+        self.echo_return_db = ECHO_RETURN_START_DB
+        """Learned: the output's power over the reference envelope's, at :data:`ECHO_RETURN_QUANTILE` of the
+        guide's frames without double talk (what is left of its echo after cancellation and suppression)."""
+        self.echo_level = 0.0
+        """The last frame's output RMS (int16 scale) that the guide's echo alone would reach (at the quantile):
+        the output standing above it holds someone else's voice. 0 while the guide is silent, and until the
+        echo return has been learned from :data:`ECHO_RETURN_FAST` seconds of the guide's voice (measured on
+        the rig: a bar learned over fewer, while the filter was still converging, was the whole echo's, and the
+        first command said 1.5-3.5 s into the guide's first sentence was lost in all 4 rows)."""
 
     # ------------------------------------------------------------------ reference side
 
@@ -452,16 +504,83 @@ class EchoCanceller:
         if self._n % (int(TRACK_EVERY * RATE) // FRAME * FRAME) == 0:
             self._track()
             self._forget_old(t0)
-        ref = self._render(t0, FRAME)
+        ref, clips = self._render(t0, FRAME, which=True)
+        late = self._reference_late(t0)
+        unsure = late or self._n < self._r_jump_until or any(not c.verified for c in clips)
         out = np.empty(FRAME)
         for b in range(0, FRAME, BLOCK):
             self._r_y = np.zeros(BLOCK)
             lin = self._block(d[b:b + BLOCK], ref[b:b + BLOCK])
             out[b:b + BLOCK] = self._suppress(lin, self._r_y) if self.suppress else lin
         self._n += FRAME
+        self._echo_return(float(np.mean(ref * ref)), float(np.mean(d * d)), float(np.mean(out * out)), unsure, late)
         if not self.echo_active and not self._X.any():
             return bytes(frame)
         return np.clip(np.round(out), -32768, 32767).astype("<i2").tobytes()
+
+    @property
+    def learned(self) -> bool:
+        """The echo return has been learned (:attr:`echo_level` is given)."""
+        return self._taught[1] * FRAME >= ECHO_RETURN_FAST * RATE
+
+    def echo_share(self, out: np.ndarray, t: float) -> float:
+        """How much of ``out`` (output samples heard from monotonic time ``t``) the guide's voice explains at its
+        best timing within :data:`ECHO_LAGS` of where the reference is placed: the largest squared normalised
+        correlation with the reference (0-1; 0 where the guide was silent). The guide's own voice that the
+        filter missed (its timing jumped, its reference came late) comes through nearly whole; a listener
+        over the cancelled echo shares little with it."""
+        m = int(ECHO_LAGS * RATE)
+        out = np.asarray(out, float)
+        n = len(out)
+        ref = self._render(t - ECHO_LAGS, n + 2 * m, lead=0)
+        e_out = float(out.dot(out))
+        if n < FRAME or float(np.mean(ref ** 2)) < ECHO_LOUD or e_out <= 0:
+            return 0.0
+        size = 1 << int(math.ceil(math.log2(len(ref) + n)))
+        cc = np.fft.irfft(np.fft.rfft(ref, size) * np.conj(np.fft.rfft(out, size)), size)[:2 * m + 1]
+        c = np.concatenate([[0.0], np.cumsum(ref * ref)])
+        e_ref = c[n:n + 2 * m + 1] - c[:2 * m + 1]
+        ok = e_ref > 1e-6 * float(e_ref.max()) + 1.0  # lags where the guide is silent explain nothing
+        if not ok.any():
+            return 0.0
+        return float(min(1.0, np.max(cc[ok] * cc[ok] / (e_out * e_ref[ok]))))
+
+    def _reference_late(self, t0: float) -> bool:
+        """A live reference stream has not yet delivered what the microphone hears in the frame from ``t0``."""
+        with self._lock:
+            clips = list(self._clips.values())
+        for c in clips:
+            d = c.delay if c.delay is not None else self._last_delay
+            if d is None or c.end != math.inf:
+                continue
+            short = t0 + FRAME / RATE - d - c.t0 - c.n / c.rate
+            if 0 < short < ECHO_LATE:
+                return True
+        return False
+
+    def _echo_return(self, ref_pow: float, mic_pow: float, out_pow: float, unsure: bool, late: bool = False) -> None:
+        """Near-end voice detection's bar for this frame (:attr:`echo_level`): the reference's power envelope
+        (held over the echo's tail) times the echo return learned from frames of the guide alone (the raw
+        echo path's where the filter is known to miss)."""
+        self._env_span = self._env_span[1:] + [ref_pow]
+        self._env = max(max(self._env_span), ECHO_HOLD * self._env)
+        self._env_peak = self._env_peak[1:] + [self._env]
+        if late:  # the reference is not here yet: the guide may be as loud as it was lately
+            self._env = max(self._env_peak)
+        if self._env > ECHO_LOUD and not self.double_talk and not late:
+            n = self._taught
+            up = ECHO_RETURN_STEP_DB[0 if n[0] * FRAME < ECHO_RETURN_FAST * RATE else 1]
+            self.raw_return_db = _quantile_step(self.raw_return_db, 10 * math.log10((mic_pow + 1.0) / self._env),
+                                                up, not n[0])
+            n[0] += 1
+            if not unsure:
+                up = ECHO_RETURN_STEP_DB[0 if n[1] * FRAME < ECHO_RETURN_FAST * RATE else 1]
+                self.echo_return_db = _quantile_step(self.echo_return_db,
+                                                     10 * math.log10((out_pow + 1.0) / self._env), up, not n[1])
+                n[1] += 1
+        self.unsure = unsure
+        ret = max(self.raw_return_db, self.echo_return_db) if unsure else self.echo_return_db
+        self.echo_level = math.sqrt(self._env * 10 ** (ret / 10)) if self.learned and self._env > 1.0 else 0.0
 
     def _block(self, d: np.ndarray, x: np.ndarray) -> np.ndarray:
         N, L = self.N, BLOCK
@@ -604,6 +723,17 @@ class EchoCanceller:
         if po > pe:  # the filter's tail carried a louder block into a quieter one: never louder than its input
             out *= math.sqrt(pe / po)
         return out
+
+
+def _quantile_step(q: float, r: float, up: float, first: bool) -> float:
+    """One step of a running :data:`ECHO_RETURN_QUANTILE` of ``r`` (dB): up by ``up`` when above it, down so
+    that it settles there; a value far above (:data:`ECHO_RETURN_OUTLIER_DB`) moves it a tenth as much."""
+    if first:
+        return r
+    if r > q + ECHO_RETURN_OUTLIER_DB:
+        return q + 0.1 * up
+    p = ECHO_RETURN_QUANTILE
+    return q + up if r > q else q - up * (1 - p) / p
 
 
 _HANN: dict[int, np.ndarray] = {}

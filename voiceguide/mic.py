@@ -30,6 +30,19 @@ guide talking alone). A phrase heard while the guide was lowered for it may be a
 cut the guide (``VOICEGUIDE_BARGE=any``), whether or not the canceller has adapted yet.
 ``VOICEGUIDE_DUCK=off`` turns lowering off.
 
+With the in-process canceller and ``VOICEGUIDE_ECHO_GATE=on`` the endpointer knows the guide's own voice: outside
+a turn a frame counts as the listener's only when it stands :data:`ECHO_GATE_MARGIN` above what the guide's echo
+alone leaves in it (:attr:`voiceguide.aec.EchoCanceller.echo_level`, learned from the reference and the output
+while the guide talks alone), for a phrase's start and for its going on: a phrase over the guide starts when the
+listener starts and ends when they stop, though the guide talks on (before, its echo held the phrase open up to
+8 s and the command in it was dropped as too long). A phrase over the guide that the guide's voice explains at
+some timing near its own (:data:`ECHO_PHRASE_SHARE`: its echo come through the filter) is never recognised.
+Off by default: measured (benchmarks/bargein_bench.py, the 4 quiet rows, 44 commands, two tries, 2026-12-02
+22:37-23:28 UTC, load 1-3, interleaved), gate on 33, 36, 34, 35 of 44 (three versions), gate off 38, 36, 36;
+false barge-ins in the guide's speech alone 3 in 575 s on, 2 in 423 s off; median time to silence 86-187 ms
+on, 118-358 ms off. The failure it mends (a phrase held open by the echo) was rare by then; most misses are
+the recogniser rejecting a command said over the guide at full voice, or "skip".
+
 Outside a turn a cheap gate comes first (:meth:`MicListener._worth_hearing`: length; in keyword mode,
 level and the grammar's reading), so the guide's echo and the room do not keep the recogniser busy.
 
@@ -120,7 +133,12 @@ grammar reads as anything else is not recognised at all (the cheap gate before t
 BARGE_INTENTS_EXCLUDED = frozenset({"yes", "no", "none"})
 """Intents that never cut the guide: a yes or no only answers a question at the prompt."""
 TALK_RING = 500
-"""Frames (10 s) of the in-process canceller's double-talk verdicts kept for :meth:`MicListener._double_talk`."""
+"""Frames (10 s) of the in-process canceller's double-talk verdicts (and echo levels) kept."""
+ECHO_GATE_MARGIN = 1.4
+"""Outside a turn, with the in-process canceller: a frame counts as the listener's voice only when it stands
+this much (3 dB) above what the guide's echo alone leaves in it (:attr:`voiceguide.aec.EchoCanceller.echo_level`),
+for a phrase's start and for its going on: a phrase over the guide ends when the listener stops, though
+the guide talks on (``VOICEGUIDE_ECHO_GATE=on``; off, the default: the room's level alone)."""
 DUCK_HOLD = 3.0
 """Seconds the guide's voice stays lowered after a phrase said over it ends without cutting it: a listener
 who was not understood says it again, over the quieter guide (people repeat within 1-3 s). Measured
@@ -128,6 +146,20 @@ who was not understood says it again, over the quieter guide (people repeat with
 ended, in-process canceller, any command; 2026-12-02): 1.5 s (the guide came back just as the second saying
 began) 46/88 and 43/88 acted on within two tries; 2.5 s 51/88; 3.0 s 56/88 and 55/88 (quiet rooms 33 and
 36 of 44, babble 23 and 19), no false barge-in in 4.5 min of guide speech each (docs/benchmarks.md)."""
+
+
+ECHO_PHRASE_SHARE = 0.4
+"""With the gate on, a phrase over the guide of which the guide's voice explains this share at some timing near
+its placed one (:meth:`voiceguide.aec.EchoCanceller.echo_share`) is its own echo that the filter missed, never
+recognised. Measured offline (synthetic echo): the guide's voice come through 0.87-0.88, a command over the
+cancelled echo 0.01, the cancelled echo alone 0.04-0.21. On the rig (2026-12-02) it did not separate them:
+the guide alone 0.51 and 0.74, sayings of a real "stop talking" 0.42 and 0.64."""
+
+
+def _echo_gate_setting() -> bool:
+    """``VOICEGUIDE_ECHO_GATE=on``: the near-end voice gate (:data:`ECHO_GATE_MARGIN`). Off by default: measured
+    on the rig it did not raise the commands acted on (module docstring)."""
+    return os.environ.get("VOICEGUIDE_ECHO_GATE", "off").strip().lower() in {"on", "1", "yes"}
 
 
 def _duck_setting() -> bool:
@@ -497,17 +529,20 @@ class Endpointer:
         return "end", self.last_voiced + 1
 
     def push(self, index: int, level: float, end_pause: float | None = None,
-             threshold: float | None = None) -> tuple[str, int] | None:
+             threshold: float | None = None, echo: float = 0.0) -> tuple[str, int] | None:
         """One frame's RMS ``level``; ``end_pause`` and ``threshold`` (at least the adaptive one)
-        override the defaults for this frame."""
+        override the defaults for this frame. ``echo``: a level the frame must also pass to be voiced, for
+        a phrase's start and its going on (what the guide's echo alone would leave in it); a frame
+        below it only for that reason does not teach the floor."""
         if self.floor is None:
             self.floor = level
         thr = max(self.threshold, threshold or 0.0)
         if not self.in_phrase:
             # voiced: above the floor's threshold and, once the room is known, above its loud moments
             room = self._room_level() if len(self._room) >= 25 else 0.0
-            voiced = level > max(thr, room)
-            if not voiced:  # the floor learns from quiet only
+            loud = level > max(thr, room)
+            voiced = loud and level > echo
+            if not loud:  # the floor learns from quiet only
                 rate = 0.2 if level < self.floor else 0.01
                 self.floor += rate * (level - self.floor)
             self._recent = (self._recent + [(index, voiced)])[-5:]
@@ -520,7 +555,7 @@ class Endpointer:
                 self._end_level = room
                 return "onset", self.onset
             return None
-        if level > max(0.6 * thr, self._end_level):
+        if level > max(0.6 * thr, self._end_level, echo):
             self.last_voiced = index
         pause = self.end_pause if end_pause is None else end_pause
         if (index - self.last_voiced) * FRAME_S >= pause or (index - self.onset) * FRAME_S >= self.max_phrase:
@@ -616,6 +651,7 @@ class MicListener:
         self.echo: PulseEchoCancel | None = None
         self.aec = None  # voiceguide.aec.EchoCanceller when cancelling in process
         self._talk = np.zeros(TALK_RING, dtype=bool)  # its double-talk verdict on frame i, at i % TALK_RING
+        self._echo = np.zeros(TALK_RING)  # its echo level (what the guide's echo alone leaves) on frame i
         self._talked = 0  # frames it has processed: the next one's index (the capture's frame count)
         self._reference = None  # what feeds it: a SinkMonitor, or the player itself
         kind = _aec_kind(echo_cancel)
@@ -646,6 +682,8 @@ class MicListener:
         self._said: list[str] = []  # the guide's last utterances (AudioSpeaker.saying)
         self._player = getattr(speaker, "player", None)
         self._played = 0  # frames heard while the guide played: the canceller adapts over the first seconds
+        self.echo_gate = _echo_gate_setting() and self.aec is not None
+        """Outside a turn, frames count as speech only above the guide's echo level (:data:`ECHO_GATE_MARGIN`)."""
         self.duck = _duck_setting() and hasattr(self._player, "duck") and self.aec is not None
         """Lower the guide's voice while a phrase is said over it (:data:`DUCK_HOLD`, ``VOICEGUIDE_DUCK``): with
         the in-process canceller only, whose double-talk check tells the listener from the guide's echo.
@@ -676,6 +714,7 @@ class MicListener:
         out = self.aec.process(frame, t)
         n = self._talked  # the capture calls this once per frame, in order, from frame 0
         self._talk[n % TALK_RING] = bool(self.aec.double_talk)
+        self._echo[n % TALK_RING] = self.aec.echo_level
         self._talked = n + 1
         return out
 
@@ -780,7 +819,10 @@ class MicListener:
             i = index
             if self._duck_until is not None and not ep.in_phrase and i >= self._duck_until:
                 self._unduck()
-            event = ep.push(i, level, None if in_turn else BARGE_END_PAUSE, bar)
+            echo = 0.0
+            if self.echo_gate and not in_turn and self._talked - TALK_RING < i < self._talked:
+                echo = ECHO_GATE_MARGIN * float(self._echo[i % TALK_RING])
+            event = ep.push(i, level, None if in_turn else BARGE_END_PAUSE, bar, echo)
             recent = (recent + [level])[-RECENT:]
             index += 1
             if event is not None and event[0] == "onset":
@@ -863,6 +905,10 @@ class MicListener:
                 words = " ".join(str(w) for w in (reading or ()) if w)
                 self.on_segment("gated", Heard(words, 0.0, "voice"), start, end)
             return None
+        if not in_turn and self._own_echo(start, end):
+            if final and self.on_segment:
+                self.on_segment("echo", Heard("", 0.0, "voice"), start, end)
+            return None
         job = _Job(start, end, in_turn, speech_end, self._onset_level, final)
         job.serial = self._onset_serial
         job.lowered = self._lowered()
@@ -887,6 +933,18 @@ class MicListener:
             return lowered or (reading is not None and reading[0] not in BARGE_INTENTS_EXCLUDED)
         return (peak > self._onset_level * 10 ** (FALLBACK_MARGIN_DB / 20)
                 and reading is not None and reading[0] in CUT_INTENTS)
+
+    def _own_echo(self, start: int, end: int) -> bool:
+        """With the near-end gate, a phrase over the guide that is its own voice come through the canceller
+        (:data:`ECHO_PHRASE_SHARE`): the gate ends such a burst soon, so it would be short enough to recognise."""
+        if not self.echo_gate or not self.aec.learned or not (self._player is not None and self._player.is_playing):
+            return False
+        pcm = self.capture.audio(start, end).pcm
+        out = np.frombuffer(pcm, "<i2").astype(np.float64)
+        share = self.aec.echo_share(out, self.capture.t0 + start * FRAME_S)
+        if os.environ.get("VOICEGUIDE_MIC_TRACE"):
+            print(f"mic: echo share {share:.2f} {start * FRAME_S:.2f}-{end * FRAME_S:.2f}s", file=sys.stderr, flush=True)
+        return share >= ECHO_PHRASE_SHARE
 
     def _lowered(self) -> bool:
         """The guide's voice is lowered for the phrase going on (or just ended) over it."""
