@@ -39,7 +39,7 @@ listener starts and ends when they stop, though the guide talks on (before, its 
 some timing near its own (:data:`ECHO_PHRASE_SHARE`: its echo come through the filter) is never recognised.
 Off by default: measured (benchmarks/bargein_bench.py, the 4 quiet rows, 44 commands, two tries, 2026-12-02
 22:37-23:28 UTC, load 1-3, interleaved), gate on 33, 36, 34, 35 of 44 (three versions), gate off 38, 36, 36;
-false barge-ins in the guide's speech alone 3 in 575 s on, 2 in 423 s off; median time to silence 86-187 ms
+false barge-ins in the guide's speech alone 3 in 565 s on, 2 in 423 s off; median time to silence 86-187 ms
 on, 118-358 ms off. The failure it mends (a phrase held open by the echo) was rare by then; most misses are
 the recogniser rejecting a command said over the guide at full voice, or "skip".
 
