@@ -570,3 +570,60 @@ def test_the_grammar_stream_reads_a_phrase_as_it_arrives(recognizer, piper):
     assert readings[-1] == ("number", "2"), readings
     assert ("number", "2") not in readings[:len(readings) // 3], readings  # "num-": not yet
     assert stream.meaning() is None  # stopped: nothing
+
+
+# --- Whisper's priors: shipped for the packs in content/, computed while the guide talks for others ---------
+
+def test_shipped_priors_cover_every_guide_phrase_and_are_whisper_s_own(hybrid):
+    """voiceguide/whisper_priors.json holds the prior of every phrase of the pack, for this model, with the
+    values Whisper gives now (stale after a content change: run scripts/whisper-priors)."""
+    w = hybrid.whisper
+    missing = [p for p in hybrid.phrases if p not in w._shipped]
+    assert not missing, f"{len(missing)} phrases have no shipped prior (run scripts/whisper-priors), e.g. {missing[:3]}"
+    sample = list(hybrid.phrases)[::440]
+    if w._silence is None:
+        w.prior(sample[:1])
+    fresh = w._align(*w._silence, [w._tokens(p) for p in sample])
+    assert fresh == [w._shipped[p] for p in sample]
+
+
+@pytest.fixture
+def bare_whisper(tmp_path, monkeypatch):
+    """A Whisper recogniser with no shipped priors and its own user cache folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(asr_whisper, "PRIORS_FILE", tmp_path / "none.json")
+    return lambda: asr_whisper.WhisperRecognizer(GUIDE)
+
+
+def test_warm_computes_priors_and_the_next_session_reads_them(bare_whisper, monkeypatch):
+    w = bare_whisper()
+    phrases = list(asr.guide_phrases(GUIDE, w.parser))[:20]
+    assert not any(p in w._priors for p in phrases)
+    assert w.warm(phrases, chunk=8) == 20
+    values = w.prior(phrases)
+    again = bare_whisper()
+    assert [again._priors.get(p) for p in phrases] == values
+
+    def no_align(*args):
+        raise AssertionError("a stored prior was computed again")
+    monkeypatch.setattr(again, "_align", no_align)
+    assert again.prior(phrases) == values
+
+
+def test_warm_stops_when_asked(bare_whisper):
+    import threading
+
+    w = bare_whisper()
+    stop = threading.Event()
+    stop.set()
+    assert w.warm(list(asr.guide_phrases(GUIDE, w.parser))[:20], stop) == 0
+    assert w._priors == {}
+
+
+@pytest.mark.parametrize("text", ['{"model": "another model", "priors": {"next": -1.0}}', "not json", '{"model": 3}'])
+def test_a_cache_of_another_model_or_a_broken_one_is_ignored(bare_whisper, tmp_path, text):
+    path = tmp_path / "cache" / "voiceguide" / "whisper-priors"
+    path.mkdir(parents=True)
+    w0 = bare_whisper()
+    (path / f"{w0.model_id}.json").write_text(text, encoding="utf-8")
+    assert bare_whisper()._priors == {}

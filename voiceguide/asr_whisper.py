@@ -2,8 +2,11 @@
 phrase against its audio for the hybrid. Part of :mod:`voiceguide.asr`."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,50 @@ from .errors import EngineUnavailable
 from .intents import IntentParser
 from .protocols import Audio, Heard
 
-__all__ = ["WhisperRecognizer", "Transcript"]
+__all__ = ["WhisperRecognizer", "Transcript", "write_priors"]
+
+PRIORS_FILE = Path(__file__).with_name("whisper_priors.json")
+"""Each guide phrase's log-probability given silence (:meth:`WhisperRecognizer.prior`) for the packs in
+``content/``, computed once by ``scripts/whisper-priors`` for the packaged model; the numbers do not depend
+on how phrases are batched, so recognition is the same with or without them (only sooner)."""
+
+
+def _model_id(model: Path) -> str:
+    """A short name for one model's weights and tokenizer: stored priors are only used with the same model."""
+    h = hashlib.sha256()
+    for name in ("config.json", "vocabulary.json", "vocabulary.txt", "tokenizer.json"):
+        f = model / name
+        if f.is_file():
+            h.update(name.encode() + b"\0" + f.read_bytes())
+    h.update(str((model / "model.bin").stat().st_size).encode())
+    return h.hexdigest()[:16]
+
+
+def _priors_cache(model_id: str) -> Path:
+    """Where priors computed at run time for other packs are kept (the user cache folder)."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("voiceguide")) / "whisper-priors" / f"{model_id}.json"
+
+
+def _read_priors(path: Path, model_id: str) -> dict[str, float]:
+    """The priors stored in ``path`` for this model; nothing for a missing, unreadable or other model's file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("model") != model_id:
+            return {}
+        return {str(p): float(v) for p, v in data["priors"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _write_priors(path: Path, model_id: str, priors: dict[str, float]) -> None:
+    """Write ``priors`` to ``path`` whole or not at all (a temporary file renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"model": model_id, "priors": dict(sorted(priors.items()))}, indent=0) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _packaged_whisper_model() -> Path | None:
@@ -120,7 +166,10 @@ class WhisperRecognizer:
         self._prefix = [self.tokenizer.sot_prev, *prompt, *self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
         self._start = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]  # scoring: unprimed
         self._silence = None
-        self._priors: dict[str, float] = {}
+        self.model_id = _model_id(model)
+        self._lock = threading.Lock()  # the priors: the recognition thread and :meth:`warm` add to them
+        self._shipped = _read_priors(PRIORS_FILE, self.model_id)
+        self._priors: dict[str, float] = {**self._shipped, **_read_priors(_priors_cache(self.model_id), self.model_id)}
 
     def transcribe(self, audio: Audio) -> Transcript:
         """What Whisper makes of one utterance (:class:`Transcript`)."""
@@ -163,8 +212,38 @@ class WhisperRecognizer:
             self._silence = self._encode(np.zeros(int(3 * RATE), np.float32))
         todo = [p for p in dict.fromkeys(phrases) if p not in self._priors]
         if todo:
-            self._priors.update(zip(todo, self._align(*self._silence, [self._tokens(p) for p in todo])))
+            values = self._align(*self._silence, [self._tokens(p) for p in todo])
+            with self._lock:
+                self._priors.update(zip(todo, values))
         return [self._priors[p] for p in phrases]
+
+    def warm(self, phrases: list[str], stop: threading.Event | None = None, chunk: int = 8) -> int:
+        """Get ready before the listener speaks (run it in a thread of its own while the guide talks): one
+        transcription of faint noise (the first one costs several hundred ms more), then the prior of each of
+        ``phrases`` not stored yet, ``chunk`` at a time (a turn waits for at most one chunk), saved in the user
+        cache folder. Returns how many priors it computed; ``stop`` ends it between chunks."""
+        rng = np.random.default_rng(0)
+        self.transcribe(Audio((rng.normal(0, 30, RATE // 2)).astype("<i2").tobytes(), RATE))
+        todo = [p for p in dict.fromkeys(phrases) if p not in self._priors]
+        done = 0
+        for i in range(0, len(todo), chunk):
+            if stop is not None and stop.is_set():
+                break
+            self.prior(todo[i:i + chunk])
+            done += len(todo[i:i + chunk])
+            if done % 512 < chunk or i + chunk >= len(todo):
+                self.save_priors()
+        return done
+
+    def save_priors(self) -> None:
+        """Keep the priors computed here that the package does not ship, for the next session."""
+        with self._lock:
+            extra = {p: v for p, v in self._priors.items() if p not in self._shipped}
+        if extra:
+            try:
+                _write_priors(_priors_cache(self.model_id), self.model_id, extra)
+            except OSError:
+                pass  # a read-only home: computed again next time, nothing else lost
 
     def _tokens(self, phrase: str) -> list[int]:
         """A phrase written the way Whisper writes one: capital first letter, full stop."""
@@ -175,3 +254,27 @@ class WhisperRecognizer:
         results = self.model.model.align(self.ct2.StorageView.from_array(np.ascontiguousarray(batch)), self._start,
                                          [[*s, self.tokenizer.eot] for s in sequences], frames)
         return [float(np.sum(np.log(np.maximum(r.text_token_probs, 1e-12)))) for r in results]
+
+
+def write_priors(paths: list[str] | None = None, out: Path = PRIORS_FILE) -> int:
+    """Compute :data:`PRIORS_FILE` for the packaged model and the packs in ``paths`` (default: every pack
+    in ``content/``); returns how many phrases it holds."""
+    from .asr_base import guide_phrases
+    from .content import load_guide
+
+    paths = paths or sorted(str(p.parent) for p in Path("content").glob("*/guide.yaml"))
+    whisper = None
+    phrases: dict[str, None] = {}
+    for path in paths:
+        guide = load_guide(path)
+        whisper = whisper or WhisperRecognizer(guide)
+        phrases.update(dict.fromkeys(guide_phrases(guide, whisper.parser)))
+    if whisper is None:
+        raise EngineUnavailable("no content pack found")
+    whisper._shipped = {}
+    whisper._priors = {}
+    todo = list(phrases)
+    for i in range(0, len(todo), 32):
+        whisper.prior(todo[i:i + 32])
+    _write_priors(out, whisper.model_id, {p: whisper._priors[p] for p in todo})
+    return len(todo)

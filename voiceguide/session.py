@@ -372,6 +372,13 @@ def make_speaker(kind: str, guide: Guide, *, engine: str | None, voice: str | No
         return TextSpeaker()
 
 
+def _warm(warm) -> None:
+    try:
+        warm()
+    except Exception:  # getting ready early is a nicety: the first turn then does it
+        pass
+
+
 def make_listener(kind: str, guide: Guide, speaker: P.Speaker, *, engine: str | None = None,
                   end_pause: float = P.END_PAUSE, state_path=None) -> P.Listener:
     """``state_path``: the state file (``--state``); the microphone reads ``voiceguide mic-check``'s saved
@@ -384,6 +391,9 @@ def make_listener(kind: str, guide: Guide, speaker: P.Speaker, *, engine: str | 
         mic = MicListener.create(guide, speaker=speaker, engine=engine or "auto", end_pause=end_pause, notice=_notice,
                                  state_path=state_path)
         mic.on_barge_in = speaker.stop  # a command said over the guide cuts its speech at once
+        warm = getattr(mic.recognizer, "warm", None)
+        if warm is not None:  # while the welcome plays: the first turn is then as quick as the others
+            threading.Thread(target=_warm, args=(warm,), daemon=True, name="voiceguide-warm").start()
     except (EngineUnavailable, ImportError) as exc:
         if kind == "voice":
             raise EngineUnavailable(f"cannot listen: {exc}. Try --input keys, or run 'voiceguide doctor'.") from None
