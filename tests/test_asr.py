@@ -584,7 +584,8 @@ def test_shipped_priors_cover_every_guide_phrase_and_are_whisper_s_own(hybrid):
     if w._silence is None:
         w.prior(sample[:1])
     fresh = w._align(*w._silence, [w._tokens(p) for p in sample])
-    assert fresh == [w._shipped[p] for p in sample]
+    # equal here; another CPU's kernels may differ in the last digits
+    assert np.allclose(fresh, [w._shipped[p] for p in sample], rtol=0, atol=0.01)
 
 
 @pytest.fixture
