@@ -1080,6 +1080,39 @@ def test_a_topic_heard_best_twice_opens_it_and_a_number_pools_with_its_name():
     assert s2.section == second.id
 
 
+@pytest.mark.parametrize("module", ["voiceguide.dialog", "voiceguide.decide"])
+def test_a_switch_set_on_the_dialog_or_the_rules_is_the_one_they_read(monkeypatch, module):
+    """The decision rules live in voiceguide.decide; their switches can be set there or on voiceguide.dialog, as
+    an A/B run sets them (``dialog.POOL = False``): either way pooling is off, and both modules read the same."""
+    import importlib
+
+    import voiceguide.decide as rules
+    import voiceguide.dialog as dialog
+
+    def twice(s0):
+        s1, _ = D.step(s0, spoken(("open", "mec", 0.19), ("open", "ivosidenib", 0.01), decided=False))
+        return D.step(s1, spoken(("open", "mec", 0.4), ("open", "ivosidenib", 0.03), decided=False))[0]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(importlib.import_module(module), "POOL", False)
+        assert dialog.POOL is False and rules.POOL is False
+        s2 = twice(fresh())
+        assert s2.section is None and s2.asking == "confirm"  # asked about, as the second saying alone is
+    assert dialog.POOL is True and rules.POOL is True  # undone in both
+    assert twice(fresh()).section == "mec"
+
+
+def test_the_decision_rules_do_not_import_the_dialog():
+    """voiceguide.decide is below voiceguide.dialog: importing it alone loads no dialog (no import circle)."""
+    import subprocess
+    import sys
+
+    code = "import sys, voiceguide.decide; print('voiceguide.dialog' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parent.parent)
+    assert out.stdout.strip() == "False"
+
+
 def test_open_text_is_not_pooled():
     """Clear words holding no command are evidence against every command: "where are my keys" transcribed,
     then heard as "where am I" at 0.72, is not taken as "where am I" said twice."""

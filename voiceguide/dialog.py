@@ -19,10 +19,14 @@ Spoken input comes with the recogniser's readings and their calibrated scores
 (:attr:`Heard.readings`): a sure reading is acted on, an unsure one confirmed
 ("Gilteritinib? Say yes, or say the topic again"), two close meanings asked
 about ("Gilteritinib, or Ivosidenib?"), and after a miss the choices are offered
-by number (:meth:`Dialog.judge`, :data:`ACT`). A saying not understood is
+by number (:meth:`Dialog.judge`, :data:`voiceguide.decide.ACT`). A saying not understood is
 remembered for one turn: said again and heard the same way, the two are pooled
-(:meth:`Dialog.decide`, :data:`POOL`). Cheap commands are never
+(:meth:`Dialog.decide`, :data:`voiceguide.decide.POOL`). Cheap commands are never
 confirmed, leaving always is, and keys and typed text are never asked about.
+The rules that make readings a verdict are voiceguide.decide's; this module asks
+the questions and acts. Their thresholds and switches (``ACT``, ``POOL``,
+``LIST_CLEAN``...) can be read and set here too: setting ``dialog.POOL`` sets
+``decide.POOL`` (:class:`_HandsOn`). :class:`State` is voiceguide.state's.
 
 The place is a section, a paragraph and a sentence: saved on every way out,
 offered next time, and remembered for each section visited in the session, so
@@ -32,12 +36,17 @@ offered next time, and remembered for each section visited in the session, so
 from __future__ import annotations
 
 import re
+import sys
+import types
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
-from .content import Guide, Section, normalize
-from .grammar import NUMBER_CARRIERS
-from .intents import COMMAND_PHRASES, Intent
+from . import decide
+from .content import Guide, Section
+from .decide import Decider, _words
+from .intents import Intent
+from .state import (CONFIRMING, DEFAULT_RATE, DEFAULT_VOLUME, MAX_RATE, MAX_VOLUME, MIN_RATE, MIN_VOLUME,
+                    State)
 
 __all__ = [
     "State", "Dialog", "Start", "Heard", "Key", "NoInput", "NoMatch", "Interrupted", "EndOfInput",
@@ -46,104 +55,33 @@ __all__ = [
     "KEY_HELP", "words_before_first_choice",
 ]
 
-MIN_RATE, MAX_RATE, RATE_STEP, DEFAULT_RATE = 80, 450, 25, 175
-MIN_VOLUME, MAX_VOLUME, DEFAULT_VOLUME = 1, 100, 100
+RATE_STEP = 25
+"""Faster and slower change the rate by this many words a minute (within :data:`MIN_RATE` and :data:`MAX_RATE`)."""
 VOLUME_STEP = 2 ** 0.5
 """Louder and quieter change the loudness by this factor (3 dB): a step a listener can hear at any level."""
 MAX_TRIES = 3
 DEFAULT_TIMEOUT = 10.0
 
-# Act, confirm or disambiguate (issue 21). A spoken input carries the recogniser's readings, one per
-# meaning, each with a score calibrated on the development corpus: how often a reading with that score
-# was what was said (benchmarks/calibration.py; docs/benchmarks.md, "Recognition confidence: N-best
-# calibration"). Its reliability curve set these numbers:
-# - top readings scored 0.9 or more were right 97% of the time on the development corpus (100
-#   utterances) and 98% on held-out audio (88), and no off-topic phrase scored that high: above ACT the
-#   guide acts, unless a second meaning also scores RIVAL or more (then it asks which of the two);
-# - between 0.2 and 0.9 readings were right 33-92% of the time (a quarter of all utterances): the band
-#   where a question pays, so the guide confirms the one reading ("Gilteritinib?"), or asks between two;
-# - below FLOOR (0.2) they were right 7-12% of the time and most off-topic phrases fall there: not
-#   understood, never asked about.
-# - cheap commands (CHEAP: undone by saying the opposite, or by nothing) are never confirmed: they are
-#   done when the recogniser decided them at CHEAP_BAR or more, or heard the same way twice running, else
-#   not understood (a reprompt costs no more than the command would). CHEAP_BAR was 0.6 until the task
-#   benchmark (benchmarks/task_success_bench.py, 2026-12-02): the 4 off-topic phrases it saw acted on in
-#   noise were all cheap readings, 3 of them scored 0.65-0.86 ("call my daughter back" as "oh never
-#   mind", "where are my keys" as "where am I", "can you pass the salt" as "can you repeat that"), the
-#   fourth 0.985. At 0.9 those 3 went, for one command task more not done within two turns (of 396) and
-#   mean turns 1.49 -> 1.51 in white noise; at 0.8, 2 went.
-# The guide only ever acts on what the recogniser itself decided (its reading, not one of its
-# alternatives); an alternative is at most asked about. Leaving is always asked ("Leave the guide?").
-ACT = 0.9
-"""A reading this sure (and the recogniser's own decision) is acted on at once."""
-RIVAL = 0.3
-"""A second meaning scored this high makes the guide ask which of the two was meant."""
-FLOOR = 0.2
-"""Readings below this were mostly off-topic speech: not understood, never asked about."""
-CHEAP_BAR = 0.9
-"""A cheap command (:data:`CHEAP`) decided at this score or more is done; below it, not understood (but
-done when heard the same way at once again)."""
-OPEN_BAR = 0.6
-"""Clear speech the recogniser found no command in (open text, a question for the asker) whose best
-reading still scores this much is asked about ("Mitoxantrone?"), when the asker has no answer from the
-content: Whisper writes drug names it does not know as everyday words ("tell me about my own end
-drone"), while the rescored reading is right. From 0.6 up, top readings were right 76-92% of the time."""
-CARRIER = True
-"""Open text whose best reading names a section or a term is asked about from :data:`FLOOR` (not only from
-:data:`OPEN_BAR`) when the transcript begins with that reading's carrier: "tell me about my toes and wrong" for
-"tell me about mitoxantrone" (0.55), "open and see the media" for "open enasidenib" (0.54). Whisper heard the
-listener's own carrier words and wrote the drug name it does not know as everyday words; off-topic speech
-seldom begins with a carrier of the guide (an article alone does not count: "the dog needs to go out" read as
-"the gene test"). Every open text in the task benchmark's cache with such a reading from FLOOR to OPEN_BAR:
-4 said for it, all now asked; 0 of the 10 off-topic ones."""
-POOL = True
-"""Pool the evidence of two sayings (:meth:`Dialog._pooled`): a meaning that was the best reading of a saying
-not understood and is the best reading of the next one again is acted on when the two scores, taken as
-independent evidence, reach :data:`ACT`. Task benchmark (same audio): 366 -> 368 of 396 done within two
-turns, wrong actions 4 -> 4, mean turns 1.59 -> 1.57 white, 1.49 -> 1.48 babble; it acted 3 times, right
-each time (docs/benchmarks.md). The second saying is never open text (that goes to the asker) nor leaving,
-and open text is never remembered as the first. Off-topic speech twice running (every ordered pair of the 12
-off-topic phrases, 4 voices x 3 conditions, 1,728 pairs): pooled acts 9 (7 "where am I", a "repeat", a "pause")
-when open text counted as a first saying, 3 ("where am I", which only says the place) without it."""
-POOL_ASK = True
-"""Two sayings pooled to :data:`FLOOR` or more but short of :data:`ACT` are asked about ("Repeat induction?"),
-as one reading in that band is, where the second alone would not be understood (never a cheap command).
-Task benchmark (same audio, on top of :data:`POOL`): wrong actions 4 -> 3 of 396 ("repeat induction", rejected
-twice at 0.19 and 0.18, was heard as "repeat" at 0.96 the third time; now asked about the second time), done
-within two turns 368 -> 368, mean turns white 1.57 -> 1.56; one task ("go to FLAG", heard twice as transplants
-at 0.06 and 0.08) is now asked about wrongly, and was not done within two turns either way."""
-CONFUSIONS = True
-"""Known confusions of the development corpus, asked about instead of acted on: a bare "four" in a section
-when no list was just offered ("Venetoclax, or more of Targeted Drugs?": "more" is heard as "4"), and a "no"
-when nothing was asked (not understood: "go to chemotherapy" was heard as "no" at 0.99). Task benchmark (same
-audio): wrong actions 3 -> 1 of 396, done within two turns 368 -> 370, mean turns clean 1.19 -> 1.20 (the
-"more" heard as "4" now takes two turns, the question and "two"). Its cost, not in the tasks: a bare "four"
-said in a section, recorded in 4 voices x 3 conditions, is asked about in 7 of 12 ("number four": never). The bare
-four is also asked so when it is only the best reading, not the decision ("more" rejected, read as "fourth" 0.56
-and "more" 0.17): 373 -> 374 of 396 within two turns, the bare-four cost unchanged."""
-SAME_NAME = True
-"""A term that names a section too ("what is a tibsovo", a definition; "what is tibsovo", the section Ivosidenib)
-is one meaning when heard: the two readings split what was said between them ("define xospata" 0.41 against
-"what is xospata" 0.06), and the guide asked "What gilteritinib means?", which the listener who wanted the
-section had to refuse. Their readings are merged (the best score of the two, as a number and the name it picks
-are), the meaning is asked about as the section ("Gilteritinib?"), which explains the term; a definition the
-recogniser is sure of is still given. The pack's own names map makes the same choice (:meth:`Guide.names`:
-where a section and a term share a name, the section wins)."""
-LIST_CLEAN = True
-"""After the numbered list, a number answer below :data:`ACT` is acted on only when it was said the way the
-list asks for it: a number, perhaps after "number" ("number 7", "number seventh", "the fifth"). Anything more
-("number fifth one": the grammar's optional "one" after a number soaks up a syllable, so "number seven" in white
-noise was decided so at 0.44 and acted on as topic 5) is asked, and so is any listed number the guide would
-otherwise confirm: as a two-way with the best other listed number among the readings ("Serious Warnings, or
-Summary and Getting Help?"), else alone. Every recorded "number N" answer after the list (264, 4 voices x 3
-conditions, the task benchmark's cache): acted on right 244 -> 244, wrong 1 -> 0."""
 HISTORY = 20
 """How many places "back" can return through (:attr:`State.history`)."""
-_NUMBER_CARRIERS = frozenset(NUMBER_CARRIERS)
-"""The words the grammar allows before a number (:data:`LIST_CLEAN`)."""
-CHEAP = frozenset({"repeat", "pause", "resume", "louder", "quieter", "faster", "slower", "help", "where", "back",
-                   "keys", "cancel", "yes", "no"})
-"""Safe and cheap to undo: never confirmed (acted on when the recogniser decided it, else not understood)."""
+
+
+class _HandsOn(types.ModuleType):
+    """This module, handing the decision rules' thresholds and switches (``decide.SETTINGS``) on to
+    voiceguide.decide, where they are read: ``dialog.POOL = False``, as an A/B run sets it, turns pooling off, and
+    ``dialog.POOL`` is what ``decide.POOL`` is now. Each is a property of this module."""
+
+
+def _handed_on(name: str) -> property:
+    return property(lambda module: getattr(decide, name), lambda module, value: setattr(decide, name, value),
+                    doc=f"voiceguide.decide.{name}, read and set there.")
+
+
+for _name in decide.SETTINGS:
+    setattr(_HandsOn, _name, _handed_on(_name))
+del _name
+sys.modules[__name__].__class__ = _HandsOn
+
 
 #: key -> intent for the keyboard path (digits pick menu entries)
 KEYS: dict[str, str] = {
@@ -188,7 +126,7 @@ class Heard:
     """It was spoken, not typed: leaving by voice is confirmed first (a misheard "stop" must not end it all)."""
     readings: tuple[tuple[Intent, float], ...] = ()
     """Speech: the recogniser's readings, one per meaning, best first, each with its calibrated score
-    (:data:`ACT`). Empty for keys and typed text (and recognisers without scores): acted on as they are."""
+    (:data:`voiceguide.decide.ACT`). Empty for keys and typed text (and recognisers without scores): acted on as they are."""
 
 
 @dataclass(frozen=True)
@@ -298,80 +236,6 @@ class Exit:
 Effect = Union[Say, Earcon, SetRate, SetVolume, SavePosition, Listen, Exit]
 
 
-# ---------------------------------------------------------------------- state
-
-
-@dataclass(frozen=True)
-class State:
-    """Everything the dialog remembers between turns (small and immutable)."""
-
-    section: str | None = None
-    """Current section id; None at the main menu."""
-    para: int = 0
-    """The place in this section: the body paragraph holding the next sentence to read."""
-    sent: int = 0
-    """The place in this section: the next sentence to read in paragraph ``para`` (0 and 0: the summary)."""
-    rate: int = DEFAULT_RATE
-    volume: int = DEFAULT_VOLUME
-    """Loudness of speech, percent."""
-    last: tuple[str, ...] = ()
-    """The last output, exactly, for ``repeat``."""
-    no_input: int = 0
-    no_match: int = 0
-    paused: bool = False
-    """While paused the no-input timer is off, until ``continue``."""
-    waiting: bool = False
-    """After the third failure: help was offered once, the guide waits quietly in place."""
-    interrupted: bool = False
-    """The last output was cut short."""
-    cut: int = 0
-    """Index in ``last`` of the utterance that was cut."""
-    asking: str | None = None
-    """An open question: ``resume`` (go back to last time's place), ``leave`` (leave the guide?),
-    ``offer`` (hear more about the section an answer came from), ``confirm`` (did you mean the one
-    meaning in ``pending``?) or ``choose`` (which of the two in ``pending``?)."""
-    pending: tuple[Intent, ...] = ()
-    """What ``confirm`` or ``choose`` asks about: one meaning, or two."""
-    tries: int = 0
-    """Answers to ``confirm`` or ``choose`` not understood so far (after two, the numbered list)."""
-    listed: tuple[str, ...] = ()
-    """Sections just offered by number after a miss: a number picks from these until the next move."""
-    unsure: tuple | None = None
-    """A cheap command the recogniser decided last turn below :data:`CHEAP_BAR`: heard again at once, it is done."""
-    missed: tuple | None = None
-    """The last spoken turn was not understood: its best reading's meaning and score, pooled with the next
-    saying's (:meth:`Dialog._pooled`). Not for open text: clear words that hold no command are evidence
-    against every command ("where are my keys" twice is not "where am I")."""
-    resume_to: str | None = None
-    """Where the listener was last time (offered at start)."""
-    resume_para: int = 0
-    resume_sent: int = 0
-    offer: str | None = None
-    """The section offered after an answer (``asking == "offer"``)."""
-    prior: str | None = None
-    """The question that was open before ``leave`` or ``offer`` was asked (``resume``): back when that one closes."""
-    reading_para: int | None = None
-    """The body paragraph said last, if the last output was one (its sentences come first in ``last``)."""
-    reading_sent: int = 0
-    """The first sentence of ``reading_para`` in that output."""
-    places: tuple[tuple[str, int, int], ...] = ()
-    """(section, paragraph, sentence) for each section left this session with a place in it."""
-    history: tuple[str | None, ...] = ()
-    """Where the listener came from this session, most recent first (a section id; None: the main menu): "back"
-    returns there (:meth:`Dialog._on_back`). Empty at the start and after resuming: "back" then goes up a level."""
-    awaiting_word: bool = False
-    """After the ``d`` key: the next input is a word to define (one word only)."""
-    helped: bool = False
-    """The last answer was the short help: help again gives every command and key."""
-    disclaimed: bool = True
-    """The disclaimer was said this session (a returning listener hears it on leaving instead)."""
-    ended: bool = False
-
-    @property
-    def listening_timeout_off(self) -> bool:
-        return self.paused or self.ended
-
-
 # ---------------------------------------------------------------------- the core
 
 
@@ -386,23 +250,12 @@ class Dialog:
     """Optional: anything with ``ask(text, section=None) -> Answer`` (voiceguide.ask): questions that are not
     commands; ``section`` is where the listener is, for follow-ups ("which mutation does it target")."""
     _order: tuple[str, ...] = field(default=(), repr=False)
-    _meanings: int = field(default=0, init=False, repr=False, compare=False)
-    """How many meanings the pack's grammar has: its sections, its glossary terms and the commands (the prior
-    of :meth:`_pooled`)."""
-
-    _names: frozenset = field(default=frozenset(), init=False, repr=False, compare=False)
-    """Every speakable name of a section or term, normalised (:meth:`_carried`)."""
-    _term_sections: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-    """Glossary term -> the section that shares its name (:meth:`_key`)."""
+    _rules: Decider = field(default=None, init=False, repr=False, compare=False)
+    """The decision rules over this guide (voiceguide.decide): what spoken readings mean here."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_order", tuple(s.id for s in self.guide.walk()))
-        names = self.guide.names()
-        object.__setattr__(self, "_names", frozenset(names))
-        object.__setattr__(self, "_term_sections", {
-            e.term: names[normalize(e.term)][1] for e in self.guide.glossary
-            if SAME_NAME and names.get(normalize(e.term), ("",))[0] == "section"})
-        object.__setattr__(self, "_meanings", len(self._order) + len(self.guide.glossary) + len(COMMAND_PHRASES))
+        object.__setattr__(self, "_rules", Decider(self.guide, self._numbered))
 
     # -- start -------------------------------------------------------------
     def start(self, *, resume_to: str | None = None, rate: int = DEFAULT_RATE,
@@ -480,7 +333,7 @@ class Dialog:
                 return state, []
             return self._no_input(state)
         if isinstance(event, NoMatch):
-            if state.asking in _CONFIRMING:
+            if state.asking in CONFIRMING:
                 return self._question_miss(state)
             return self._no_match(state, event.text)
         during_speech = by_voice = False
@@ -513,7 +366,7 @@ class Dialog:
             if verdict in ("confirm", "choose"):
                 return self._confirm(_ok(state), chosen)
             if verdict == "miss":
-                if state.asking in _CONFIRMING:
+                if state.asking in CONFIRMING:
                     return self._question_miss(state)
                 st, eff = self._no_match(state, intent.text)
                 return (replace(st, missed=best[::2]) if best else st), eff
@@ -537,7 +390,7 @@ class Dialog:
             return self._on_stop(state, intent, during_speech=during_speech, by_voice=by_voice)
         if state.asking == "choose" and intent.intent == "number" and intent.target in ("1", "2"):
             intent = state.pending[int(intent.target) - 1]  # "the first", "two", the 1 key: one of the two asked
-        if state.asking in _CONFIRMING and intent.intent == "resume":
+        if state.asking in CONFIRMING and intent.intent == "resume":
             return self._say(replace(state, paused=False, waiting=False), self._question(state))
         if intent.intent not in _NEUTRAL and intent.intent != "number":
             state = replace(state, listed=())  # a move: numbers mean the current choices again
@@ -547,7 +400,7 @@ class Dialog:
             if intent.intent not in _NEUTRAL:
                 state = self._close_question(state)  # another command: the open question is dropped
             state2, effects = self._act(state, intent)
-        if state.asking in _CONFIRMING and state2.asking == state.asking and intent.intent in _REASK:
+        if state.asking in CONFIRMING and state2.asking == state.asking and intent.intent in _REASK:
             question = self._question(state2)  # help, where am I, faster...: then back to the question
             effects.append(Say(question))
             state2 = replace(state2, last=(*state2.last, question))
@@ -556,175 +409,30 @@ class Dialog:
     def _act(self, s: State, intent: Intent):
         return getattr(self, f"_on_{intent.intent}")(s, intent)
 
-    # -- act, confirm or disambiguate (issue 21) ----------------------------
+    # -- act, confirm or disambiguate (issue 21): the rules are voiceguide.decide's ----------------------
     def decide(self, state: State, event: Heard) -> tuple[str, tuple[Intent, ...]]:
         """What :meth:`step` does with spoken readings: :meth:`judge`'s verdict, or ``act`` when this saying
-        and the one before it, not understood, were heard the same way (:meth:`_pooled`)."""
+        and the one before it, not understood, were heard the same way (:meth:`Decider.decide
+        <voiceguide.decide.Decider.decide>`)."""
         return self._decide(state, event)[:2]
 
     def _decide(self, state: State, event: Heard) -> tuple[str, tuple[Intent, ...], tuple | None]:
-        """:meth:`decide`, and the best reading (:meth:`_best`) when pooling looked at it (a verdict short of
-        ``act`` with no question open; else None): :meth:`step` remembers it after a miss."""
-        verdict, chosen = self.judge(state, event)
-        best = None
-        if verdict != "act" and POOL and state.asking is None and event.readings:
-            best = self._best(state, event)
-            pooled = self._pooled(state.missed, best)
-            open_text = event.intent.intent == "none" and event.intent.text.strip()
-            if pooled >= ACT and not open_text:  # (open text: never acted on)
-                return "act", (best[1],), best  # said twice, heard the same way both times
-            if POOL_ASK and verdict == "miss" and pooled >= FLOOR and best[1].intent not in CHEAP:
-                return "confirm", (best[1],), best  # not sure enough to act, too sure to ignore: asked about
-        return verdict, chosen, best
+        """:meth:`decide`, and the best reading when pooling looked at it: :meth:`step` remembers it after a miss."""
+        return self._rules.decide(state, event.intent, event.readings)
 
     def judge(self, state: State, event: Heard) -> tuple[str, tuple[Intent, ...]]:
-        """What to do with spoken readings: ``act`` on one intent, ``confirm`` one, ``choose`` between
-        two, or ``miss`` (not understood). Input without readings (keys, typed text) is acted on.
-
-        An answer to the open question (yes or no, one of the two asked, a number from the list just
-        offered) is taken when it is the recogniser's decision scoring :data:`FLOOR` or more, or any
-        reading scoring 0.5 or more, unless another meaning was decided at :data:`ACT`. Anything
-        else is a new request: see :data:`ACT`, :data:`RIVAL`, :data:`FLOOR` and :data:`CHEAP`.
-        """
-        if not event.readings:
-            return "act", (event.intent,)
-        if event.intent.intent == "none" and event.intent.text.strip():  # open text: never acted on
-            best = next(((i, sc) for i, sc in event.readings if i.intent not in CHEAP and i.intent not in ("stop", "none")),
-                        None)
-            if best is not None and (best[1] >= OPEN_BAR or CARRIER and best[1] >= FLOOR
-                                     and self._carried(event.intent.text, best[0])):
-                return "confirm", (self._resolved(state, best[0]),)
-            return "miss", ()
-        decided = self._key(state, event.intent) if event.intent.intent != "none" else None
-        merged: dict[tuple, tuple[Intent, float]] = {}
-        numbers: dict[tuple, str] = {}  # meanings some reading said as a number: the best such reading's words
-        for intent, score in event.readings:
-            if intent.intent == "none":
-                continue
-            key = self._key(state, intent)
-            if intent.intent == "number":
-                numbers.setdefault(key, intent.text)
-            if key not in merged or score > merged[key][1]:
-                merged[key] = (self._resolved(state, intent), score)
-        ranked = sorted(merged.items(), key=lambda kv: -kv[1][1])
-        if not ranked:
-            return "miss", ()
-        top_key, (top, score) = ranked[0]
-        expected = self._expected(state)
-        listed = {("open", sid) for sid in state.listed} - {self._key(state, p) for p in state.pending}
-        for key, (intent, sc) in ranked:
-            if key in listed and key not in numbers:
-                continue  # the list asked for a number: a name in it is a new request, judged as one
-            if key in expected and ((key == decided and sc >= FLOOR) or sc >= 0.5):
-                if key == top_key or not (top_key == decided and score >= ACT):
-                    if LIST_CLEAN and key in listed and sc < ACT and not _clean_number(numbers[key]):
-                        return self._list_question(key, intent, ranked, listed, numbers)
-                    return "act", (intent,)
-                break
-        if score < FLOOR:
-            return "miss", ()
-        if CONFUSIONS and top.intent == "no" and not state.asking:
-            return "miss", ()  # a no that answers nothing: most likely something else misheard
-        if CONFUSIONS and top_key in numbers and state.section is not None and not state.listed \
-                and re.fullmatch(r"\W*(?:4|four|fourth)\W*", (event.intent.text if top_key == decided else top.text).lower()):
-            return "choose", (top, Intent("more", None, "more", 1.0))  # "more" is often heard as "four"
-        if top.intent == "stop":
-            # leaving by voice is always asked first ("Leave the guide?"), but only when the recogniser
-            # decided it: a stop reading behind a misheard phrase ("number two" in babble) is not asked about
-            return ("act", (top,)) if top_key == decided else ("miss", ())
-        if top.intent in CHEAP:
-            if top_key == decided and (score >= CHEAP_BAR or top_key == state.unsure):
-                return "act", (top,)  # sure enough, or heard the same way twice running
-            return "miss", ((top,) if top_key == decided else ())
-        if top_key in numbers and state.section is not None and not state.listed and not self._choices(state):
-            # a number in a section without parts picks from its parent's list (:meth:`_numbered`): a guess at
-            # what was meant ("more" is often heard as "four"), so asked first ("Enasidenib? Say yes, ...")
-            return "confirm", (top,)
-        if LIST_CLEAN and top_key in listed and top_key in numbers:
-            verdict = self._list_question(top_key, top, ranked, listed, numbers)  # (not sure enough to act on)
-            if verdict[0] == "choose":
-                return verdict
-        rival = next((i for k, (i, sc) in ranked[1:] if sc >= RIVAL and i.intent not in CHEAP and i.intent != "stop"),
-                     None)
-        if rival is not None:
-            return "choose", (top, rival)
-        if score >= ACT and top_key == decided:
-            return "act", (top,)
-        return "confirm", (top,)
-
-    @staticmethod
-    def _list_question(key: tuple, intent: Intent, ranked: list, listed: set, numbers: dict
-                       ) -> tuple[str, tuple[Intent, ...]]:
-        """A listed number not sure enough to act on (:data:`LIST_CLEAN`): asked with the best other listed
-        number among the readings ("Serious Warnings, or Summary and Getting Help?"), or alone when there is none."""
-        other = next((i for k, (i, _) in ranked if k != key and k in listed and k in numbers), None)
-        return ("choose", (intent, other)) if other is not None else ("confirm", (intent,))
-
-    def _carried(self, transcript: str, reading: Intent) -> bool:
-        """Whether open text begins with the carrier of a reading that names a section or a term: the reading's
-        words before the name ("tell me about" in "tell me about mitoxantrone"), more than an article
-        (:data:`CARRIER`)."""
-        if reading.intent not in ("open", "define"):
-            return False
-        words = _words(reading.text)
-        carrier = next((words[:k] for k in range(len(words)) if normalize(" ".join(words[k:])) in self._names), None)
-        if not carrier or not set(carrier) - {"the", "a", "an"}:
-            return False
-        return _words(transcript)[:len(carrier)] == carrier
-
-    def _best(self, s: State, event: Heard) -> tuple[tuple, Intent, float] | None:
-        """The best reading's meaning, intent (a number as what it picks) and score; leaving is never pooled."""
-        ranked = sorted(((self._key(s, i), self._resolved(s, i), sc) for i, sc in event.readings if i.intent != "none"),
-                        key=lambda r: -r[2])
-        return ranked[0] if ranked and ranked[0][1].intent != "stop" else None
-
-    def _pooled(self, missed: tuple | None, best: tuple | None) -> float:
-        """Two sayings, the first not understood, whose best readings are the same meaning: act when the two
-        calibrated scores, as independent evidence about one of the pack's meanings (a uniform prior over
-        them), give at least :data:`ACT`: odds = odds1 x odds2 x (meanings - 1)."""
-        if missed is None or best is None or missed[0] != best[0]:
-            return 0.0
-        odds = [min(p, 0.999) / (1 - min(p, 0.999)) for p in (missed[1], best[2])]
-        pooled = odds[0] * odds[1] * (self._meanings - 1)
-        return pooled / (1 + pooled)
+        """What to do with spoken readings: ``act`` on one intent, ``confirm`` one, ``choose`` between two, or
+        ``miss`` (not understood); input without readings (keys, typed text) is acted on
+        (:meth:`Decider.judge <voiceguide.decide.Decider.judge>`)."""
+        return self._rules.judge(state, event.intent, event.readings)
 
     def _key(self, s: State, i: Intent) -> tuple:
-        """What an intent would do here: a number is the section it picks, and the definition of a term that
-        names a section is that section's meaning (:data:`SAME_NAME`)."""
-        i = self._resolved(s, i)
-        if i.intent == "define" and i.target in self._term_sections:
-            return ("open", self._term_sections[i.target])
-        return (i.intent, i.target)
-
-    def _resolved(self, s: State, i: Intent) -> Intent:
-        """A number as the section (or the one of two asked) it picks here; anything else as it is."""
-        if i.intent != "number":
-            return i
-        try:
-            n = int(i.target or "")
-        except ValueError:
-            return i
-        if s.asking == "choose" and n in (1, 2):
-            return s.pending[n - 1]
-        ids = s.listed or tuple(c.id for c in self._numbered(s))
-        return Intent("open", ids[n - 1], i.text, i.confidence) if 1 <= n <= len(ids) else i
-
-    def _expected(self, s: State) -> set[tuple]:
-        """The meanings that answer what the guide just asked."""
-        out: set[tuple] = {(self._resolved(s, Intent("number", str(n), "", 1.0)).intent, sid)
-                           for n, sid in enumerate(s.listed, 1)}
-        if s.asking:
-            out |= {("yes", None), ("no", None), ("cancel", None)}
-        if s.asking == "resume":
-            out |= {("resume", None), ("menu", None)}
-        if s.asking in _CONFIRMING:
-            out |= {self._key(s, p) for p in s.pending}
-        return out
+        """What an intent would do here (:meth:`Decider.key <voiceguide.decide.Decider.key>`)."""
+        return self._rules.key(s, i)
 
     def _confirm(self, s: State, intents: tuple[Intent, ...]):
         """Ask about one meaning ("Gilteritinib?") or two ("Gilteritinib, or ivosidenib?")."""
-        intents = tuple(Intent("open", self._term_sections[i.target], i.text, i.confidence)
-                        if i.intent == "define" and i.target in self._term_sections else i for i in intents)
+        intents = tuple(self._rules.asked(i) for i in intents)
         s = self._ask_too(s, "confirm" if len(intents) == 1 else "choose", pending=tuple(intents[:2]), tries=0)
         return self._say(s, self._question(s))
 
@@ -987,7 +695,7 @@ class Dialog:
         return self._say(s, "Say a topic's name or number, or help.")
 
     def _on_no(self, s: State, i: Intent):
-        if s.asking in _CONFIRMING:
+        if s.asking in CONFIRMING:
             return self._offer_list(self._close_question(s), "Okay.")
         if s.asking == "resume":
             return self._menu(replace(s, asking=None))
@@ -1286,7 +994,7 @@ class Dialog:
         return state, [Earcon("nomatch"), *eff]
 
     def _reprompt(self, s: State) -> str:
-        if s.asking in _CONFIRMING and s.pending:
+        if s.asking in CONFIRMING and s.pending:
             return f"{self._question(s)} {self._hint(s)}"
         if s.asking == "resume":
             return "Say continue, or main menu."
@@ -1299,7 +1007,7 @@ class Dialog:
         if s.asking == "resume":
             return ("To go back to where you were, say continue or press c and Enter. "
                     "For the main menu, say main menu or press m and Enter.")
-        if s.asking in _CONFIRMING and s.pending:
+        if s.asking in CONFIRMING and s.pending:
             keys = "press 1 or 2 and Enter" if s.asking == "choose" else "press y and Enter for yes"
             return f"{self._question(s)} {self._hint(s)} Or {keys}."
         if s.asking in ("leave", "offer"):
@@ -1340,7 +1048,6 @@ class Dialog:
 
 _ON_TOP = ("leave", "offer", "confirm", "choose")
 """Questions asked on top of another (kept in ``State.prior``)."""
-_CONFIRMING = ("confirm", "choose")
 _NEUTRAL = ("yes", "no", "cancel", "repeat", "where", "help", "keys", "faster", "slower", "louder", "quieter", "pause")
 """Commands that leave an open question open."""
 _REASK = ("where", "help", "keys", "faster", "slower", "louder", "quieter")
@@ -1392,20 +1099,10 @@ def _bare_stop(text: str) -> bool:
     return bool(words) and words[0] == "stop" and len(words) <= 2 and words[1:] in ([], ["it"], ["that"], ["please"])
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
-
-
 def _says_up(text: str) -> bool:
     """ "go up", "up one level", "level up": up a level, not back to where the listener was ("back up" is back)."""
     words = _words(text)
     return bool({"up", "level"} & set(words)) and "back" not in words
-
-
-def _clean_number(text: str) -> bool:
-    """A number said the way the list asks for it: one word, perhaps after "number" ("number 7", "the fifth")."""
-    words = _words(text)
-    return len(words) == 1 or len(words) == 2 and words[0] in _NUMBER_CARRIERS
 
 
 def _ok(s: State) -> State:

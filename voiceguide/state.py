@@ -1,6 +1,11 @@
-"""Where the listener was, and their preferences, kept between runs.
+"""The dialog's state: what it remembers between turns, and what is kept between runs.
 
-One small JSON file, written atomically (temp file + ``os.replace``) so a crash
+:class:`State` is everything the dialog core (voiceguide.dialog) remembers between turns, small and
+immutable; the decision rules (voiceguide.decide) read it too. The rate and loudness a listener can choose
+are bounded here (:data:`MIN_RATE` ... :data:`DEFAULT_VOLUME`).
+
+Where the listener was, and their preferences, are kept between runs in one small JSON file
+(:class:`StateStore`), written atomically (temp file + ``os.replace``) so a crash
 never leaves half a file. A corrupt or unreadable file is ignored with a
 one-line warning; a file that cannot be written is warned about once and the
 guide carries on. Losing a saved position must never stop someone listening.
@@ -12,11 +17,101 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .files import atomic_write
 
-__all__ = ["Saved", "StateStore", "default_state_path", "mic_settings_path", "load_mic_settings"]
+if TYPE_CHECKING:
+    from .intents import Intent
+
+__all__ = ["State", "CONFIRMING", "MIN_RATE", "MAX_RATE", "DEFAULT_RATE", "MIN_VOLUME", "MAX_VOLUME", "DEFAULT_VOLUME",
+           "Saved", "StateStore", "default_state_path", "mic_settings_path", "load_mic_settings"]
+
+MIN_RATE, MAX_RATE, DEFAULT_RATE = 80, 450, 175
+"""The speaking rate, words per minute."""
+MIN_VOLUME, MAX_VOLUME, DEFAULT_VOLUME = 1, 100, 100
+"""The loudness of speech, percent."""
+
+
+# ---------------------------------------------------------------------- the dialog's state between turns
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything the dialog remembers between turns (small and immutable)."""
+
+    section: str | None = None
+    """Current section id; None at the main menu."""
+    para: int = 0
+    """The place in this section: the body paragraph holding the next sentence to read."""
+    sent: int = 0
+    """The place in this section: the next sentence to read in paragraph ``para`` (0 and 0: the summary)."""
+    rate: int = DEFAULT_RATE
+    volume: int = DEFAULT_VOLUME
+    """Loudness of speech, percent."""
+    last: tuple[str, ...] = ()
+    """The last output, exactly, for ``repeat``."""
+    no_input: int = 0
+    no_match: int = 0
+    paused: bool = False
+    """While paused the no-input timer is off, until ``continue``."""
+    waiting: bool = False
+    """After the third failure: help was offered once, the guide waits quietly in place."""
+    interrupted: bool = False
+    """The last output was cut short."""
+    cut: int = 0
+    """Index in ``last`` of the utterance that was cut."""
+    asking: str | None = None
+    """An open question: ``resume`` (go back to last time's place), ``leave`` (leave the guide?),
+    ``offer`` (hear more about the section an answer came from), ``confirm`` (did you mean the one
+    meaning in ``pending``?) or ``choose`` (which of the two in ``pending``?)."""
+    pending: tuple[Intent, ...] = ()
+    """What ``confirm`` or ``choose`` asks about: one meaning, or two."""
+    tries: int = 0
+    """Answers to ``confirm`` or ``choose`` not understood so far (after two, the numbered list)."""
+    listed: tuple[str, ...] = ()
+    """Sections just offered by number after a miss: a number picks from these until the next move."""
+    unsure: tuple | None = None
+    """A cheap command the recogniser decided last turn below :data:`voiceguide.decide.CHEAP_BAR`: heard again at once, it is done."""
+    missed: tuple | None = None
+    """The last spoken turn was not understood: its best reading's meaning and score, pooled with the next
+    saying's (:meth:`voiceguide.decide.Decider._pooled`). Not for open text: clear words that hold no command are evidence
+    against every command ("where are my keys" twice is not "where am I")."""
+    resume_to: str | None = None
+    """Where the listener was last time (offered at start)."""
+    resume_para: int = 0
+    resume_sent: int = 0
+    offer: str | None = None
+    """The section offered after an answer (``asking == "offer"``)."""
+    prior: str | None = None
+    """The question that was open before ``leave`` or ``offer`` was asked (``resume``): back when that one closes."""
+    reading_para: int | None = None
+    """The body paragraph said last, if the last output was one (its sentences come first in ``last``)."""
+    reading_sent: int = 0
+    """The first sentence of ``reading_para`` in that output."""
+    places: tuple[tuple[str, int, int], ...] = ()
+    """(section, paragraph, sentence) for each section left this session with a place in it."""
+    history: tuple[str | None, ...] = ()
+    """Where the listener came from this session, most recent first (a section id; None: the main menu): "back"
+    returns there (:meth:`voiceguide.dialog.Dialog._on_back`). Empty at the start and after resuming: "back" then goes up a level."""
+    awaiting_word: bool = False
+    """After the ``d`` key: the next input is a word to define (one word only)."""
+    helped: bool = False
+    """The last answer was the short help: help again gives every command and key."""
+    disclaimed: bool = True
+    """The disclaimer was said this session (a returning listener hears it on leaving instead)."""
+    ended: bool = False
+
+    @property
+    def listening_timeout_off(self) -> bool:
+        return self.paused or self.ended
+
+
+CONFIRMING = ("confirm", "choose")
+"""The questions about what was heard (``State.asking``): the meaning or the two in ``State.pending``."""
+
+
+# ---------------------------------------------------------------------- kept between runs
 
 
 def default_state_path() -> Path:
