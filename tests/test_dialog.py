@@ -306,6 +306,14 @@ def test_define_gives_the_glossary_definition():
     assert said(eff) == [f"Spacer: {MINI.term('spacer').definition}"]
 
 
+@pytest.mark.parametrize("term, title", [("flt3", "FLT3"), ("g-csf", "G-CSF"), ("cd33", "CD33"),
+                                         ("menin inhibitor", "Menin inhibitor"), ("remission", "Remission")])
+def test_a_definition_names_its_term_as_the_definition_writes_it(term, title):
+    """Not "Flt3: FLT3 is a gene": the name is spelled (and so spoken) the way the definition has it."""
+    s, eff = go(fresh(), "define", term)
+    assert said(eff) == [f"{title}: {GUIDE.term(term).definition}"]
+
+
 def test_pause_then_continue_resumes_at_the_cut_sentence():
     p = PACKS["mini"]  # albuterol's paragraphs have two sentences each
     s = p.go(fresh(p.dialog), "open", "albuterol")[0]
@@ -504,7 +512,7 @@ def test_likely_replies_are_what_the_guide_would_say_first(pack, state_name):
     for n in range(1, len(choices) + 1):
         first = said(d.step(state, Key(str(n)))[1])[0]
         assert replies.index(first) < len(choices) + 1, f"choice {n} is not among the likeliest"
-    for command in ("more", "next", "back", "repeat", "help"):
+    for command in ("more", "next", "back", "repeat", "where", "help"):
         assert said(go(state, command, dialog=d)[1])[0] in replies, command
     assert said(d.step(state, NoMatch(""))[1])[0] == replies[-1]
     assert d.likely_replies(replace(state, ended=True)) == []
