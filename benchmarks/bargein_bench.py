@@ -15,7 +15,7 @@ below the commands):
 - false barge-ins: the guide reads with no command (same echo and room) and every barge-in is false;
   reported per 10 minutes of guide speech.
 Usage: python benchmarks/bargein_bench.py [--trials N] [--quiet-seconds S] [--aec auto|pulse|inprocess|off]
-       [--no-record] [--ceiling]
+       [--no-record] [--ceiling] [--keep DIR]
 With ``--ceiling``: no rig; the same commands and room straight into the recogniser (:func:`ceiling`).
 """
 
@@ -80,8 +80,12 @@ def trailing_quiet(audio) -> float:
 
 
 class Rig:
-    def __init__(self, pulse, guide, recognizer, aec: str):
+    def __init__(self, pulse, guide, recognizer, aec: str, keep: str | None = None):
         self.pulse, self.guide, self.recognizer, self.aec = pulse, guide, recognizer, aec
+        self.keep = Path(keep) if keep else None
+        """``--keep DIR``: every phrase the microphone found is saved there as the recogniser got it (after the
+        canceller), named by row, number, what became of it and its reading, to recognise again offline."""
+        self.row, self.n = "", 0
 
     def listener(self):
         speaker = AudioSpeaker.create(self.guide, engine="espeak", rate=175)
@@ -92,8 +96,27 @@ class Rig:
 
         def seen(kind, heard, a, b):
             events.append((time.monotonic(), kind, heard))
+            if self.keep is not None:
+                import re
+                import wave
+
+                self.keep.mkdir(parents=True, exist_ok=True)
+                self.n += 1
+                name = re.sub(r"[^a-z0-9]+", "_", f"{self.row} {self.n:03d} {kind} {heard.text}".lower()).strip("_")
+                with wave.open(str(self.keep / f"{name[:80]}.wav"), "wb") as w:
+                    w.setnchannels(1)
+                    w.setsampwidth(2)
+                    w.setframerate(16000)
+                    w.writeframes(mic.capture.audio(a, b).pcm)
+                if mic.aec is not None:  # what the canceller said the guide's echo alone leaves in each frame
+                    n = mic._talked
+                    np.save(self.keep / f"{name[:80]}.echo.npy", np.array(
+                        [mic._echo[i % len(mic._echo)] if n - len(mic._echo) < i < n else 0.0 for i in range(a, b)]))
             if trace:
-                print(f"  {kind} {heard.text!r} {a * 0.02:.2f}-{b * 0.02:.2f}s lowered {speaker.player.ducked}",
+                aec = mic.aec
+                print(f"  {kind} {heard.text!r} {a * 0.02:.2f}-{b * 0.02:.2f}s lowered {speaker.player.ducked}"
+                      + (f" converged {aec.converged} erle {aec.erle_db:.1f} learned {aec.learned}" if aec is not None
+                         else ""),
                       file=sys.stderr, flush=True)
 
         mic.on_segment = seen
@@ -119,11 +142,13 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
             phrase = names[k % len(names)]
             want = dict(COMMANDS)[phrase]
             rec = pulse.record_speaker()
+            first_frame = mic.capture.count
             before = len(events)
             talk = threading.Thread(target=speaker.speak, args=(PASSAGE,), daemon=True)
             talk.start()
             time.sleep(1.5 + 2.0 * rng.random())
             ducks = mic.ducks
+            rig.row = f"{voice} {echo_db:+.0f} {room} {k:02d} {phrase}"
             if os.environ.get("VOICEGUIDE_MIC_TRACE"):
                 print(f"-- {phrase} at {mic.capture.count * 0.02:.2f}s", file=sys.stderr, flush=True)
             pulse.play_into_mic(commands[phrase])
@@ -145,6 +170,15 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
             talk.join(10)
             time.sleep(0.3)
             audio = rec.stop()
+            if rig.keep is not None:  # the whole trial after the canceller, for the endpointer's view offline
+                import wave
+
+                rig.keep.mkdir(parents=True, exist_ok=True)
+                with wave.open(str(rig.keep / f"{rig.row.replace(' ', '_')}_trial_from_{first_frame}.wav"), "wb") as w:
+                    w.setnchannels(1)
+                    w.setsampwidth(2)
+                    w.setframerate(16000)
+                    w.writeframes(mic.capture.audio(first_frame, mic.capture.count).pcm)
             barges = [(t, h) for t, kind, h in events[before:] if kind == "barge-in"]
             out["trials"] += 1
             heard_ok = barges and acts_as(parser, barges[0][1].text) == ("pause" if want == "stop" else want)
@@ -161,6 +195,7 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
             while mic.barged_in():
                 mic.hear(0)
         # the guide talking, no command: every barge-in is false
+        rig.row = f"{voice} {echo_db:+.0f} {room} quiet"
         before = len(events)
         ducks_before = mic.ducks
         start = time.monotonic()
@@ -292,6 +327,8 @@ def main() -> int:
     ap.add_argument("--duck", choices=["on", "off"], default="on",
                     help="lower the guide's voice while a phrase is said over it (VOICEGUIDE_DUCK)")
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--keep", metavar="DIR", help="save every phrase the microphone found (after the canceller) "
+                    "as a WAV in DIR, named by row, trial, what became of it and its reading")
     ap.add_argument("--ceiling", action="store_true",
                     help="no rig, no guide speech, no echo: the commands and the room straight into the recogniser "
                          "(what it gets right at best; printed, not recorded)")
@@ -311,7 +348,7 @@ def main() -> int:
     rows = []
     with private_pulse() as pulse:
         recognizer = get_recognizer(guide, "auto")
-        rig = Rig(pulse, guide, recognizer, args.aec)
+        rig = Rig(pulse, guide, recognizer, args.aec, args.keep)
         guide_db = level_db(render(PASSAGE, engine=get_engine("espeak"), rate=175))
         for voice in args.voices.split(","):
             commands = {p: scale(render(p, engine=voices[voice], lexicon=guide.lexicon), COMMAND_GAIN)

@@ -485,3 +485,112 @@ def test_a_command_over_a_rising_echo_ends_when_the_listener_stops_and_is_acted_
     assert first[1] - command_end <= round((BARGE_END_PAUSE + 0.3) / FRAME_S), (ends, command_end)
     heard, ends, command_end = _over_the_echo(monkeypatch, hybrid, "off")
     assert heard is None, (heard, ends)
+
+
+class _Reads:
+    """A recogniser that reads every phrase as ``text`` (what Whisper made of the faint residual echo on the rig:
+    "speed it up", "about a cure"); no grammar stream, so every phrase outside a turn reaches it."""
+
+    def __init__(self, text: str):
+        self.text, self.heard = text, []
+
+    def recognize(self, audio):
+        from voiceguide.protocols import Heard
+
+        self.heard.append(len(audio.pcm))
+        return Heard(self.text, 0.9, "voice")
+
+
+def _barge_over_residual(monkeypatch, text: str, *, rise: bool, command: bool, check: str = "on",
+                         learned: bool = True):
+    """4 s of what the in-process canceller leaves of the guide's echo (a well cancelled guide, about 30 dB
+    down), the stand-in canceller giving for each frame the level that echo alone leaves (its envelope). With
+    ``rise`` the residual comes up 18 dB for 0.8 s at 2 s (the canceller missing after a jump in the echo's
+    timing): the endpointer takes it for a phrase; with ``command`` a Piper "number two" is said at 2 s over
+    the low residual. Every phrase is read as ``text``. The real MicListener outside a turn, any command
+    allowed; returns the barge-in or None. ``learned=False``: the canceller has not yet learned the echo's level
+    nor converged (the guide's first seconds), and the guide is lowered (its double-talk check took the echo for
+    the listener)."""
+    from voiceguide import mic
+
+    rate = 16000
+    guide = np.frombuffer(A.resample(render("Chemotherapy uses strong medicines to kill leukaemia cells, in cycles "
+                                            "of treatment with rest in between.", engine=get_engine("espeak"),
+                                            lexicon=GUIDE.lexicon), rate).pcm, "<i2").astype(np.float64)
+    total = int(4.0 * rate)
+    at = 2 * rate
+    level = np.full(total, 0.03)
+    if rise:
+        level[at:at + int(0.8 * rate)] = 0.24
+    words = guide[: len(guide) // FRAME * FRAME].reshape(-1, FRAME)
+    words = words[np.sqrt((words ** 2).mean(axis=1)) > 300].reshape(-1)  # the guide talking on, no pauses
+    residual = np.resize(words, total) * level
+    y = residual.copy()
+    if command:
+        said = np.frombuffer(A.resample(render("number two", engine=_piper(), lexicon=GUIDE.lexicon), rate).pcm,
+                             "<i2").astype(np.float64) * COMMAND_GAIN
+        y[at:at + len(said)] += said[: total - at]
+    y += np.random.default_rng(4).normal(0, 10, total)
+    pcm = np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes()
+    frames = residual[: total // FRAME * FRAME].reshape(-1, FRAME)
+    power = (frames ** 2).mean(axis=1)
+    echo = np.sqrt(np.max([np.roll(power, k) for k in range(-2, 3)], axis=0))  # its envelope
+
+    class Player:
+        is_playing, ducked, device = True, not learned, None
+
+        def duck(self, on):
+            pass
+
+    class Speaker:
+        player = Player()
+        saying = None
+
+    def start_aec(self, player, required):
+        self.aec = _Canceller(echo)
+        self.aec.learned = self.aec.converged = learned
+
+    recognizer = _Reads(text)
+    monkeypatch.setattr(mic.MicListener, "_start_aec", start_aec)
+    monkeypatch.setattr(mic, "Capture", lambda *a, process=None, **k: _ProcessedFrames(pcm, process))
+    monkeypatch.setenv("VOICEGUIDE_BARGE", "any")
+    monkeypatch.setenv("VOICEGUIDE_ECHO_CHECK", check)
+    monkeypatch.delenv("VOICEGUIDE_ECHO_GATE", raising=False)
+    listener = mic.MicListener(recognizer, Speaker(), guide=GUIDE, echo_cancel="inprocess")
+    try:
+        deadline = time.monotonic() + total / rate + 1.5
+        while time.monotonic() < deadline and not listener.barged_in():
+            time.sleep(0.05)
+        heard = listener.hear(0) if listener.barged_in() else None
+    finally:
+        listener.close()
+    assert recognizer.heard, "no phrase reached the recogniser"
+    return heard
+
+
+def test_a_command_read_into_the_residual_echo_does_not_cut_the_guide(monkeypatch):
+    """mic.ECHO_CHECK_MARGIN: a phrase over the guide read as a command that is not a pause or stop cuts the
+    guide only when it stands above what the guide's echo alone leaves after cancellation. A rise of the
+    residual echo read as "speed it up" (a false barge-in seen on the rig) is dropped; the same reading of a
+    real "number two" said over the echo, and a pause read into the echo, still cut the guide. With the check
+    off (the old code) the echo's reading cut the guide."""
+    assert _barge_over_residual(monkeypatch, "speed it up", rise=True, command=False) is None
+    heard = _barge_over_residual(monkeypatch, "speed it up", rise=False, command=True)
+    assert heard is not None and heard.during_speech and heard.text == "speed it up", heard
+    heard = _barge_over_residual(monkeypatch, "pause", rise=True, command=False)
+    assert heard is not None and heard.text == "pause", heard
+    heard = _barge_over_residual(monkeypatch, "speed it up", rise=True, command=False, check="off")
+    assert heard is not None and heard.text == "speed it up", heard
+
+
+def test_before_the_canceller_has_learned_the_echo_lowering_allows_only_keywords(monkeypatch):
+    """mic.MicListener._any_command: in the guide's first seconds the in-process canceller has neither learned the
+    echo's level nor converged, and its double-talk check takes the guide's own voice for the listener's (the
+    guide lowers itself). A phrase read then as a command other than the keywords ("chemotherapy options", the
+    guide's first words on the rig) does not cut the guide; once it has learned, the same reading does. The old
+    code let any command cut a lowered guide."""
+    monkeypatch.setenv("VOICEGUIDE_DUCK", "on")
+    assert _barge_over_residual(monkeypatch, "speed it up", rise=True, command=False, check="off",
+                                learned=False) is None
+    heard = _barge_over_residual(monkeypatch, "speed it up", rise=True, command=False, check="off", learned=True)
+    assert heard is not None and heard.text == "speed it up", heard

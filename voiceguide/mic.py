@@ -27,7 +27,9 @@ the phrase ends without cutting it: the rest of the command, or the listener say
 over a quieter echo. It lowers only with the in-process canceller, once its double-talk check hears someone
 other than the guide (with PulseAudio's canceller, lowering on level alone lowered it 8 times in 41 s of the
 guide talking alone). A phrase heard while the guide was lowered for it may be any command when any command may
-cut the guide (``VOICEGUIDE_BARGE=any``), whether or not the canceller has adapted yet.
+cut the guide (``VOICEGUIDE_BARGE=any``), whether or not the canceller has converged, once it has learned the
+level of the guide's echo (3 s of its voice): before that its double-talk check takes the guide's first words for
+the listener, and they were read as commands ("chemotherapy options") that cut the guide; keywords only then.
 ``VOICEGUIDE_DUCK=off`` turns lowering off.
 
 With the in-process canceller and ``VOICEGUIDE_ECHO_GATE=on`` the endpointer knows the guide's own voice: outside
@@ -42,6 +44,10 @@ Off by default: measured (benchmarks/bargein_bench.py, the 4 quiet rows, 44 comm
 false barge-ins in the guide's speech alone 3 in 565 s on, 2 in 423 s off; median time to silence 86-187 ms
 on, 118-358 ms off. The failure it mends (a phrase held open by the echo) was rare by then; most misses are
 the recogniser rejecting a command said over the guide at full voice, or "skip".
+
+With the in-process canceller converged, a command over the guide other than a pause or stop must stand
+:data:`ECHO_CHECK_MARGIN` above what the guide's echo alone leaves after cancellation (``VOICEGUIDE_ECHO_CHECK=off``
+turns it off): readings of the faint residual echo cut the guide otherwise.
 
 Outside a turn a cheap gate comes first (:meth:`MicListener._worth_hearing`: length; in keyword mode,
 level and the grammar's reading), so the guide's echo and the room do not keep the recogniser busy.
@@ -154,6 +160,28 @@ its placed one (:meth:`voiceguide.aec.EchoCanceller.echo_share`) is its own echo
 recognised. Measured offline (synthetic echo): the guide's voice come through 0.87-0.88, a command over the
 cancelled echo 0.01, the cancelled echo alone 0.04-0.21. On the rig (2026-12-02) it did not separate them:
 the guide alone 0.51 and 0.74, sayings of a real "stop talking" 0.42 and 0.64."""
+
+
+ECHO_CHECK_MARGIN = 3.0
+"""With the in-process canceller converged, a phrase over the guide read as a command that is not a pause or stop
+(:data:`CUT_INTENTS`) cuts the guide only when at least :data:`ECHO_CHECK_FRAMES` of its frames stand this much
+(9.5 dB) above what the guide's echo alone leaves in them (:attr:`voiceguide.aec.EchoCanceller.echo_level`) and
+above the endpointer's bar: a reading of the faint residual echo after the canceller ("speed it up", "about a
+cure", "okay go back", seen on the rig) is not the listener's voice (``VOICEGUIDE_ECHO_CHECK=off`` turns it off).
+Not before the canceller has converged: its echo level is then the echo's own, and a real "faster" stood above
+twice it in only 4 frames. Measured (benchmarks/bargein_bench.py, the 4 quiet rows, 44 commands, two tries,
+2026-12-03 05:01-06:04 UTC, load 1.2-4.5): on, 38, 36, 37 of 44 acted on, no false barge-in in 419 s of the guide
+alone; off (old code, or lowering rule only), 34, 35, 35, 35, false barge-ins 3 in 567 s ("the one", "bye",
+"okay go back"). Traced, converged, commands other than pause/stop: about 45 real ones stood 3 (one "next", which
+it dropped: acted on at its second saying), 5 (five), 6 (three), 9-35 (the rest) frames; the guide's echo read as
+a command stood 0 ("okay go back", "10") and 2 ("repeat that", cutting the guide just before a "hold on").
+``VOICEGUIDE_MIC_TRACE=1`` prints each candidate's count."""
+ECHO_CHECK_FRAMES = 5
+
+
+def _echo_check_setting() -> bool:
+    """``VOICEGUIDE_ECHO_CHECK`` (on by default): :data:`ECHO_CHECK_MARGIN`."""
+    return os.environ.get("VOICEGUIDE_ECHO_CHECK", "on").strip().lower() not in {"off", "0", "no"}
 
 
 def _echo_gate_setting() -> bool:
@@ -682,6 +710,8 @@ class MicListener:
         self._said: list[str] = []  # the guide's last utterances (AudioSpeaker.saying)
         self._player = getattr(speaker, "player", None)
         self._played = 0  # frames heard while the guide played: the canceller adapts over the first seconds
+        self.echo_check = _echo_check_setting() and self.aec is not None
+        """A command over the guide (not a pause or stop) must stand above its echo (:data:`ECHO_CHECK_MARGIN`)."""
         self.echo_gate = _echo_gate_setting() and self.aec is not None
         """Outside a turn, frames count as speech only above the guide's echo level (:data:`ECHO_GATE_MARGIN`)."""
         self.duck = _duck_setting() and hasattr(self._player, "duck") and self.aec is not None
@@ -952,10 +982,15 @@ class MicListener:
 
     def _any_command(self, lowered: bool = False) -> bool:
         """Whether any command may cut the guide now: ``VOICEGUIDE_BARGE=any``, with the echo cancelled
-        and the canceller adapted (in process: it says so; PulseAudio's: :data:`AEC_WARMUP`)."""
+        and the canceller adapted (in process: it says so; PulseAudio's: :data:`AEC_WARMUP`), or the guide
+        lowered for the phrase once the in-process canceller has learned the echo's level
+        (:attr:`voiceguide.aec.EchoCanceller.learned`, 3 s of the guide's voice). Before that its double-talk
+        check takes the guide's own first words for someone else: traced on the rig (2026-12-03), the guide's
+        first sentence, lowered, was read as "chemotherapy options (drug, one)" and cut the guide in 3 of the
+        8 rows' first trials, over the listener's "pause"; keywords only then."""
         if self.mode != "aec" or not _barge_any():
             return False
-        if lowered or self._lowered():
+        if (lowered or self._lowered()) and (self.aec is None or getattr(self.aec, "learned", True)):
             return True  # lowered for this phrase: the canceller heard someone other than the guide
         if self.aec is not None:
             return bool(self.aec.converged)
@@ -1017,7 +1052,10 @@ class MicListener:
             self._results.put(("turn", heard, job.serial))
             self._busy.clear()
             return
-        if not self._is_barge_in(heard, job.audio, job.level, job.lowered):
+        barge = self._is_barge_in(heard, job.audio, job.level, job.lowered)
+        if barge and not self._above_echo(job, heard) or not barge:
+            if not barge and heard.text and os.environ.get("VOICEGUIDE_MIC_TRACE"):
+                self._above_echo(job, heard)  # the trace line only
             if self.on_segment:
                 self.on_segment("ignored", heard, start, end)
             return
@@ -1047,6 +1085,33 @@ class MicListener:
         levels = [frame_level(audio.pcm[i:i + FRAME * 2]) for i in range(0, len(audio.pcm), FRAME * 2)]
         bar = self._onset_level if level is None else level
         return bool(levels) and max(levels) > bar * 10 ** (FALLBACK_MARGIN_DB / 20)
+
+    def _stand(self, job: "_Job", margin: float = ECHO_CHECK_MARGIN) -> int:
+        """How many frames of ``job`` (up to its last voiced one) stand :data:`ECHO_CHECK_MARGIN` above the echo
+        level the canceller gave for them, and above the endpointer's bar (frames older than :data:`TALK_RING`:
+        their level alone)."""
+        n = self._talked
+        count = 0
+        for i, frame in zip(range(job.start, job.speech_end), self._frames(job.start, job.speech_end)):
+            echo = float(self._echo[i % TALK_RING]) if n - TALK_RING < i < n else 0.0
+            count += frame_level(frame) > max(margin * echo, job.level)
+        return count
+
+    def _above_echo(self, job: "_Job", heard: Heard) -> bool:
+        """A command over the guide that is not a pause or stop stands above the guide's echo left after
+        cancellation (:data:`ECHO_CHECK_MARGIN`); always True without the in-process canceller, before it has
+        learned the echo's level, or with ``VOICEGUIDE_ECHO_CHECK=off``."""
+        if self.aec is None or not getattr(self.aec, "learned", False) or self.parser is None:
+            return True
+        stand = self._stand(job)
+        if os.environ.get("VOICEGUIDE_MIC_TRACE"):
+            print(f"mic: stands above the echo in {stand} frames (x1.4 {self._stand(job, 1.4)}, x2 {self._stand(job, 2.0)}, "
+                  f"x4 {self._stand(job, 4.0)}; lowered {job.lowered}, converged {self.aec.converged}, "
+                  f"erle {getattr(self.aec, 'erle_db', 0.0):.1f}) {job.start * FRAME_S:.2f}-{job.speech_end * FRAME_S:.2f}s "
+                  f"{heard.text!r}", file=sys.stderr, flush=True)
+        if not self.echo_check or not self.aec.converged or self.parser.parse(heard.text).intent in CUT_INTENTS:
+            return True
+        return stand >= ECHO_CHECK_FRAMES
 
     def _duck_now(self, lo: int, hi: int) -> None:
         """Lower the guide for the phrase going on over it, once the canceller hears someone other than the
