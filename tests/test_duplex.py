@@ -459,15 +459,24 @@ def _over_the_echo(monkeypatch, recognizer, gate: str):
     monkeypatch.setattr(mic, "Capture", lambda *a, process=None, **k: _ProcessedFrames(pcm, process))
     monkeypatch.setenv("VOICEGUIDE_BARGE", "any")
     monkeypatch.setenv("VOICEGUIDE_ECHO_GATE", gate)
-    listener = mic.MicListener(recognizer, Speaker(), guide=GUIDE, echo_cancel="inprocess")
+    heard, listener = _barge_in_heard(recognizer, Speaker(), total / rate + 2.0)
+    return heard, list(listener.endpoints), stop // FRAME
+
+
+def _barge_in_heard(recognizer, speaker, seconds: float):
+    """A MicListener with the in-process canceller (as patched by the caller) left to run for ``seconds`` or until
+    a barge-in: what it then hears (None without a barge-in), and the closed listener."""
+    from voiceguide import mic
+
+    listener = mic.MicListener(recognizer, speaker, guide=GUIDE, echo_cancel="inprocess")
     try:
-        deadline = time.monotonic() + total / rate + 2.0
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not listener.barged_in():
             time.sleep(0.05)
         heard = listener.hear(0) if listener.barged_in() else None
     finally:
         listener.close()
-    return heard, list(listener.endpoints), stop // FRAME
+    return heard, listener
 
 
 def test_a_command_over_a_rising_echo_ends_when_the_listener_stops_and_is_acted_on(monkeypatch, hybrid):
@@ -556,14 +565,7 @@ def _barge_over_residual(monkeypatch, text: str, *, rise: bool, command: bool, c
     monkeypatch.setenv("VOICEGUIDE_BARGE", "any")
     monkeypatch.setenv("VOICEGUIDE_ECHO_CHECK", check)
     monkeypatch.delenv("VOICEGUIDE_ECHO_GATE", raising=False)
-    listener = mic.MicListener(recognizer, Speaker(), guide=GUIDE, echo_cancel="inprocess")
-    try:
-        deadline = time.monotonic() + total / rate + 1.5
-        while time.monotonic() < deadline and not listener.barged_in():
-            time.sleep(0.05)
-        heard = listener.hear(0) if listener.barged_in() else None
-    finally:
-        listener.close()
+    heard, _ = _barge_in_heard(recognizer, Speaker(), total / rate + 1.5)
     assert recognizer.heard, "no phrase reached the recogniser"
     return heard
 

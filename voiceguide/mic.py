@@ -1053,7 +1053,7 @@ class MicListener:
             self._busy.clear()
             return
         barge = self._is_barge_in(heard, job.audio, job.level, job.lowered)
-        if barge and not self._above_echo(job, heard) or not barge:
+        if not barge or not self._above_echo(job, heard):
             if not barge and heard.text and os.environ.get("VOICEGUIDE_MIC_TRACE"):
                 self._above_echo(job, heard)  # the trace line only
             if self.on_segment:
