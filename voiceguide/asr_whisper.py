@@ -219,7 +219,7 @@ class WhisperRecognizer:
 
     def warm(self, phrases: list[str], stop: threading.Event | None = None, chunk: int = 8) -> int:
         """Get ready before the listener speaks (run it in a thread of its own while the guide talks): one
-        transcription of faint noise (the first one costs several hundred ms more), then the prior of each of
+        transcription of faint noise (CTranslate2's first call is the slowest), then the prior of each of
         ``phrases`` not stored yet, ``chunk`` at a time (a turn waits for at most one chunk), saved in the user
         cache folder. Returns how many priors it computed; ``stop`` ends it between chunks."""
         rng = np.random.default_rng(0)
