@@ -344,7 +344,7 @@ def test_the_guide_lowers_its_voice_while_the_listener_talks_and_goes_on(pulse, 
     mic.on_barge_in = speaker.stop
     lowered = []
     try:
-        text = " ".join(["Chemotherapy uses strong medicines to kill leukaemia cells, in cycles with rest between."] * 3)
+        text = " ".join(["Chemotherapy uses strong medicines to kill leukaemia cells, in cycles with rest between."] * 6)
         talk = threading.Thread(target=speaker.speak, args=(text,), daemon=True)
         talk.start()
         time.sleep(4.0)
@@ -353,6 +353,11 @@ def test_the_guide_lowers_its_voice_while_the_listener_talks_and_goes_on(pulse, 
         watch.start()
         pulse.play_into_mic(chat)
         watch.join()
+        # back to full voice DUCK_HOLD after the chat ends; on a loaded machine later: wait for it, not a clock
+        deadline = time.monotonic() + 15.0
+        while speaker.player.ducked and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lowered.append(speaker.player.ducked)
         still_talking = speaker.player.is_playing
         back = not speaker.player.ducked
         changes = speaker.player.volume_changes
