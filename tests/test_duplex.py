@@ -439,16 +439,10 @@ def _over_the_echo(monkeypatch, recognizer, gate: str):
     stop = at + loud[-1]  # the command's last loud sample
     level = np.full(total, 0.03)  # a well cancelled guide (about 30 dB down) ...
     level[stop + int(0.1 * rate):stop + 4 * rate] = 0.24  # ... then 18 dB more of it, for 4 s
-    words = guide[: len(guide) // FRAME * FRAME].reshape(-1, FRAME)
-    words = words[np.sqrt((words ** 2).mean(axis=1)) > 300].reshape(-1)  # the guide talking on, no pauses
-    residual = np.resize(words, total) * level
+    residual = _residual(guide, level)
     y = residual.copy()
     y[at:at + len(command)] += command
-    y += np.random.default_rng(4).normal(0, 10, total)
-    pcm = np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes()
-    frames = residual[: total // FRAME * FRAME].reshape(-1, FRAME)
-    power = (frames ** 2).mean(axis=1)
-    echo = np.sqrt(np.max([np.roll(power, k) for k in range(-2, 3)], axis=0))  # its envelope
+    pcm, echo = _heard_with_envelope(y, residual)
 
     class Player:
         is_playing, ducked, device = True, False, None
@@ -466,6 +460,24 @@ def _over_the_echo(monkeypatch, recognizer, gate: str):
     monkeypatch.setenv("VOICEGUIDE_ECHO_GATE", gate)
     heard, listener = _barge_in_heard(recognizer, Speaker(), total / rate + 2.0)
     return heard, list(listener.endpoints), stop // FRAME
+
+
+def _residual(guide: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """What the canceller leaves of the guide's echo: its loud frames (the guide talking on, no pauses), repeated
+    to ``len(level)`` samples and scaled sample by sample by ``level``."""
+    words = guide[: len(guide) // FRAME * FRAME].reshape(-1, FRAME)
+    words = words[np.sqrt((words ** 2).mean(axis=1)) > 300].reshape(-1)
+    return np.resize(words, len(level)) * level
+
+
+def _heard_with_envelope(y: np.ndarray, residual: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """``y`` with faint room noise as 16-bit PCM, and the residual echo's per-frame level (its envelope): what a
+    stand-in canceller says the echo alone leaves in each frame."""
+    y = y + np.random.default_rng(4).normal(0, 10, len(y))
+    pcm = np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes()
+    frames = residual[: len(residual) // FRAME * FRAME].reshape(-1, FRAME)
+    power = (frames ** 2).mean(axis=1)
+    return pcm, np.sqrt(np.max([np.roll(power, k) for k in range(-2, 3)], axis=0))
 
 
 def _barge_in_heard(recognizer, speaker, seconds: float):
@@ -536,19 +548,13 @@ def _barge_over_residual(monkeypatch, text: str, *, rise: bool, command: bool, c
     level = np.full(total, 0.03)
     if rise:
         level[at:at + int(0.8 * rate)] = 0.24
-    words = guide[: len(guide) // FRAME * FRAME].reshape(-1, FRAME)
-    words = words[np.sqrt((words ** 2).mean(axis=1)) > 300].reshape(-1)  # the guide talking on, no pauses
-    residual = np.resize(words, total) * level
+    residual = _residual(guide, level)
     y = residual.copy()
     if command:
         said = np.frombuffer(A.resample(render("number two", engine=_piper(), lexicon=GUIDE.lexicon), rate).pcm,
                              "<i2").astype(np.float64) * COMMAND_GAIN
         y[at:at + len(said)] += said[: total - at]
-    y += np.random.default_rng(4).normal(0, 10, total)
-    pcm = np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes()
-    frames = residual[: total // FRAME * FRAME].reshape(-1, FRAME)
-    power = (frames ** 2).mean(axis=1)
-    echo = np.sqrt(np.max([np.roll(power, k) for k in range(-2, 3)], axis=0))  # its envelope
+    pcm, echo = _heard_with_envelope(y, residual)
 
     class Player:
         is_playing, ducked, device = True, not learned, None
