@@ -104,3 +104,14 @@ def test_a_mistyped_option_is_one_line_not_a_usage_block(args):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("voiceguide") and "--help" in lines[0], proc.stderr
     assert "usage:" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_get_recognizer_with_its_arguments_swapped_says_so_in_one_short_line():
+    from voiceguide.asr import get_recognizer
+    from voiceguide.content import load_guide
+
+    with pytest.raises(TypeError) as err:
+        get_recognizer("hybrid", load_guide(None))
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 200, message
+    assert "get_recognizer(guide, name)" in message

@@ -76,6 +76,9 @@ DEFAULT = "auto"
 def get_recognizer(guide: Guide, name: str = DEFAULT, model_path: str | None = None, *, notice=None):
     """The recogniser called ``name``, built once. ``auto`` falls back to the grammar alone when
     Whisper is missing, and tells ``notice`` (a callable taking one line) why."""
+    if not isinstance(guide, Guide) or not isinstance(name, str):
+        raise TypeError(f"get_recognizer(guide, name): a Guide and a recogniser's name, not {type(guide).__name__} "
+                        f"and {type(name).__name__}")
     if name == "auto":
         try:
             return HybridRecognizer(guide, model_path)
@@ -86,9 +89,6 @@ def get_recognizer(guide: Guide, name: str = DEFAULT, model_path: str | None = N
     if name not in RECOGNIZERS:
         raise EngineUnavailable(f"unknown recogniser {name!r}: choose from auto, {', '.join(RECOGNIZERS)}")
     return RECOGNIZERS[name](guide, model_path)
-
-
-# ---------------------------------------------------------------------- the microphone
 
 
 # ---------------------------------------------------------------------- command
