@@ -149,7 +149,7 @@ def test_every_universal_command_works_in_every_state(pack, state_name, command)
         assert any(isinstance(e, SavePosition) for e in effects)
         assert "Your place is kept" in texts[-1] and "start VoiceGuide again" in texts[-1]
         # stop never starts reading anything; a returning listener hears the disclaimer on leaving
-        assert texts[:-1] == ([] if before.disclaimed else [f"Remember: {p.guide.disclaimer}"])
+        assert texts[:-1] == ([] if before.disclaimed else [f"Remember: {p.guide.disclaimer} {p.guide.reviewed_line()}"])
         assert after.ended
         return
     assert isinstance(effects[-1], Listen), "every turn ends by listening"
@@ -548,11 +548,28 @@ def test_first_start_is_at_most_110_words_and_returning_at_most_45():
 def test_a_returning_listener_hears_the_disclaimer_on_leaving_or_on_request():
     s, _ = D.start(resume_to="mec")
     s2, eff = D.step(s, Key("q"))
-    assert said(eff)[0] == f"Remember: {GUIDE.disclaimer}" and "Your place is kept" in said(eff)[1]
+    assert said(eff)[0] == f"Remember: {GUIDE.disclaimer} {GUIDE.reviewed_line()}" and "Your place is kept" in said(eff)[1]
     s3, eff = go(s, "disclaimer")
     assert said(eff) == [GUIDE.disclaimer]
     assert said(D.step(s3, Key("q"))[1])[0].startswith("Goodbye.")  # heard already: not again
     assert said(go(fresh(), "disclaimer")[1]) == [GUIDE.disclaimer]
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2])
+def test_a_listener_who_cuts_the_welcome_short_hears_the_disclaimer_and_review_date_on_leaving(cut):
+    """Talking over the welcome (a number said during the disclaimer) cuts the disclaimer or the review date; the
+    guide says both when the listener leaves. A welcome heard to its end is not repeated."""
+    from voiceguide.dialog import Interrupted
+
+    s, eff = D.start()
+    intro = said(eff)[:3]
+    s, _ = D.step(s, Interrupted(intro[cut]))
+    s, _ = go(s, "number", "3")
+    texts = said(D.step(s, Key("q"))[1])
+    assert texts[0] == f"Remember: {GUIDE.disclaimer} {GUIDE.reviewed_line()}", texts
+    s, eff = D.start()
+    s, _ = go(s, "number", "3")
+    assert said(D.step(s, Key("q"))[1])[0].startswith("Goodbye."), "heard whole: not again"
 
 
 def test_resume_lands_at_the_paragraph_and_sentence_where_the_listener_stopped():

@@ -281,7 +281,7 @@ def test_quit_and_resume_lands_at_the_paragraph_across_runs(tmp_path):
     assert sum(len(l.split()) for l in lines[:2]) <= 45
     i = lines.index("Gilteritinib.")
     assert lines[i + 1] == split_sentences(GUIDE.section("gilteritinib").body[2])[0]  # straight on, no summary
-    assert f"Remember: {GUIDE.disclaimer}" in lines  # said on leaving, since not at the start
+    assert f"Remember: {GUIDE.disclaimer} {GUIDE.reviewed_line()}" in lines  # said on leaving, since not at the start
 
 
 def test_an_old_state_file_still_loads(tmp_path):

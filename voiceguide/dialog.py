@@ -277,8 +277,7 @@ class Dialog:
                             disclaimed=False, places=((sec.id, para, sent),) if (para, sent) != (0, 0) else ())
             state, effects = self._say(state, f"Welcome back to {g.title}.", question)
         else:
-            intro = (f"Welcome to {g.title}.", g.disclaimer,
-                     f"{g.reviewed_line()} Say help at any time.")
+            intro = self._intro()
             state, effects = self._say(state, *intro, *self._menu_lines())
         return state, [SetRate(rate), SetVolume(volume), *effects]
 
@@ -628,8 +627,8 @@ class Dialog:
             spot = self._place_words(sec, para, sent)
             where = f"{sec.title}{', ' + spot if spot else ''}"
         effects: list[Effect] = [self._save(s)]
-        if not s.disclaimed:
-            effects.append(Say(f"Remember: {self.guide.disclaimer}"))
+        if not s.disclaimed:  # a returning listener, or one who cut the welcome short
+            effects.append(Say(f"Remember: {self.guide.disclaimer} {self.guide.reviewed_line()}"))
         effects.append(Say(f"Goodbye. Your place is kept: {where}. To come back, start VoiceGuide again.", "farewell",
                            unsaved="Goodbye. I could not save your place this time. "
                                    "To come back, start VoiceGuide again."))
@@ -889,7 +888,14 @@ class Dialog:
         return (replace(s, para=para + 1, sent=0, reading_para=para, reading_sent=sent, last=last,
                         interrupted=False, cut=0, paused=False, waiting=False), effects)
 
+    def _intro(self) -> tuple[str, ...]:
+        """The first words of a new session: welcome, disclaimer, review date."""
+        g = self.guide
+        return f"Welcome to {g.title}.", g.disclaimer, f"{g.reviewed_line()} Say help at any time."
+
     def _interrupted(self, s: State, text: str) -> State:
+        if text in self._intro():  # cut before the disclaimer and review date were heard: said again on leaving
+            s = replace(s, disclaimed=False)
         if text and text not in s.last:
             return s  # a passing prompt was cut; the remembered output was complete
         cut = s.last.index(text) if text else 0
