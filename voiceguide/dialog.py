@@ -44,7 +44,7 @@ from typing import Any, Union
 from . import decide
 from .content import Guide, Section
 from .decide import Decider, _words
-from .intents import Intent
+from .intents import Intent, bare_stop
 from .state import (CONFIRMING, DEFAULT_RATE, DEFAULT_VOLUME, MAX_RATE, MAX_VOLUME, MIN_RATE, MIN_VOLUME,
                     State)
 
@@ -611,7 +611,7 @@ class Dialog:
         return self._say(s, KEY_HELP)
 
     def _on_stop(self, s: State, i: Intent, *, during_speech: bool = False, by_voice: bool = False):
-        if during_speech and _bare_stop(i.text):
+        if during_speech and bare_stop(i.text):
             return self._on_pause(s, i)  # "stop" while the guide talks: stop talking
         if by_voice and s.asking != "leave":
             return self._say(self._ask_too(s, "leave"), "Leave the guide? Your place is kept. Say yes or no.",
@@ -1099,12 +1099,6 @@ def _position(s: State) -> tuple[str | None, int, int]:
     if asking == "resume" and s.resume_to:
         return s.resume_to, s.resume_para, s.resume_sent
     return None, 0, 0
-
-
-def _bare_stop(text: str) -> bool:
-    """ "stop" on its own (or "stop it", "stop that"): while the guide talks, this means stop talking."""
-    words = re.sub(r"[^a-z ]", "", text.lower()).split()
-    return bool(words) and words[0] == "stop" and len(words) <= 2 and words[1:] in ([], ["it"], ["that"], ["please"])
 
 
 def _says_up(text: str) -> bool:

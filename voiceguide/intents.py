@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 from .content import Guide, load_guide, normalize
 
-__all__ = ["Intent", "IntentParser", "INTENTS", "COMMAND_PHRASES", "number_value"]
+__all__ = ["Intent", "IntentParser", "INTENTS", "COMMAND_PHRASES", "number_value", "bare_stop"]
 
 INTENTS = (
     "open", "define", "repeat", "back", "next", "previous", "more", "skip", "menu", "help", "stop",
@@ -184,6 +184,13 @@ def number_value(word: str, *, allow_homophones: bool = False) -> int | None:
     if word in _HOMOPHONE_ONLY and not allow_homophones:
         return None
     return _NUMBER_WORDS.get(word)
+
+
+def bare_stop(text: str) -> bool:
+    """ "stop" on its own (or "stop it", "stop that", "stop please"): while the guide talks, this means stop talking,
+    not leave."""
+    words = re.sub(r"[^a-z ]", "", text.lower()).split()
+    return bool(words) and words[0] == "stop" and len(words) <= 2 and words[1:] in ([], ["it"], ["that"], ["please"])
 
 
 def _strip_articles(text: str) -> str:
