@@ -486,6 +486,23 @@ SHORT = [("stop", "stop", None), ("faster", "faster", None), ("F L T three", "de
          ("yes", "yes", None), ("no", "no", None)]
 
 
+def test_a_grammar_verdict_depends_on_the_audio_alone(recognizer, piper):
+    """The same audio gets the same reading, fit and verdict whatever was read before it. pocketsphinx carried
+    its feature state (the cepstral mean) from one utterance to the next, so the same Piper "skip" was
+    accepted on one read and rejected on the next (2026-12-03)."""
+    x = A.samples(A.resample(render("skip", engine=piper, lexicon=GUIDE.lexicon), 16000)).astype(np.float64)
+    skip = Audio(np.concatenate([np.zeros(2400), 0.3 * x]).astype("<i2").tobytes(), 16000)  # as the mic hands it over
+    espeak = get_engine("espeak")
+    before = [render("tell me about the transplant", engine=espeak), render("where are my keys", engine=piper),
+              _noisy(render("louder", engine=espeak, rate=200), 10, np.random.default_rng(5)), skip]
+    verdicts = set()
+    for other in before:
+        recognizer.read(other)
+        meaning, heard = recognizer.read(skip)
+        verdicts.add((meaning.text if meaning else None, heard.text, heard.confidence))
+    assert len(verdicts) == 1, verdicts
+
+
 @pytest.fixture(scope="module")
 def short_words(tmp_path_factory, piper):
     """Each short command in two voices, as the microphone listener hands them over: half a second of

@@ -99,6 +99,11 @@ class PocketsphinxRecognizer:
 
     @staticmethod
     def _decode(decoder, pcm: bytes) -> str:
+        """The reading of one whole utterance, a function of ``pcm`` alone: the decoder's feature state (its
+        cepstral mean, which pocketsphinx carries from one utterance to the next) is reset first, so a verdict
+        does not depend on what was heard before (the same Piper "skip" was accepted on one read and rejected
+        on the next). Costs about 0.03 ms."""
+        decoder.reinit_feat()
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
