@@ -42,14 +42,17 @@ class HybridRecognizer:
        about enasidenib";
     3. otherwise, when Whisper heard something clearly that means nothing to the guide and does not
        even sound like the grammar's reading (letters :attr:`alike` below 60 of 100), it was
-       off-topic speech: rejected, whatever the grammar says;
+       off-topic speech: rejected, whatever the grammar says; unless Whisper itself scores the grammar's
+       reading above its own transcript (espeak's bare "skip": Whisper wrote "escape" but scored "skip"
+       2 nats higher), which is no evidence of off-topic speech;
     4. otherwise the grammar search decides, with its own fit checks (:class:`PocketsphinxRecognizer`);
     5. a phrase decided by step 2 or 4 is dropped when Whisper's clear transcript holds a content word
        the phrase does not explain (:func:`unexplained`): "where are my keys" is not "where am I", even
        though the grammar forces it there and the two are written alike; and when no content word of the
        phrase is heard in the transcript, word by word, "can you pass the salt" is not "can you repeat
        that" (unless the phrase holds a name Whisper cannot spell, :attr:`names`). The transcript is then
-       open text (a question for the dialog, whose readings it may ask about but never acts on).
+       open text (a question for the dialog, whose readings it may ask about but never acts on). As in
+       step 3, only a transcript Whisper scores above the phrase vetoes it.
 
     The numbers were set on a development corpus kept apart from the benchmark's (docs/benchmarks.md).
     """
@@ -120,12 +123,14 @@ class HybridRecognizer:
         rescored, ev.scored, ev.own = self._rescore(transcript, forced)
         if rescored.text:
             ev.heard, ev.decided = rescored, self.phrases.get(rescored.text) or self._meaning(rescored.text)
-        elif reading.text and ev.clear and _alike(transcript.text, reading.text) < self.alike:
+        elif reading.text and ev.clear and _alike(transcript.text, reading.text) < self.alike \
+                and ev.score_of(forced.text) < ev.own:
             ev.heard = Heard("", 0.0, "voice")
         else:
             ev.heard, ev.decided = reading, ev.accepted
         ev.before = ev.heard
-        if ev.heard.text and ev.clear and ev.decided is not None and ev.decided != ev.whisper:
+        if ev.heard.text and ev.clear and ev.decided is not None and ev.decided != ev.whisper \
+                and ev.score_of(ev.heard.text) < ev.own:
             ev.extra = unexplained(transcript.text, ev.heard.text, names=getattr(self, "names", frozenset()))
             if ev.extra:  # step 5: clear words the reading leaves out ("where are my keys" is not "where am I")
                 ev.heard, ev.decided = Heard("", 0.0, "voice"), None
@@ -204,6 +209,10 @@ class Evidence:
     """The decision of steps 1-4, before step 5 (:func:`unexplained`) looked at it (for benchmarks)."""
     extra: list = field(default_factory=list)
     """Step 5: the content words of Whisper's clear transcript that the decided phrase leaves unexplained."""
+
+    def score_of(self, phrase: str) -> float:
+        """Whisper's score of ``phrase`` against the audio (-inf when it was not scored)."""
+        return next((s for p, _, s, _ in self.scored if p == phrase), float("-inf"))
 
     def candidates(self, gap: float) -> dict[tuple[str, str | None], dict]:
         """Every meaning some engine read: the phrase to show for it and its :data:`FEATURES`."""
