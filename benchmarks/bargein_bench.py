@@ -86,6 +86,8 @@ class Rig:
         """``--keep DIR``: every phrase the microphone found is saved there as the recogniser got it (after the
         canceller), named by row, number, what became of it and its reading, to recognise again offline."""
         self.row, self.n = "", 0
+        self.ends: dict[int, int] = {}
+        """The capture frame at which each phrase seen (by the id of its reading) ended."""
 
     def listener(self):
         speaker = AudioSpeaker.create(self.guide, engine="espeak", rate=175)
@@ -96,6 +98,7 @@ class Rig:
 
         def seen(kind, heard, a, b):
             events.append((time.monotonic(), kind, heard))
+            self.ends[id(heard)] = b
             if self.keep is not None:
                 import re
                 import wave
@@ -134,7 +137,8 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
         noise_proc = pulse.play_into_mic(noise, wait=False)
     speaker, mic, events = rig.listener()
     parser = IntentParser(rig.guide)
-    out = {"second": 0, "acted": 0, "trials": 0, "latencies": [], "false": 0, "speech_seconds": 0.0, "misses": []}
+    out = {"second": 0, "acted": 0, "trials": 0, "latencies": [], "false": 0, "speech_seconds": 0.0, "misses": [],
+           "early": []}
     try:
         time.sleep(1.0)
         names = list(commands)
@@ -151,6 +155,7 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
             rig.row = f"{voice} {echo_db:+.0f} {room} {k:02d} {phrase}"
             if os.environ.get("VOICEGUIDE_MIC_TRACE"):
                 print(f"-- {phrase} at {mic.capture.count * 0.02:.2f}s", file=sys.stderr, flush=True)
+            played = mic.capture.count
             pulse.play_into_mic(commands[phrase])
             end = time.monotonic() - trailing_quiet(commands[phrase])
             said = 1
@@ -180,6 +185,9 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
                     w.setframerate(16000)
                     w.writeframes(mic.capture.audio(first_frame, mic.capture.count).pcm)
             barges = [(t, h) for t, kind, h in events[before:] if kind == "barge-in"]
+            # a barge-in on a phrase that ended before the command began to play is the guide's own voice cutting
+            # it: a false barge-in during the trial (scored as before; listed)
+            out["early"] += [f"{phrase}: {h.text}" for _, h in barges if rig.ends.get(id(h), played) <= played]
             out["trials"] += 1
             heard_ok = barges and acts_as(parser, barges[0][1].text) == ("pause" if want == "stop" else want)
             if heard_ok:
@@ -362,11 +370,12 @@ def main() -> int:
                            statistics.median(lat) * 1000 if lat else float("nan"),
                            max(lat) * 1000 if lat else float("nan"),
                            r["false"], r["speech_seconds"], r["misses"], r.get("false_texts", []),
-                           r.get("false_ducks", 0))
+                           r.get("false_ducks", 0), len(r["early"]))
                     rows.append(row)
                     print(f"{voice:6} echo {echo_db:+.0f} dB {room:6}: acted {r['acted']}/{r['trials']}, "
                           f"silence after {row[5]:.0f} ms median ({row[6]:.0f} worst), false {r['false']} in "
-                          f"{r['speech_seconds']:.0f} s, lowered {row[11]} times; said twice {r['second']}; misses {r['misses']}; false {row[10]}",
+                          f"{r['speech_seconds']:.0f} s, lowered {row[11]} times; said twice {r['second']}; misses {r['misses']}; false {row[10]}; "
+                          f"cut before the command {r['early']}",
                           flush=True)
     mode = {"auto": "auto (mic.AEC_DEFAULT)", "pulse": "PulseAudio module-echo-cancel (webrtc)",
             "inprocess": "in-process linear canceller (voiceguide/aec.py)", "off": "none (keyword fallback)"}[args.aec]
@@ -375,10 +384,11 @@ def main() -> int:
              "their voice's full level; echo 50 ms late. Command placed 1.5-3.5 s into the passage.", "",
              "| command voice | echo | room | acted on while talking | end of command to silence, median (worst) | "
              "false barge-ins per 10 min of guide speech | lowered with no command, per min |", "|---|---|---|---|---|---|---|"]
-    for voice, echo_db, room, acted, trials, med, worst, false, secs, _, _, ducks in rows:
+    for voice, echo_db, room, acted, trials, med, worst, false, secs, _, _, ducks, early in rows:
         per10 = false * 600 / secs if secs else float("nan")
         lines.append(f"| {voice} | {echo_db:+.0f} dB | {room} | {acted}/{trials} ({100 * acted / max(1, trials):.0f}%) | "
-                     f"{med:.0f} ms ({worst:.0f}) | {per10:.1f} ({false} in {secs:.0f} s) | "
+                     f"{med:.0f} ms ({worst:.0f}) | {per10:.1f} ({false} in {secs:.0f} s"
+                     f"{f'; {early} more in trials, before the command' if early else ''}) | "
                      f"{ducks * 60 / secs if secs else float('nan'):.1f} |")
     body = "\n".join(lines)
     if not args.no_record:
