@@ -15,7 +15,10 @@ From another script::
     for r in result["errors"]: ...
 
 Usage: python benchmarks/asr_dev.py [--engine hybrid|pocketsphinx|whisper] [--limit N]
-                                    [--conditions clean,white10,babble10]
+                                    [--conditions clean,white10,babble10] [--short-words dev|held]
+
+``--short-words dev|held`` evaluates the short-word sets instead (:data:`SHORT_SETS`: bare one- and two-word
+commands and short off-topic words, as the microphone hands them over), with a per-word table.
 Prints the table and the wrong answers and false accepts; writes nothing to docs/benchmarks.md.
 """
 
@@ -197,6 +200,88 @@ def evaluate(recognize, items: list[Item], parser: IntentParser) -> dict:
     return {"rows": rows, "overall": overall, "results": results, "errors": errors}
 
 
+SHORT_COMMANDS = ("skip stop next faster slower louder softer pause repeat back help menu yes no quit continue more "
+                  "previous resume one two three four five six seven eight nine").split() + [
+    "skip it", "go back", "main menu", "next section", "slow down", "speed up", "stop talking", "go on", "repeat that",
+    "too fast"]
+SHORT_OFF = "hello thanks coffee sorry maybe doctor window kettle ship shop bishop tennis lover escape sip dinner".split()
+"""Short everyday words said alone (the risk of reading one-word audio as a command). "sorry" means repeat."""
+SHORT_SETS = {
+    "dev": {"voices": [("espeak", "en-us", 150, None), ("espeak", "en-us+f3", 180, None),
+                       ("piper", None, 160, 0.0), ("piper", None, 190, 0.0)],
+            "babble": ["The garden hose has a leak near the tap.", "Two ducks walked slowly across the road.",
+                       "My brother fixed the old radio last week.", "We ate soup and bread by the fire."],
+            "seed": 31},
+    "held": {"voices": [("espeak", "en-gb", 170, None), ("espeak", "en-us+m1", 205, None),
+                        ("piper", None, 140, 0.3), ("piper", None, 215, 0.3)],
+             "babble": ["A small boat drifted past the harbour wall.", "They planted tulips along the fence in spring.",
+                        "The library closes early on Saturdays.", "Her new shoes squeaked on the wet floor."],
+             "seed": 47},
+}
+"""The short-word sets: one- and two-word commands and short off-topic words, each voice/rate clean, white 10 dB and
+babble 10 dB. ``dev`` is for looking at; ``held`` (other voices and rates, Piper with sampling noise) is scored only
+to check a finished change."""
+
+
+def load_short(name: str) -> list[Item]:
+    """A short-word set, rendered (once, cached under benchmarks/corpus/short-NAME/) as the microphone hands a phrase
+    over: at 0.3 of full volume, cut to its loud part plus the microphone's tail, after 0.15 s of silence."""
+    folder = CORPUS.parent / f"short-{name}"
+    spec = {**SHORT_SETS[name], "commands": SHORT_COMMANDS, "off": SHORT_OFF}
+    index = folder / "index.json"
+    data = json.loads(index.read_text(encoding="utf-8")) if index.is_file() else None
+    if data is None or data["spec"] != json.loads(json.dumps(spec)):
+        data = {"spec": spec, "items": _render_short(name, folder)}
+        index.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    return [Item(A.read_wav(folder / r["file"]), r["text"], r["intent"], r["target"], r["voice"], r["condition"])
+            for r in data["items"]]
+
+
+def _render_short(name: str, folder: Path) -> list[dict]:
+    from voiceguide.mic import FRAME_S, TAIL
+    from voiceguide.rig import RATE, frame_rms, samples
+    from voiceguide.tts import PiperEngine, get_engine, render, scale
+
+    guide = load_guide()
+    parser = IntentParser(guide)
+    spec = SHORT_SETS[name]
+    folder.mkdir(parents=True, exist_ok=True)
+    espeak, pipers = get_engine("espeak"), {}
+    babble = sum(np.resize(np.frombuffer(A.resample(render(t, engine=espeak if i % 2 == 0 else PiperEngine(variation=0.0)),
+                                                    16000).pcm, "<i2").astype(np.float64), 16000 * 6)
+                 for i, t in enumerate(spec["babble"]))
+    rows = []
+    for words, seed in ((SHORT_COMMANDS, spec["seed"]), (SHORT_OFF, spec["seed"] + 1000)):
+        rng = np.random.default_rng(seed)
+        for ename, voice, rate, variation in spec["voices"]:
+            engine = pipers.setdefault(variation, PiperEngine(variation=variation)) if ename == "piper" else espeak
+            vname = f"{ename} {voice or ''} {rate}".replace("  ", " ")
+            for w in words:
+                a = A.resample(scale(render(w, engine=engine, voice=voice, rate=rate,
+                                            lexicon=guide.lexicon if w in SHORT_COMMANDS else ()), 0.3), 16000)
+                loud = np.flatnonzero(frame_rms(a) > 100)
+                lo, hi = int(loud[0] * FRAME_S * RATE), int((loud[-1] + 1 + TAIL) * FRAME_S * RATE)
+                y = np.concatenate([np.zeros(int(0.15 * RATE)), samples(a)[lo:hi]])
+                clean = Audio(np.clip(y, -32768, 32767).astype("<i2").tobytes(), RATE)
+                truth = _meaning(parser, w)
+                for cname, kind, snr in CONDITIONS:
+                    audio = clean if kind is None else mix(clean, rng.normal(0, 1, 16000 * 8) if kind == "white" else babble, snr)
+                    f = f"{vname.replace(' ', '_')}-{cname}-{w.replace(' ', '_')}.wav"
+                    A.write_wav(folder / f, audio)
+                    rows.append({"text": w, "intent": truth[0], "target": truth[1], "voice": vname, "condition": cname,
+                                 "file": f})
+    return rows
+
+
+def short_word_table(results: list[dict]) -> None:
+    """Per word: right, wrong and rejected (commands), or read as a command (off-topic words)."""
+    print("\n| word | right | wrong | rejected | off-topic read as a command |\n|---|---|---|---|---|")
+    for w in dict.fromkeys(r["text"] for r in results):
+        rs = [r for r in results if r["text"] == w]
+        n = {k: sum(r["outcome"] == k for r in rs) for k in ("right", "wrong", "missed", "false accept")}
+        print(f"| {w} | {n['right']} | {n['wrong']} | {n['missed']} | {n['false accept']} |")
+
+
 def main() -> None:
     from voiceguide.asr import get_recognizer
 
@@ -205,19 +290,24 @@ def main() -> None:
     ap.add_argument("--limit", type=int, metavar="N", help="evaluate N utterances drawn at random (seeded)")
     ap.add_argument("--conditions", default=",".join(c for c, _, _ in CONDITIONS),
                     help="comma-separated, from: " + ", ".join(c for c, _, _ in CONDITIONS))
+    ap.add_argument("--short-words", choices=list(SHORT_SETS), metavar="SET",
+                    help="the short-word set instead: dev (to look at) or held (held out)")
     args = ap.parse_args()
     wanted = args.conditions.split(",")
     unknown = set(wanted) - {c for c, _, _ in CONDITIONS}
     if unknown:
         ap.error(f"unknown condition(s): {', '.join(sorted(unknown))}")
-    items = [it for it in load_corpus() if it.condition in wanted]
+    items = [it for it in (load_short(args.short_words) if args.short_words else load_corpus()) if it.condition in wanted]
     if args.limit is not None and args.limit < len(items):
         keep = set(random.Random(0).sample(range(len(items)), args.limit))
         items = [it for i, it in enumerate(items) if i in keep]
     guide = load_guide()
     recognizer = get_recognizer(guide, args.engine)
-    print(f"{args.engine} on {len(items)} utterances of the development corpus ({CORPUS})\n", flush=True)
+    what = f"the short-word set {args.short_words!r}" if args.short_words else f"the development corpus ({CORPUS})"
+    print(f"{args.engine} on {len(items)} utterances of {what}\n", flush=True)
     result = evaluate(recognizer.recognize, items, IntentParser(guide))
+    if args.short_words:
+        short_word_table(result["results"])
     for kind, title in (("wrong", "wrong answers"), ("false accept", "false accepts")):
         found = [r for r in result["errors"] if r["outcome"] == kind]
         print(f"\n{title} ({len(found)}):")
