@@ -99,10 +99,11 @@ class PocketsphinxRecognizer:
 
     @staticmethod
     def _decode(decoder, pcm: bytes) -> str:
-        """The reading of one whole utterance, a function of ``pcm`` alone: the decoder's feature state (its
-        cepstral mean, which pocketsphinx carries from one utterance to the next) is reset first, so a verdict
-        does not depend on what was heard before (the same Piper "skip" was accepted on one read and rejected
-        on the next). Costs about 0.03 ms."""
+        """The reading of one whole utterance, a function of ``pcm`` alone: the decoder's feature front end is
+        rebuilt first (pocketsphinx carries its state from one utterance to the next; with ``cmn batch`` and
+        ``remove_noise`` on, most likely the noise-removal estimate: resetting the cepstral mean with ``set_cmn``
+        did not help, ``reinit_feat`` did), so a verdict does not depend on what was heard before (the same Piper
+        "skip" was accepted on one read and rejected on the next). Costs about 0.03 ms."""
         decoder.reinit_feat()
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
