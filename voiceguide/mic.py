@@ -16,10 +16,12 @@ turn's answer (that turn's only). A phrase heard
 at any other time (the guide talking) is a *barge-in* candidate: if it passes :meth:`MicListener._is_barge_in`
 it calls ``on_barge_in`` (the shell passes ``speaker.stop``) and waits, marked ``during_speech``, to be
 the next input (no listening tone then); anything else (a cough, the TV, the guide's own voice) is dropped.
-A candidate must be one of :data:`FALLBACK_KEYWORDS` ("stop", "pause", "stop talking", "wait", "hold
-on"), never words the guide has just said, and :data:`FALLBACK_MARGIN_DB` above the endpointer's bar
-(with echo cancellation too: its leftover echo was heard as "wait" in a test). Any command may cut the guide only with ``VOICEGUIDE_BARGE=any`` and echo
-cancellation: measured on the rig, that made false barge-ins (docs/benchmarks.md, "Barge-in").
+With the in-process canceller (the default) a candidate may be any command but leaving (asked at a prompt) and a
+bare number (the guide reads numbered lists); open text (a question, a remark) never cuts the guide. Without it (PulseAudio's
+canceller, which takes the listener's voice down with the echo, or none; or ``VOICEGUIDE_BARGE=keywords``) a candidate
+must be one of :data:`FALLBACK_KEYWORDS` ("stop", "pause", "stop talking", "wait", "hold on"), never words the guide
+has just said, and :data:`FALLBACK_MARGIN_DB` above the endpointer's bar (its leftover echo was heard as "wait" in a
+test).
 
 While a phrase is said over the guide, the guide lowers its voice by :data:`voiceguide.audio.DUCK_DB`
 (:meth:`voiceguide.audio.Player.duck`), as voice assistants do, and brings it back :data:`DUCK_HOLD` after
@@ -84,7 +86,7 @@ import numpy as np
 from . import audio as A
 from .content import Guide
 from .errors import AudioDeviceUnavailable, EngineUnavailable, VoiceGuideError
-from .intents import IntentParser
+from .intents import IntentParser, bare_stop
 from .protocols import END_PAUSE, Audio, Heard, Silence, Speaker, UserInput
 
 __all__ = ["Capture", "Endpointer", "MicListener", "PulseEchoCancel", "aec_mode", "quiet_alsa", "RATE",
@@ -177,6 +179,11 @@ it dropped: acted on at its second saying), 5 (five), 6 (three), 9-35 (the rest)
 a command stood 0 ("okay go back", "10") and 2 ("repeat that", cutting the guide just before a "hold on").
 ``VOICEGUIDE_MIC_TRACE=1`` prints each candidate's count."""
 ECHO_CHECK_FRAMES = 5
+ECHO_CHECK_FLOOR = 10 ** (FALLBACK_MARGIN_DB / 20)
+"""And such a command's loudest frame stands this much (6 dB, as in keyword mode) above the endpointer's bar, converged
+or not: the guide's own voice come through the canceller faintly was read as "relapse please" (a definition), 8 of its
+frames 3x above the canceller's estimate of that echo, its peak under twice the bar (traced in a session on the rig,
+2026-12-03); commands said over the guide peaked 10-60 times the bar there."""
 
 
 def _echo_check_setting() -> bool:
@@ -306,25 +313,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _barge_any() -> bool:
+def _barge_any(inprocess: bool = True) -> bool:
     """Whether any command (not only :data:`FALLBACK_KEYWORDS`) may cut the guide where its echo is
-    cancelled. Off by default: measured on the rig (docs/benchmarks.md, Barge-in), PulseAudio's WebRTC
-    canceller takes the listener's voice down with the echo while the guide talks, and the recogniser's
-    readings of what is left made false barge-ins. ``VOICEGUIDE_BARGE=any`` turns it on."""
-    return os.environ.get("VOICEGUIDE_BARGE", "").strip().lower() == "any"
+    cancelled: with the in-process canceller by default (it keeps the listener's voice), never by default with
+    PulseAudio's WebRTC canceller (it takes the listener's voice down with the echo while the guide talks, and
+    the recogniser's readings of what is left made false barge-ins: docs/benchmarks.md, Barge-in).
+    ``VOICEGUIDE_BARGE=any`` or ``keywords`` decides it either way."""
+    value = os.environ.get("VOICEGUIDE_BARGE", "").strip().lower()
+    return value == "any" or (value != "keywords" and inprocess)
 
 
-AEC_DEFAULT = "pulse"
-"""What ``VOICEGUIDE_AEC=auto`` (the default) means: ``pulse`` (PulseAudio's module-echo-cancel where it
-loads) or ``inprocess`` (:class:`voiceguide.aec.EchoCanceller` on the microphone frames, with the guide's
-own output as reference); either falls back to none. Chosen by measurement (benchmarks/bargein_bench.py
---trials 5 --quiet-seconds 20, keywords, espeak and Piper commands, echo 0/+6 dB, quiet and babble 10 dB,
-load 7-9, 2026-12-02): in-process 1 of 40 commands acted on over the guide, PulseAudio's WebRTC 0 of 40,
-neither a false barge-in in about 4.7 min of guide speech each; the in-process canceller keeps the
-listener's voice (within 1 dB; WebRTC takes it 23-58 dB down in double talk) but takes the echo only
-11-14 dB down, and the recogniser misreads commands over what is left. Neither meets issue 15's goals.
-The default stays PulseAudio's: with the in-process one as default, "number three" said straight after the
-listening tone was lost (tests/test_duplex.py, onset 0.0 s: the tone's echo is only 11-14 dB down)."""
+AEC_DEFAULT = "inprocess"
+"""What ``VOICEGUIDE_AEC=auto`` (the default) means: ``inprocess`` (:class:`voiceguide.aec.EchoCanceller` on the
+microphone frames, with the guide's own output as reference) or ``pulse`` (PulseAudio's module-echo-cancel where it
+loads); either falls back to none. The in-process canceller keeps the listener's voice (within 1 dB; WebRTC's takes
+it 23-58 dB down in double talk), so with it any command may cut the guide: issue 15's barge-in. Measured
+(benchmarks/bargein_bench.py --aec auto --commands all, quiet rows, 44 commands, two tries, 2026-12-03, load 4-8):
+35 of 44 acted on, no false barge-in in 141 s; the real session driven by keys with the echo path and nobody talking
+(0 and +6 dB): no false turn in 389 s. PulseAudio's canceller was the default until then ("number three" said
+straight after the listening tone was lost with the in-process one in 2026-12-02's measurement; that test now passes
+with it): with it 0 of 40 keywords were acted on over the guide (2026-12-02)."""
 AEC_CHOICES = ("auto", "pulse", "inprocess", "off")
 
 
@@ -350,7 +358,7 @@ def aec_mode() -> str:
         kind = _aec_kind(_aec_setting())
     except VoiceGuideError as exc:
         return f"none ({exc})"
-    cuts = "any command" if _barge_any() else "only " + ", ".join(sorted(FALLBACK_KEYWORDS))
+    cuts = "any command" if _barge_any(kind == "inprocess") else "only " + ", ".join(sorted(FALLBACK_KEYWORDS))
     if kind == "inprocess":
         try:
             from .aec import EchoCanceller  # noqa: F401
@@ -980,7 +988,7 @@ class MicListener:
         """The guide's voice is lowered for the phrase going on (or just ended) over it."""
         return bool(self.duck and self._player.ducked)
 
-    def _any_command(self, lowered: bool = False) -> bool:
+    def _any_command(self, lowered: bool | None = None) -> bool:
         """Whether any command may cut the guide now: ``VOICEGUIDE_BARGE=any``, with the echo cancelled
         and the canceller adapted (in process: it says so; PulseAudio's: :data:`AEC_WARMUP`), or the guide
         lowered for the phrase once the in-process canceller has learned the echo's level
@@ -988,9 +996,11 @@ class MicListener:
         check takes the guide's own first words for someone else: traced on the rig (2026-12-03), the guide's
         first sentence, lowered, was read as "chemotherapy options (drug, one)" and cut the guide in 3 of the
         8 rows' first trials, over the listener's "pause"; keywords only then."""
-        if self.mode != "aec" or not _barge_any():
+        if self.mode != "aec" or not _barge_any(self.aec is not None):
             return False
-        if (lowered or self._lowered()) and (self.aec is None or getattr(self.aec, "learned", True)):
+        if lowered is None:
+            lowered = self._lowered()
+        if lowered and (self.aec is None or getattr(self.aec, "learned", True)):
             return True  # lowered for this phrase: the canceller heard someone other than the guide
         if self.aec is not None:
             return bool(self.aec.converged)
@@ -1067,13 +1077,19 @@ class MicListener:
         self._results.put(("barge-in", replace(heard, during_speech=True), job.serial))
 
     def _is_barge_in(self, heard: Heard, audio: Audio, level: float | None = None, lowered: bool = False) -> bool:
-        """A phrase heard outside a turn cuts the guide only if it is a command (module docstring)."""
+        """A phrase heard outside a turn cuts the guide only if it is a command (module docstring). Words the guide
+        has just said never do, though it names commands in its prompts ("say back to return to the main menu") and a
+        listener's "main menu" said over the next passage was dropped that way (a voice walk, 2026-12-03): letting
+        such a phrase through when it stood above the canceller's echo estimate let the guide's own "Say continue"
+        resume it after a pause (the reference arrives late at an utterance's start)."""
         text = heard.text.strip()
-        if not text or self.parser is None:
-            return False
+        if not text or self.parser is None or heard.kind != "command":
+            return False  # open text (a question, a remark) is no command: it never cuts the guide
         intent = self.parser.parse(text)
         if intent.intent in BARGE_INTENTS_EXCLUDED:
             return False
+        if intent.intent == "stop" and not bare_stop(text):
+            return False  # leaving is asked at a prompt; over the guide "bye" was the guide's own echo (rig, 3 times)
         if _echoes(text, self._said):
             return False  # the guide has just said these words: its own echo
         if intent.intent == "number" and not re.search(r"[a-z]", re.sub(r"\d", "", text.lower())):
@@ -1109,9 +1125,12 @@ class MicListener:
                   f"x4 {self._stand(job, 4.0)}; lowered {job.lowered}, converged {self.aec.converged}, "
                   f"erle {getattr(self.aec, 'erle_db', 0.0):.1f}) {job.start * FRAME_S:.2f}-{job.speech_end * FRAME_S:.2f}s "
                   f"{heard.text!r}", file=sys.stderr, flush=True)
-        if not self.echo_check or not self.aec.converged or self.parser.parse(heard.text).intent in CUT_INTENTS:
+        if not self.echo_check or self.parser.parse(heard.text).intent in CUT_INTENTS:
             return True
-        return stand >= ECHO_CHECK_FRAMES
+        peak = max((frame_level(f) for f in self._frames(job.start, job.speech_end)), default=0.0)
+        if peak < job.level * ECHO_CHECK_FLOOR:
+            return False  # faint: the guide's own voice come through the canceller
+        return not self.aec.converged or stand >= ECHO_CHECK_FRAMES
 
     def _duck_now(self, lo: int, hi: int) -> None:
         """Lower the guide for the phrase going on over it, once the canceller hears someone other than the
