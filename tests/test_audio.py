@@ -218,7 +218,10 @@ def test_ducking_lowers_the_clip_playing_and_brings_it_back(pulse):
     rms = frame_rms(rec.stop())
     loud = np.flatnonzero(rms > 30)
     first = rms[loud[0]:loud[0] + 150]  # the 3 s clip
-    full, low = np.median(first[10:35]), np.median(first[60:80])
+    # its two levels from its sounding frames, wherever they fall: at load 7-8 the stream once stalled in the window
+    # of fixed frames that was read as full level (median 0)
+    sounding = first[first > 30]
+    full, low = np.percentile(sounding, 90), np.percentile(sounding, 10)
     back = np.median(first[-25:-5])
     assert 20 * np.log10(full / low) == pytest.approx(-A.DUCK_DB, abs=3)
     assert back == pytest.approx(full, rel=0.15)
