@@ -271,12 +271,7 @@ class _Grammar:
     ("can you pass the salt", True, "", "can you repeat that", True, "can you pass the salt", "open"),
 ])
 def test_hybrid_decision(hybrid, whisper, clear, rescored, grammar, accepted, expected, kind):
-    transcript = asr.Transcript(whisper, 0.0 if clear else -1.0, 0.01, [], None, 0)
-    rec = object.__new__(HybridRecognizer)
-    rec.whisper = type("Whisper", (), {"transcribe": lambda self, audio: transcript, "heard": hybrid.whisper.heard,
-                                       "clear": hybrid.whisper.clear, "parser": PARSER})()
-    rec.grammar = _Grammar(grammar, accepted)
-    rec.phrases, rec.calibration = hybrid.phrases, hybrid.calibration
+    rec = _hybrid_double(hybrid, whisper, clear, grammar, accepted)
     asked = []
     rec._rescore = lambda t, reading, limit=None: (asked.append(reading.text if reading else None)
                                        or (Heard(rescored, 0.8 if rescored else 0.0, "voice"), [], 0.0))
@@ -289,14 +284,17 @@ def test_hybrid_decision(hybrid, whisper, clear, rescored, grammar, accepted, ex
         assert any(PARSER.parse(t) == PARSER.parse(heard.text) for t, _ in heard.nbest), heard
 
 
-def _hybrid_double(hybrid, whisper, clear, grammar, accepted, scored, own):
-    """A hybrid whose Whisper transcript (clear or not), grammar reading and Whisper scores are given."""
+def _hybrid_double(hybrid, whisper, clear, grammar, accepted, scored=None, own=0.0):
+    """A hybrid whose Whisper transcript (clear or not), grammar reading and, with ``scored``, Whisper's scores of
+    phrases are given."""
     transcript = asr.Transcript(whisper, 0.0 if clear else -1.0, 0.01, [], None, 0)
     rec = object.__new__(HybridRecognizer)
     rec.whisper = type("Whisper", (), {"transcribe": lambda self, audio: transcript, "heard": hybrid.whisper.heard,
                                        "clear": hybrid.whisper.clear, "parser": PARSER})()
     rec.grammar = _Grammar(grammar, accepted)
     rec.phrases, rec.calibration = hybrid.phrases, hybrid.calibration
+    if scored is None:
+        return rec
     rows = [(p, rec._meaning(p), s, s) for p, s in scored]
     rec._rescore = lambda t, reading, limit=None: (Heard("", 0.0, "voice"), rows, own)
     return rec
