@@ -30,10 +30,9 @@ over a quieter echo. It lowers only with the in-process canceller, once its doub
 other than the guide (with PulseAudio's canceller, lowering on level alone lowered it 8 times in 41 s of the
 guide talking alone). A phrase heard while the guide was lowered for it may be any command when any command may
 cut the guide (``VOICEGUIDE_BARGE=any``), whether or not the canceller has converged, once it has learned the
-level of the guide's echo (3 s of its voice) or the guide has talked :data:`AEC_WARMUP` seconds: before that its
-double-talk check takes the guide's first words for the listener, and they were read as commands ("chemotherapy
-options") that cut the guide; keywords only then. (In a room of other voices the canceller hears double talk all
-the time and may never learn the echo's level: hence the time limit.) ``VOICEGUIDE_DUCK=off`` turns lowering off.
+level of the guide's echo (3 s of its voice): before that its double-talk check takes the guide's first words for
+the listener, and they were read as commands ("chemotherapy options") that cut the guide; keywords only then.
+``VOICEGUIDE_DUCK=off`` turns lowering off.
 
 With the in-process canceller and ``VOICEGUIDE_ECHO_GATE=on`` the endpointer knows the guide's own voice: outside
 a turn a frame counts as the listener's only when it stands :data:`ECHO_GATE_MARGIN` above what the guide's echo
@@ -996,16 +995,12 @@ class MicListener:
         (:attr:`voiceguide.aec.EchoCanceller.learned`, 3 s of the guide's voice). Before that its double-talk
         check takes the guide's own first words for someone else: traced on the rig (2026-12-03), the guide's
         first sentence, lowered, was read as "chemotherapy options (drug, one)" and cut the guide in 3 of the
-        8 rows' first trials, over the listener's "pause"; keywords only then. Not longer than the guide's first
-        :data:`AEC_WARMUP` seconds: in babble (other voices in the room) the canceller hears double talk all the time
-        and never learns (traced on the rig, 2026-12-03: not learned 56 s into the guide's speech), and lowering
-        kept to the keywords dropped the commands it had heard as the listener's. ``lowered``: the phrase's own
-        (None: the guide's now)."""
+        8 rows' first trials, over the listener's "pause"; keywords only then."""
         if self.mode != "aec" or not _barge_any(self.aec is not None):
             return False
         if lowered is None:
             lowered = self._lowered()
-        if lowered and (self.aec is None or getattr(self.aec, "learned", True) or self._played >= AEC_WARMUP / FRAME_S):
+        if lowered and (self.aec is None or getattr(self.aec, "learned", True)):
             return True  # lowered for this phrase: the canceller heard someone other than the guide
         if self.aec is not None:
             return bool(self.aec.converged)
