@@ -357,10 +357,15 @@ def test_the_guide_lowers_its_voice_while_the_listener_talks_and_goes_on(pulse, 
     mic.on_barge_in = speaker.stop
     lowered = []
     try:
-        text = " ".join(["Chemotherapy uses strong medicines to kill leukaemia cells, in cycles with rest between."] * 6)
+        # one sentence (one clip): the volume really restored is the lowered clip's own, not the next one's
+        text = ", and ".join(["chemotherapy uses strong medicines to kill leukaemia cells, in cycles with rest "
+                              "between"] * 6) + "."
         talk = threading.Thread(target=speaker.speak, args=(text,), daemon=True)
         talk.start()
         time.sleep(4.0)
+        deadline = time.monotonic() + 15.0  # the canceller has learned the guide's echo (3 s of it; later when loaded)
+        while not mic.aec.learned and time.monotonic() < deadline:
+            time.sleep(0.05)
         watch = threading.Thread(target=lambda: [lowered.append(speaker.player.ducked) or time.sleep(0.02)
                                                  for _ in range(round((3.5 + DUCK_HOLD) / 0.02))], daemon=True)
         watch.start()
@@ -374,6 +379,12 @@ def test_the_guide_lowers_its_voice_while_the_listener_talks_and_goes_on(pulse, 
         still_talking = speaker.player.is_playing
         back = not speaker.player.ducked
         changes = speaker.player.volume_changes
+        # and really at full voice: the clip lowered, as PulseAudio has it, once the change is made (pactl, on a
+        # thread)
+        volume = None
+        while time.monotonic() < deadline + 5.0 and volume != 65536 and speaker.player.is_playing:
+            volume = _playing_volume(pulse, speaker.player)
+            time.sleep(0.05)
         speaker.stop()
         talk.join(10)
     finally:
@@ -383,7 +394,22 @@ def test_the_guide_lowers_its_voice_while_the_listener_talks_and_goes_on(pulse, 
     assert any(lowered) and mic.ducks >= 1, "the guide never lowered its voice"
     assert still_talking, "the guide stopped for speech that was no command"
     assert not mic.barged_in()
-    assert back and changes >= 2 and lowered[-1] is False, (back, changes, lowered[-20:])
+    assert back and changes >= 1 and lowered[-1] is False, (back, changes, lowered[-20:])
+    assert volume == 65536, f"the clip playing is at volume {volume}, not full voice"
+
+
+def _playing_volume(pulse, player) -> int | None:
+    """The raw volume (65536 = 100 %) of the clip ``player`` is playing now, as PulseAudio has it; None between
+    clips."""
+    import json
+
+    proc = player._proc
+    if proc is None or proc.poll() is not None:
+        return None
+    for item in json.loads(pulse.pactl("--format=json", "list", "sink-inputs").stdout or "[]"):
+        if str((item.get("properties") or {}).get("application.process.id")) == str(proc.pid):
+            return max(int(v["value"]) for v in item["volume"].values())
+    return None
 
 
 class _ProcessedFrames:
@@ -422,6 +448,7 @@ class _Canceller:
     def __init__(self, echo: np.ndarray):
         self.echo, self.n = echo, 0
         self.double_talk, self.converged, self.learned, self.echo_level = False, True, True, 0.0
+        self.unsure = False  # the echo's timing confirmed
 
     def echo_share(self, out, t):
         return 0.0  # the command's phrase is not the guide's voice come through
@@ -473,6 +500,60 @@ def _over_the_echo(monkeypatch, recognizer, gate: str):
     monkeypatch.setenv("VOICEGUIDE_ECHO_GATE", gate)
     heard, listener = _barge_in_heard(recognizer, Speaker(), total / rate + 2.0)
     return heard, list(listener.endpoints), stop // FRAME
+
+
+@pytest.mark.parametrize("unknown", ["timing", "echo level"])
+def test_the_guide_is_not_lowered_for_its_own_echo_before_the_canceller_knows_it(monkeypatch, hybrid, unknown):
+    """Lowering the guide follows the canceller's double-talk verdict only once it has learned the echo's level
+    (aec.EchoCanceller.learned) and while the echo's timing is confirmed (not ``unsure``): in the guide's first
+    seconds, after a jump in the timing or with a late reference, its own echo is not explained and looks like
+    someone else. Seen on the rig in 7 of 31 runs: the guide lowered itself at its first words for 4 s (and in 2 of
+    10 with the timing alone required). A phrase once the canceller knows the echo still lowers it."""
+    from voiceguide import mic
+
+    rate = 16000
+    words = np.frombuffer(A.resample(render("bring the washing in before you go", engine=get_engine("espeak"),
+                                            lexicon=GUIDE.lexicon), rate).pcm, "<i2").astype(np.float64)
+    y = np.zeros(int(8.0 * rate))
+    first, later = int(0.2 * rate), int(4.0 * rate)
+    y[first:first + len(words)] += words
+    y[later:later + len(words)] += words
+    pcm, _ = _heard_with_envelope(y, np.zeros(len(y)))
+    sure_from = int(2.5 / mic.FRAME_S)
+
+    class Canceller(_Canceller):
+        def process(self, frame, t):
+            self.double_talk = True  # the verdict: not the guide's echo
+            if unknown == "timing":
+                self.unsure = self.n < sure_from
+            else:
+                self.learned = self.n >= sure_from
+            return super().process(frame, t)
+
+    canceller = Canceller(np.zeros(len(y) // FRAME))
+    lowered_at = []
+
+    class Player:
+        is_playing, ducked, device = True, False, None
+
+        def duck(self, on):
+            self.ducked = on
+            if on:
+                lowered_at.append(canceller.n)
+
+    class Speaker:
+        player = Player()
+        saying = None
+
+    def start_aec(self, player, required):
+        self.aec = canceller
+
+    monkeypatch.setattr(mic.MicListener, "_start_aec", start_aec)
+    monkeypatch.setattr(mic, "Capture", lambda *a, process=None, **k: _ProcessedFrames(pcm, process))
+    monkeypatch.setenv("VOICEGUIDE_DUCK", "on")
+    _barge_in_heard(hybrid, Speaker(), len(y) / rate + 1.0)
+    assert lowered_at, "the phrase over the confirmed echo did not lower the guide"
+    assert lowered_at[0] >= sure_from, f"lowered at {lowered_at[0] * mic.FRAME_S:.2f} s, before the {unknown} was known"
 
 
 def _residual(guide: np.ndarray, level: np.ndarray) -> np.ndarray:

@@ -28,7 +28,8 @@ While a phrase is said over the guide, the guide lowers its voice by :data:`voic
 the phrase ends without cutting it: the rest of the command, or the listener saying it again, is heard
 over a quieter echo. It lowers only with the in-process canceller, once its double-talk check hears someone
 other than the guide (with PulseAudio's canceller, lowering on level alone lowered it 8 times in 41 s of the
-guide talking alone). A phrase heard while the guide was lowered for it may be any command when any command may
+guide talking alone), and only once the canceller has learned the guide's echo and while the echo's timing is
+confirmed (before that the guide's own first words lowered it in 7 of 31 rig runs). A phrase heard while the guide was lowered for it may be any command when any command may
 cut the guide (``VOICEGUIDE_BARGE=any``), whether or not the canceller has converged, once it has learned the
 level of the guide's echo (3 s of its voice): before that its double-talk check takes the guide's first words for
 the listener, and they were read as commands ("chemotherapy options") that cut the guide; keywords only then.
@@ -751,7 +752,9 @@ class MicListener:
         """The in-process canceller on one microphone frame; its double-talk verdict kept per frame."""
         out = self.aec.process(frame, t)
         n = self._talked  # the capture calls this once per frame, in order, from frame 0
-        self._talk[n % TALK_RING] = bool(self.aec.double_talk)
+        # its verdict counts once it has learned the echo and while the echo's timing is confirmed: before that
+        # (the guide's first seconds, a timing jump, a late reference) the guide's own echo looks like someone else
+        self._talk[n % TALK_RING] = bool(self.aec.double_talk) and not self.aec.unsure and self.aec.learned
         self._echo[n % TALK_RING] = self.aec.echo_level
         self._talked = n + 1
         return out
