@@ -184,6 +184,58 @@ def test_the_sink_monitor_hears_what_the_speaker_plays(pulse):
     assert np.argmax(spec) * 16000 / (loud[-1] - loud[0]) == pytest.approx(500, abs=5)
 
 
+def _monitor_clock():
+    """A SinkMonitor's clock alone (no parec): feed it chunks with their arrival times."""
+    mon = object.__new__(A.SinkMonitor)
+    mon._reset_clock()
+    return mon
+
+
+def _arrivals(mon, times):
+    """20 ms blocks (block k holds the value k) arriving at ``times``: every block told."""
+    told = []
+    for k, now in enumerate(times):
+        told += mon._arrive(np.full(320, k % 30000, "<i2").tobytes(), now)
+    return told
+
+
+def test_the_sink_monitor_keeps_its_clock_through_a_backlog():
+    """parec's blocks held up 3 s (this process starved of the CPU) and then delivered at once are the same
+    stream, each at the time it played: a gap in arrivals is not a gap in the stream. (It used to start a new
+    stream at the late arrival, placing its backlog seconds late, and the canceller re-placed it block by block.)"""
+    start = 100.0
+    times = [start + 0.02 * (k + 1) + 0.003 * (k % 3) for k in range(100)]  # 2 s in real time, a little jitter
+    times += [start + 5.0 + 0.0001 * k for k in range(150)]  # nothing for 3 s, then 3 s of it at once
+    times += [start + 5.0 + 0.02 * (k + 1) for k in range(100)]  # and on in real time
+    slow = [start + 0.02 * (k + 1) for k in range(100)]  # or the backlog read slowly: 1.3 x real time
+    slow += [start + 5.0 + 0.02 / 1.3 * k for k in range(250)]
+    for times in (times, slow):
+        _one_stream_on_its_clock(_arrivals(_monitor_clock(), times), start, len(times))
+
+
+def _one_stream_on_its_clock(told, start, count):
+    data = [b for b in told if not b.end]
+    assert not [b for b in told if b.end] and {b.clip for b in data} == {1}
+    assert [b.offset for b in data] == [320 * k for k in range(count)]
+    assert max(abs(b.t - (start + b.offset / 16000)) for b in data) < 0.005
+
+
+def test_the_sink_monitor_takes_a_stream_that_stopped_and_went_on_as_a_new_one():
+    """The sink suspended for 3 s (nothing played, nothing recorded) and then running again in real time: a new
+    stream, from where it came late, at its real times; the blocks told before that is sure (SETTLE) are told
+    again as the new stream, after an end marker for the old one where it stopped."""
+    start = 100.0
+    times = [start + 0.02 * (k + 1) for k in range(100)] + [start + 5.0 + 0.02 * (k + 1) for k in range(100)]
+    told = _arrivals(_monitor_clock(), times)
+    ends = [b for b in told if b.end]
+    assert len(ends) == 1 and ends[0].clip == 1 and ends[0].offset == 320 * 100
+    assert ends[0].t == pytest.approx(start + 2.0, abs=0.005)
+    new = [b for b in told if not b.end and b.clip == 2]
+    assert [b.offset for b in new] == [320 * k for k in range(100)]  # the whole of it, each block once
+    assert [int(np.frombuffer(b.pcm, "<i2")[0]) for b in new] == list(range(100, 200))
+    assert max(abs(b.t - (start + 5.0 + b.offset / 16000)) for b in new) < 0.005
+
+
 def test_the_sink_monitor_without_pulseaudio_is_a_clear_error(monkeypatch):
     from voiceguide.errors import AudioDeviceUnavailable
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -441,7 +442,8 @@ class SinkMonitor(_Listeners):
     samples but not in its times: each clip's start lands up to 50 ms (cold: a second) off, and a clip can
     jump 40-70 ms mid-way when its stream underruns; the monitor shows those gaps as they were played.
     Times are estimated as :class:`voiceguide.mic.Capture` does (arrival less the audio received); a
-    gap in the stream (the sink suspended) starts a new clip number. ``sink``: None for the default sink.
+    stream that stopped and went on (the sink suspended, samples lost) starts a new clip number, a backlog does
+    not (:data:`GAP`). ``sink``: None for the default sink.
     Raises :class:`AudioDeviceUnavailable` where there is no PulseAudio.
     """
 
@@ -450,8 +452,20 @@ class SinkMonitor(_Listeners):
     RATE = 16000
     BLOCK = 320
     GAP = 1.0
-    """Seconds a block may arrive later than the stream's clock says before it counts as a new stream: under
-    load parec delivers in bursts up to a few hundred ms late (measured), which is no gap."""
+    """Seconds a block may arrive later than the stream's clock says before the stream may have stopped (the
+    sink suspended, or samples lost). It is a new stream only if it stays that late while blocks come in real
+    time (:data:`SETTLE`): a backlog delivered in a burst (this process or parec starved of the CPU) drains back
+    to the clock and keeps it. Measured with Piper at load 2-3 (2026-12-03): stalls of 0.7-6 s; taking each as
+    a new stream placed its whole backlog at its arrival, seconds late, and the canceller re-placed it block by
+    block (a retired stream per 20 ms block, each rendered for every microphone frame after): the guide's echo
+    went uncancelled for up to 2 s and the microphone fell further behind."""
+    SETTLE = 1.0
+    """Seconds of arrivals, all at least :data:`GAP` late by about the same amount (within :data:`DRAIN`), that
+    make a new stream: a stream delivered no faster than it plays."""
+    DRAIN = 0.2
+    """Seconds the lateness must fall by to count as a backlog draining (this process catching up slowly)."""
+    HOLD = 10.0
+    """Seconds of audio since a suspected gap kept to be told again as the new stream."""
 
     def __init__(self, sink: str | None = None):
         if not _pulse_ok() or not shutil.which("parec"):
@@ -465,28 +479,58 @@ class SinkMonitor(_Listeners):
         except OSError as exc:
             raise AudioDeviceUnavailable(f"cannot record the sink monitor: {exc}") from None
         self._init_listeners()
-        self._lock = threading.Lock()
-        self._clip, self._t0, self._offset = 0, 0.0, 0
+        self._reset_clock()
         self._thread = threading.Thread(target=self._read, daemon=True, name="voiceguide-sink-monitor")
         self._thread.start()
+
+    def _reset_clock(self) -> None:
+        self._clip, self._t0, self._offset = 0, 0.0, 0
+        self._gap: dict | None = None  # a suspected stop: where, how late, the blocks since (to tell again)
 
     def _read(self) -> None:
         while True:
             chunk = self._proc.stdout.read(self.BLOCK * 2)
             if not chunk:
                 return
-            now = time.monotonic()
-            n = len(chunk) // 2
-            if self._clip == 0 or now - (self._t0 + (self._offset + n) / self.RATE) > self.GAP:
-                if self._clip:  # the sink stopped (suspended): what comes next is a new stream
-                    self._tell(Played(b"", self.RATE, self._t0 + self._offset / self.RATE, self._clip, self._offset,
-                                      end=True))
-                self._clip, self._t0, self._offset = self._clip + 1, now - n / self.RATE, 0
-            else:
-                self._t0 = min(self._t0, now - (self._offset + n) / self.RATE)
-            block = Played(chunk[: n * 2], self.RATE, self._t0 + self._offset / self.RATE, self._clip, self._offset)
-            self._offset += n
-            self._tell(block)
+            for block in self._arrive(chunk, time.monotonic()):
+                self._tell(block)
+
+    def _arrive(self, chunk: bytes, now: float) -> list[Played]:
+        """The blocks to tell for ``chunk``, received at monotonic time ``now``. The stream's clock is its
+        earliest arrival less the audio received before (as :class:`voiceguide.mic.Capture` keeps its own);
+        a stream that goes on :data:`GAP` late for :data:`SETTLE` seconds is a new stream from where it first
+        came late, told again with its new times (the canceller replaces what it had of it)."""
+        n = len(chunk) // 2
+        chunk = chunk[: n * 2]
+        if self._clip == 0:
+            self._clip, self._t0 = 1, now - n / self.RATE
+        late = now - (self._t0 + (self._offset + n) / self.RATE)
+        if late < 0:
+            self._t0 += late
+        out = []
+        gap = self._gap
+        if gap is None and late > self.GAP:
+            gap = self._gap = {"offset": self._offset, "since": now, "late": late, "held": [], "t0": math.inf}
+        if gap is not None:
+            gap["held"].append(chunk)
+            gap["t0"] = min(gap["t0"], now - (self._offset - gap["offset"] + n) / self.RATE)
+            if late < self.GAP / 2 or self._offset - gap["offset"] > self.HOLD * self.RATE:
+                self._gap = None  # a backlog, drained: the clock holds
+            elif late < gap["late"] - self.DRAIN:
+                gap["late"], gap["since"] = late, now  # draining, slowly: not yet a stream that stopped
+            elif now - gap["since"] >= self.SETTLE:
+                # as late as ever while blocks came in real time: the stream stopped and went on
+                self._gap = None
+                out.append(Played(b"", self.RATE, self._t0 + gap["offset"] / self.RATE, self._clip, gap["offset"],
+                                  end=True))
+                self._clip, self._t0, self._offset = self._clip + 1, gap["t0"], 0
+                for c in gap["held"]:
+                    out.append(Played(c, self.RATE, self._t0 + self._offset / self.RATE, self._clip, self._offset))
+                    self._offset += len(c) // 2
+                return out
+        out.append(Played(chunk, self.RATE, self._t0 + self._offset / self.RATE, self._clip, self._offset))
+        self._offset += n
+        return out
 
     def close(self) -> None:
         self._proc.terminate()
