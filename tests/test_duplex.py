@@ -760,6 +760,32 @@ def test_a_phrase_is_a_barge_in_by_its_own_lowering_not_the_guides_state_when_it
     assert listener._is_barge_in(Heard("speed it up", 0.9, "voice"), loud, 100.0, lowered=True)
 
 
+def test_words_the_guide_is_saying_are_its_echo_but_a_command_it_named_earlier_cuts_it(monkeypatch):
+    """Over the guide, a phrase made only of words it is saying (or stopped saying less than ECHO_WORDS_HOLD before)
+    is its own echo and never cuts it ("Say continue" resumed a paused guide on the rig); the listener's "main menu"
+    over the next passage, after the guide had said "say back to return to the main menu", is acted on. It was
+    dropped when every word of the last three utterances counted (voice walks on the rig, 2026-12-03: twice each)."""
+    from types import SimpleNamespace
+
+    from voiceguide import mic
+    from voiceguide.protocols import Heard
+
+    listener = object.__new__(mic.MicListener)
+    listener.parser, listener.mode, listener.duck = PARSER, "aec", True
+    listener.aec = SimpleNamespace(learned=True, converged=True)
+    listener._player = SimpleNamespace(ducked=False)
+    monkeypatch.delenv("VOICEGUIDE_BARGE", raising=False)
+    loud = A.Audio(np.full(8000, 8000, "<i2").tobytes(), 16000)
+    hold = int(mic.ECHO_WORDS_HOLD / mic.FRAME_S)
+    listener._said = [["You are in Stem Cell Transplant. Say back to return to the main menu.", 1000],
+                      ["FLT3 is a gene that helps leukemia cells grow.", 1400]]
+    menu = Heard("main menu", 0.9, "voice")
+    assert listener._is_barge_in(menu, loud, 100.0, lowered=True, start=1400)  # said over the next passage
+    assert not listener._is_barge_in(menu, loud, 100.0, lowered=True, start=1000 + hold - 5)  # its echo's tail
+    listener._said.append(["Paused. Say continue, or press c and Enter, when you are ready.", 1500])
+    assert not listener._is_barge_in(Heard("continue", 0.9, "voice"), loud, 100.0, lowered=True, start=1480)
+
+
 def test_a_command_over_the_guide_must_peak_above_the_endpointers_bar(monkeypatch):
     """mic.ECHO_CHECK_FLOOR: a command over the guide (not a pause or stop) whose loudest frame is under twice the
     endpointer's bar is the guide's own voice come through the canceller faintly (read as "relapse please" on the

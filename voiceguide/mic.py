@@ -148,6 +148,9 @@ ECHO_GATE_MARGIN = 1.4
 this much (3 dB) above what the guide's echo alone leaves in it (:attr:`voiceguide.aec.EchoCanceller.echo_level`),
 for a phrase's start and for its going on: a phrase over the guide ends when the listener stops, though
 the guide talks on (``VOICEGUIDE_ECHO_GATE=on``; off, the default: the room's level alone)."""
+ECHO_WORDS_HOLD = 1.5
+"""Seconds after the guide stops playing an utterance during which a phrase made only of its words is taken for its
+echo (the echo's tail, the loopback's latency and a stalled microphone thread are well within it)."""
 DUCK_HOLD = 3.0
 """Seconds the guide's voice stays lowered after a phrase said over it ends without cutting it: a listener
 who was not understood says it again, over the quieter guide (people repeat within 1-3 s). Measured
@@ -716,7 +719,8 @@ class MicListener:
         self._cut = 0  # the last cue's end: no phrase of its turn starts earlier
         self._onset_in_turn, self._onset_level = False, 0.0
         self._failed: BaseException | None = None
-        self._said: list[str] = []  # the guide's last utterances (AudioSpeaker.saying)
+        self._said: list[list] = []  # the guide's last utterances (AudioSpeaker.saying), each with the last frame
+        # at which it was playing
         self._player = getattr(speaker, "player", None)
         self._played = 0  # frames heard while the guide played: the canceller adapts over the first seconds
         self.echo_check = _echo_check_setting() and self.aec is not None
@@ -845,8 +849,10 @@ class MicListener:
                     return
                 continue
             saying = getattr(self.speaker, "saying", None)
-            if saying and (not self._said or self._said[-1] != saying):
-                self._said = (self._said + [saying])[-3:]
+            if saying and (not self._said or self._said[-1][0] != saying):
+                self._said = (self._said + [[saying, index]])[-3:]
+            elif saying and (self._player is None or self._player.is_playing):
+                self._said[-1][1] = index
             if self._player is not None and self._player.is_playing:
                 self._played += 1
             level = frame_level(frame)
@@ -1065,7 +1071,7 @@ class MicListener:
             self._results.put(("turn", heard, job.serial))
             self._busy.clear()
             return
-        barge = self._is_barge_in(heard, job.audio, job.level, job.lowered)
+        barge = self._is_barge_in(heard, job.audio, job.level, job.lowered, job.start)
         if not barge or not self._above_echo(job, heard):
             if not barge and heard.text and os.environ.get("VOICEGUIDE_MIC_TRACE"):
                 self._above_echo(job, heard)  # the trace line only
@@ -1079,12 +1085,14 @@ class MicListener:
             self.on_segment("barge-in", heard, start, end)
         self._results.put(("barge-in", replace(heard, during_speech=True), job.serial))
 
-    def _is_barge_in(self, heard: Heard, audio: Audio, level: float | None = None, lowered: bool = False) -> bool:
+    def _is_barge_in(self, heard: Heard, audio: Audio, level: float | None = None, lowered: bool = False,
+                     start: int | None = None) -> bool:
         """A phrase heard outside a turn cuts the guide only if it is a command (module docstring). Words the guide
-        has just said never do, though it names commands in its prompts ("say back to return to the main menu") and a
-        listener's "main menu" said over the next passage was dropped that way (a voice walk, 2026-12-03): letting
-        such a phrase through when it stood above the canceller's echo estimate let the guide's own "Say continue"
-        resume it after a pause (the reference arrives late at an utterance's start)."""
+        is saying, or said up to :data:`ECHO_WORDS_HOLD` before the phrase (frame ``start``) began, never do: its own
+        echo. Words of an utterance it finished earlier may: it names commands in its prompts ("say back to return to
+        the main menu") and a listener's "main menu" said over the next passage was dropped when every word of its
+        last three utterances counted (voice walks, 2026-12-03). Letting such a phrase through when it stood above
+        the canceller's echo estimate instead let the guide's own "Say continue" resume it after a pause."""
         text = heard.text.strip()
         if not text or self.parser is None or heard.kind != "command":
             return False  # open text (a question, a remark) is no command: it never cuts the guide
@@ -1093,8 +1101,9 @@ class MicListener:
             return False
         if intent.intent == "stop" and not bare_stop(text):
             return False  # leaving is asked at a prompt; over the guide "bye" was the guide's own echo (rig, 3 times)
-        if _echoes(text, self._said):
-            return False  # the guide has just said these words: its own echo
+        hold = int(ECHO_WORDS_HOLD / FRAME_S)
+        if _echoes(text, [said for said, last in self._said if start is None or last >= start - hold]):
+            return False  # the guide is saying (or has just said) these words: its own echo
         if intent.intent == "number" and not re.search(r"[a-z]", re.sub(r"\d", "", text.lower())):
             return False  # a bare number over the guide: the recogniser's reading of its echo, measured
         if self._any_command(lowered):
