@@ -29,11 +29,11 @@ the phrase ends without cutting it: the rest of the command, or the listener say
 over a quieter echo. It lowers only with the in-process canceller, once its double-talk check hears someone
 other than the guide (with PulseAudio's canceller, lowering on level alone lowered it 8 times in 41 s of the
 guide talking alone), and only once the canceller has learned the guide's echo and while the echo's timing is
-confirmed (before that the guide's own first words lowered it in 7 of 31 rig runs). A phrase heard while the guide was lowered for it may be any command when any command may
-cut the guide (``VOICEGUIDE_BARGE=any``), whether or not the canceller has converged, once it has learned the
-level of the guide's echo (3 s of its voice): before that its double-talk check takes the guide's first words for
-the listener, and they were read as commands ("chemotherapy options") that cut the guide; keywords only then.
-``VOICEGUIDE_DUCK=off`` turns lowering off.
+confirmed (before that the guide's own first words lowered it in 7 of 31 rig runs). A phrase heard while the
+guide was lowered for it may be any command when any command may cut the guide (``VOICEGUIDE_BARGE=any``),
+whether or not the canceller has converged, once it has learned the level of the guide's echo (3 s of its voice):
+before that its double-talk check takes the guide's first words for the listener, and they were read as commands
+("chemotherapy options") that cut the guide; keywords only then. ``VOICEGUIDE_DUCK=off`` turns lowering off.
 
 With the in-process canceller and ``VOICEGUIDE_ECHO_GATE=on`` the endpointer knows the guide's own voice: outside
 a turn a frame counts as the listener's only when it stands :data:`ECHO_GATE_MARGIN` above what the guide's echo
