@@ -1,6 +1,7 @@
 """The echo canceller's reference on the PulseAudio rig, the guide alone: how often the guide's echo is loud in the
 microphone while the canceller has no estimate of it (its reference absent or misplaced), how many times it had to
-re-place the sink monitor's stream, and how far behind real time the microphone's frames were processed (stalls).
+re-place the sink monitor's stream, how far behind real time the microphone's frames were processed, and the
+microphone thread's longest stop (stalls: pocketsphinx held the GIL for whole utterances).
 
 The real guide (AudioSpeaker, espeak or Piper) says ten short utterances with 1.5 s between them, as the session does;
 an echo path 50 ms late at 0 dB; the real MicListener with the in-process canceller fed by the sink monitor. Prints
@@ -47,6 +48,7 @@ with private_pulse() as pulse:
         pulse.remove_echo_path(echo)
 
 lag = [1000 * (done - (t + 0.02)) for t, done, *_ in rows]
+stops = np.diff([done for _, done, *_ in rows]) * 1000  # the microphone's thread between two frames (wall clock)
 loud = [r for r in rows if r[4] and r[2] > 500]
 print(json.dumps({
     "engine": ENGINE, "frames": len(rows),
@@ -55,5 +57,7 @@ print(json.dumps({
     "streams_replaced": aec._retired,
     "mic_behind_ms_p50_p99_max": [round(float(np.percentile(lag, 50))), round(float(np.percentile(lag, 99))),
                                    round(max(lag))],
+    "mic_thread_longest_stop_ms": round(float(stops.max())) if len(stops) else None,
+    "mic_thread_stops_over_200ms": int((stops > 200).sum()),
     "load": round(float(open("/proc/loadavg").read().split()[0]), 2),
     "utc": time.strftime("%H:%M", time.gmtime())}))

@@ -671,3 +671,45 @@ def test_a_cache_of_another_model_or_a_broken_one_is_ignored(bare_whisper, tmp_p
     w0 = bare_whisper()
     (path / f"{w0.model_id}.json").write_text(text, encoding="utf-8")
     assert bare_whisper()._priors == {}
+
+
+def test_the_grammar_decodes_in_a_process_of_its_own_and_reads_as_it_would_here(monkeypatch, piper):
+    """pocketsphinx holds the GIL for a whole utterance (0.85 s stops of the microphone's thread were measured while
+    it decoded), so the grammar's searches run in a process of their own (asr_sphinx._GrammarProcess): the same
+    readings, confidences and N-best as decoding here; a process that died is started again; where none can start
+    the recogniser decodes here; ``VOICEGUIDE_GRAMMAR_PROCESS=off`` never starts one."""
+    import os
+
+    from voiceguide import asr_sphinx
+
+    monkeypatch.delenv("VOICEGUIDE_GRAMMAR_PROCESS", raising=False)
+    there, here = PocketsphinxRecognizer(GUIDE), PocketsphinxRecognizer(GUIDE)
+    here._remote = False
+    sayings = [render(p, engine=piper, lexicon=GUIDE.lexicon) for p in ("number two please", "skip it", "tell me about "
+                                                                         "gilteritinib", "the weather is nice today")]
+
+    def reading(rec, audio):
+        meaning, heard = rec.read(audio)
+        return (meaning and (meaning.intent, meaning.target)), heard.text, heard.confidence, rec.alternatives()
+
+    for audio in sayings:
+        assert reading(there, audio) == reading(here, audio)
+    worker = asr_sphinx._GrammarProcess._shared[there._key]
+    assert there._remote is True and worker.proc.poll() is None and worker.proc.pid != os.getpid()
+    worker.proc.kill()
+    worker.proc.wait()
+    assert reading(there, sayings[0]) == reading(here, sayings[0])  # a new process
+    assert asr_sphinx._GrammarProcess._shared[there._key].proc.pid != worker.proc.pid
+
+    def cannot_start(key):
+        raise OSError("no process")
+
+    monkeypatch.setattr(asr_sphinx._GrammarProcess, "get", cannot_start)
+    alone = PocketsphinxRecognizer(GUIDE)
+    assert reading(alone, sayings[2]) == reading(here, sayings[2]) and alone._remote is False  # decoded here
+    monkeypatch.undo()
+    monkeypatch.setenv("VOICEGUIDE_GRAMMAR_PROCESS", "off")
+    off = PocketsphinxRecognizer(GUIDE)
+    before = dict(asr_sphinx._GrammarProcess._shared)
+    assert reading(off, sayings[1]) == reading(here, sayings[1])
+    assert off._remote is False and asr_sphinx._GrammarProcess._shared == before

@@ -3,6 +3,11 @@ same search on audio as it arrives (:class:`GrammarStream`, for early endpointin
 ``recognize_sphinx`` (:class:`SphinxOpenRecognizer`, the benchmark's baseline). Part of :mod:`voiceguide.asr`."""
 from __future__ import annotations
 
+import os
+import pickle
+import struct
+import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -26,6 +31,102 @@ def _model_dir() -> Path:
     except ImportError:
         raise EngineUnavailable("pocketsphinx is not installed (pip install pocketsphinx)") from None
     return Path(pocketsphinx.get_model_path())
+
+
+def _send(stream, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack("<I", len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream):
+    head = stream.read(4)
+    if len(head) < 4:
+        raise EOFError("the grammar's process closed")
+    (size,) = struct.unpack("<I", head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the grammar's process closed")
+    return pickle.loads(data)
+
+
+def _serve() -> None:
+    """The grammar's own process (:class:`_GrammarProcess`): the two searches, built as the recogniser builds
+    them, decode what it is sent on stdin and answer on stdout, until stdin closes."""
+    from pocketsphinx import Config, Decoder
+
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write to the answers
+    hmm, dict_text, commands_jsgf, jsgf = _receive(inp)
+    P = PocketsphinxRecognizer
+    with tempfile.TemporaryDirectory(prefix="voiceguide-asr-") as tmp:
+        dict_file = Path(tmp) / "voiceguide.dict"
+        dict_file.write_text(dict_text, encoding="utf-8")
+        decoders = {"commands": P._decoder(Config, Decoder, Path(hmm), dict_file, commands_jsgf, beam=None),
+                    "garbage": P._decoder(Config, Decoder, Path(hmm), dict_file, jsgf, 1e-20, 3000)}
+    _send(out, "ready")
+    while True:
+        try:
+            which, pcm = _receive(inp)
+        except EOFError:
+            return
+        decoder = decoders[which]
+        hyp = P._decode(decoder, pcm)
+        if which == "garbage":
+            _send(out, (hyp, None, None))
+            continue
+        _send(out, (hyp, P._fit(decoder) if hyp else float("inf"), P._nbest_words(decoder, 20)))
+
+
+class _GrammarProcess:
+    """The grammar's decodes in a process of their own. pocketsphinx decodes a whole utterance in one call
+    (``process_raw(full_utt=True)``, for its batch CMN) and holds the GIL throughout: measured 2026-12-03, the
+    microphone's thread (capture, echo canceller, endpointer) stopped 0.85 s while a 1 s recognition ran, so a
+    command said meanwhile was heard that much later and the canceller's reference came in bursts. Here the
+    calling thread waits on a pipe, without the GIL. One process per grammar, shared by its recognisers;
+    ``VOICEGUIDE_GRAMMAR_PROCESS=off`` decodes in this process instead."""
+
+    _shared: dict[tuple, "_GrammarProcess"] = {}
+    _shared_lock = threading.Lock()
+    KEEP = 3
+    """Grammars' processes kept at once (the least recently started closed first)."""
+
+    def __init__(self, key: tuple):
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen([sys.executable, "-c", "from voiceguide.asr_sphinx import _serve; _serve()"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=os.environ.copy())
+        _send(self.proc.stdin, key)
+        if _receive(self.proc.stdout) != "ready":
+            raise OSError("the grammar's process did not start")
+
+    @classmethod
+    def get(cls, key: tuple) -> "_GrammarProcess":
+        """The process for the grammar ``key`` (model path, dictionary text, the two searches' JSGF), started
+        when there is none."""
+        with cls._shared_lock:
+            worker = cls._shared.get(key)
+            if worker is None or worker.proc.poll() is not None:
+                while len(cls._shared) >= cls.KEEP:
+                    cls._shared.pop(next(iter(cls._shared))).close()
+                worker = cls._shared[key] = cls(key)
+            return worker
+
+    def close(self) -> None:
+        """Ends the process (its stdin closed: it returns) once a decode under way is answered."""
+        with self.lock:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
+    def decode(self, which: str, pcm: bytes) -> tuple:
+        with self.lock:
+            _send(self.proc.stdin, (which, pcm))
+            return _receive(self.proc.stdout)
+
+
+def _grammar_process_setting() -> bool:
+    return os.environ.get("VOICEGUIDE_GRAMMAR_PROCESS", "on").strip().lower() not in {"off", "0", "no"}
 
 
 class PocketsphinxRecognizer:
@@ -74,6 +175,11 @@ class PocketsphinxRecognizer:
         self.parser = IntentParser(guide)
         self._guide, self._hmm, self._dict_file = guide, hmm, dict_file
         self._last: tuple[str, str | None] | None = None
+        self._remote: bool | None = None if _grammar_process_setting() else False  # None: not yet tried
+        self._key = (str(hmm), self.grammar.dict_text(), self.grammar.commands_jsgf, self.grammar.jsgf)
+        if self._remote is None:  # started now, so the first phrase does not wait for it (0.5-1 s)
+            threading.Thread(target=self._start_remote, daemon=True, name="voiceguide-grammar-start").start()
+        self._remote_nbest: list[str] | None = None  # the last remote reading's N-best sentences
         self.lock = threading.RLock()
         """Held while the decoders are in use: a decoder serves one utterance at a time (two threads
         sharing one made pocketsphinx return no N-best list, and readings of another utterance)."""
@@ -127,20 +233,58 @@ class PocketsphinxRecognizer:
         frames = words[-1].end_frame - words[0].start_frame + 1
         return -sum(np.log(max(w.ascore, 1e-300)) for w in words) / frames
 
+    def _start_remote(self) -> None:
+        try:
+            _GrammarProcess.get(self._key)
+        except (OSError, EOFError, pickle.PickleError):
+            self._remote = False
+
+    def _search(self, which: str, pcm: bytes) -> tuple[str, float | None]:
+        """One search's reading of ``pcm`` and, for ``commands``, its fit: in the grammar's own process
+        (:class:`_GrammarProcess`) where it runs, else here (its N-best then read from the decoder)."""
+        if self._remote is None:
+            self._start_remote()
+            self._remote = self._remote is not False
+        if self._remote:
+            try:
+                hyp, fit, nbest = _GrammarProcess.get(self._key).decode(which, pcm)
+                if which == "commands":
+                    self._remote_nbest = nbest
+                return hyp, fit
+            except (OSError, EOFError, pickle.PickleError, ValueError):
+                self._remote = False  # the process is gone: decode here from now on
+        decoder = self.commands if which == "commands" else self.garbage
+        hyp = self._decode(decoder, pcm)
+        if which == "commands":
+            self._remote_nbest = None
+            return hyp, self._fit(decoder) if hyp else float("inf")
+        return hyp, None
+
+    @staticmethod
+    def _nbest_words(decoder, limit: int) -> list[str]:
+        """The last reading's whole-sentence N-best paths' words (``limit`` looked at), best first."""
+        out = []
+        try:
+            for n, _ in zip(decoder.nbest() or (), range(limit)):  # None when there is no lattice
+                out.append(getattr(n, "hypstr", None) or "")  # pocketsphinx yields None for an empty path
+        except (RuntimeError, ValueError, AttributeError, TypeError):  # no lattice (nothing decoded)
+            return []
+        return out
+
     def _hear(self, audio: Audio) -> tuple[Intent | None, float | None]:
         """What the commands search's reading means (None when it is out of grammar or silence), and
         its fit when the reading is accepted (None when it is unclear or out of grammar)."""
         pcm = _dither(_trim(A.resample(audio, RATE))).pcm
-        meaning = self._meaning(self._decode(self.commands, pcm))
+        words, fit = self._search("commands", pcm)
+        meaning = self._meaning(words)
         self._last = (meaning.intent, meaning.target) if meaning is not None else None
         if meaning is None:
             return None, None
-        fit = self._fit(self.commands)
         if fit <= self.sure:
             return meaning, fit
         if fit > self.agreed:
             return meaning, None
-        check = self._decode(self.garbage, pcm)
+        check, _ = self._search("garbage", pcm)
         if self.grammar.accepts(check):
             other = self._meaning(check)
             agreed = other is not None and (other.intent, other.target) == (meaning.intent, meaning.target)
@@ -154,16 +298,14 @@ class PocketsphinxRecognizer:
         N-best from its lattice, ``limit`` paths looked at), best first, without its own reading."""
         out: list[tuple[str, str | None]] = []
         with self.lock:
-            try:
-                for n, _ in zip(self.commands.nbest() or (), range(limit)):  # None when there is no lattice
-                    words = getattr(n, "hypstr", None)  # pocketsphinx yields None for an empty path
-                    if not words:
-                        continue
-                    meaning = self._meaning(words)
-                    if meaning is not None and (meaning.intent, meaning.target) not in out:
-                        out.append((meaning.intent, meaning.target))
-            except (RuntimeError, ValueError, AttributeError, TypeError):  # no lattice (nothing decoded)
-                return []
+            sentences = (self._remote_nbest[:limit] if self._remote_nbest is not None
+                         else self._nbest_words(self.commands, limit))
+        for words in sentences:
+            if not words:
+                continue
+            meaning = self._meaning(words)
+            if meaning is not None and (meaning.intent, meaning.target) not in out:
+                out.append((meaning.intent, meaning.target))
         return out[1:] if out and self._last == out[0] else [m for m in out if m != self._last]
 
     def transcribe(self, audio: Audio) -> str:
