@@ -62,8 +62,8 @@ def _serve() -> None:
     with tempfile.TemporaryDirectory(prefix="voiceguide-asr-") as tmp:
         dict_file = Path(tmp) / "voiceguide.dict"
         dict_file.write_text(dict_text, encoding="utf-8")
-        decoders = {"commands": P._decoder(Config, Decoder, Path(hmm), dict_file, commands_jsgf, beam=None),
-                    "garbage": P._decoder(Config, Decoder, Path(hmm), dict_file, jsgf, 1e-20, 3000)}
+        decoders = dict(zip(("commands", "garbage"), P._searches(Config, Decoder, Path(hmm), dict_file, commands_jsgf,
+                                                                  jsgf)))
     _send(out, "ready")
     while True:
         try:
@@ -71,11 +71,8 @@ def _serve() -> None:
         except EOFError:
             return
         decoder = decoders[which]
-        hyp = P._decode(decoder, pcm)
-        if which == "garbage":
-            _send(out, (hyp, None, None))
-            continue
-        _send(out, (hyp, P._fit(decoder) if hyp else float("inf"), P._nbest_words(decoder, 20)))
+        hyp, fit = P._read_search(decoder, which, pcm)
+        _send(out, (hyp, fit, P._nbest_words(decoder, 20) if which == "commands" else None))
 
 
 class _GrammarProcess:
@@ -169,14 +166,15 @@ class PocketsphinxRecognizer:
         self.grammar: CompiledGrammar = compile_grammar(guide, str(models / "en-us" / "cmudict-en-us.dict"))
         self._tmp = tempfile.TemporaryDirectory(prefix="voiceguide-asr-")
         dict_file = Path(self._tmp.name) / "voiceguide.dict"
-        dict_file.write_text(self.grammar.dict_text(), encoding="utf-8")
-        self.commands = self._decoder(Config, Decoder, hmm, dict_file, self.grammar.commands_jsgf, beam=None)
-        self.garbage = self._decoder(Config, Decoder, hmm, dict_file, self.grammar.jsgf, 1e-20, 3000)
+        dict_text = self.grammar.dict_text()
+        dict_file.write_text(dict_text, encoding="utf-8")
+        self.commands, self.garbage = self._searches(Config, Decoder, hmm, dict_file, self.grammar.commands_jsgf,
+                                                     self.grammar.jsgf)
         self.parser = IntentParser(guide)
         self._guide, self._hmm, self._dict_file = guide, hmm, dict_file
         self._last: tuple[str, str | None] | None = None
         self._remote: bool | None = None if _grammar_process_setting() else False  # None: not yet tried
-        self._key = (str(hmm), self.grammar.dict_text(), self.grammar.commands_jsgf, self.grammar.jsgf)
+        self._key = (str(hmm), dict_text, self.grammar.commands_jsgf, self.grammar.jsgf)
         if self._remote is None:  # started now, so the first phrase does not wait for it (0.5-1 s)
             threading.Thread(target=self._start_remote, daemon=True, name="voiceguide-grammar-start").start()
         self._remote_nbest: list[str] | None = None  # the last remote reading's N-best sentences
@@ -188,6 +186,13 @@ class PocketsphinxRecognizer:
         """A commands search of its own, to run on audio as it arrives (:class:`GrammarStream`);
         ``phrases``: :func:`guide_phrases`, where the caller has them already."""
         return GrammarStream(self, phrases)
+
+    @classmethod
+    def _searches(cls, Config, Decoder, hmm: Path, dict_file: Path, commands_jsgf: str, jsgf: str) -> tuple:
+        """The ``commands`` search (pocketsphinx's own wide beams) and the narrow ``garbage`` one, as this
+        recogniser and the grammar's own process (:func:`_serve`) build them."""
+        return (cls._decoder(Config, Decoder, hmm, dict_file, commands_jsgf, beam=None),
+                cls._decoder(Config, Decoder, hmm, dict_file, jsgf, 1e-20, 3000))
 
     @staticmethod
     def _decoder(Config, Decoder, hmm: Path, dict_file: Path, jsgf: str, beam: float | None, hmmpf: int = 0):
@@ -233,18 +238,28 @@ class PocketsphinxRecognizer:
         frames = words[-1].end_frame - words[0].start_frame + 1
         return -sum(np.log(max(w.ascore, 1e-300)) for w in words) / frames
 
-    def _start_remote(self) -> None:
+    @classmethod
+    def _read_search(cls, decoder, which: str, pcm: bytes) -> tuple[str, float | None]:
+        """``decoder``'s reading of ``pcm`` and, for the ``commands`` search, its fit (:meth:`_fit`)."""
+        hyp = cls._decode(decoder, pcm)
+        if which != "commands":
+            return hyp, None
+        return hyp, cls._fit(decoder) if hyp else float("inf")
+
+    def _start_remote(self) -> bool:
+        """Whether the grammar's own process runs (started if need be); False from now on where it cannot."""
         try:
             _GrammarProcess.get(self._key)
+            return True
         except (OSError, EOFError, pickle.PickleError):
             self._remote = False
+            return False
 
     def _search(self, which: str, pcm: bytes) -> tuple[str, float | None]:
         """One search's reading of ``pcm`` and, for ``commands``, its fit: in the grammar's own process
         (:class:`_GrammarProcess`) where it runs, else here (its N-best then read from the decoder)."""
         if self._remote is None:
-            self._start_remote()
-            self._remote = self._remote is not False
+            self._remote = self._start_remote()
         if self._remote:
             try:
                 hyp, fit, nbest = _GrammarProcess.get(self._key).decode(which, pcm)
@@ -253,12 +268,9 @@ class PocketsphinxRecognizer:
                 return hyp, fit
             except (OSError, EOFError, pickle.PickleError, ValueError):
                 self._remote = False  # the process is gone: decode here from now on
-        decoder = self.commands if which == "commands" else self.garbage
-        hyp = self._decode(decoder, pcm)
         if which == "commands":
             self._remote_nbest = None
-            return hyp, self._fit(decoder) if hyp else float("inf")
-        return hyp, None
+        return self._read_search(self.commands if which == "commands" else self.garbage, which, pcm)
 
     @staticmethod
     def _nbest_words(decoder, limit: int) -> list[str]:

@@ -334,9 +334,10 @@ loads); either falls back to none. The in-process canceller keeps the listener's
 it 23-58 dB down in double talk), so with it any command may cut the guide: issue 15's barge-in. Measured
 (benchmarks/bargein_bench.py --aec auto --commands all, quiet rows, 44 commands, two tries, 2026-12-03, load 4-8):
 35 of 44 acted on, no false barge-in in 141 s; the real session driven by keys with the echo path and nobody talking
-(benchmarks/session_false_barge.py, 0 and +6 dB): 1 false turn in 628 s ("elaborate", asked about, not acted on). PulseAudio's canceller was the default until then ("number three" said
-straight after the listening tone was lost with the in-process one in 2026-12-02's measurement; that test now passes
-with it): with it 0 of 40 keywords were acted on over the guide (2026-12-02)."""
+(benchmarks/session_false_barge.py, 0 and +6 dB): 1 false turn in 628 s ("elaborate", asked about, not acted on).
+PulseAudio's canceller was the default until then ("number three" said straight after the listening tone was lost
+with the in-process one in 2026-12-02's measurement; that test now passes with it): with it 0 of 40 keywords were
+acted on over the guide (2026-12-02)."""
 AEC_CHOICES = ("auto", "pulse", "inprocess", "off")
 
 
