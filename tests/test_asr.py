@@ -713,3 +713,22 @@ def test_the_grammar_decodes_in_a_process_of_its_own_and_reads_as_it_would_here(
     before = dict(asr_sphinx._GrammarProcess._shared)
     assert reading(off, sayings[1]) == reading(here, sayings[1])
     assert off._remote is False and asr_sphinx._GrammarProcess._shared == before
+
+
+def test_the_grammars_process_ends_quietly_when_its_parent_goes_away():
+    """A command that fails on bad input exits while the grammar's process it started is still starting: that
+    process must end without a word on the shared stderr (a traceback there broke ``recognize``'s one-line error)."""
+    import subprocess
+
+    from voiceguide import asr_sphinx
+
+    rec = PocketsphinxRecognizer(GUIDE)
+    for stage in ("before the grammar", "before the answer"):
+        proc = subprocess.Popen([sys.executable, "-c", "from voiceguide.asr_sphinx import _serve; _serve()"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if stage == "before the answer":
+            asr_sphinx._send(proc.stdin, rec._key)
+        proc.stdout.close()  # the parent is gone: nobody reads what it says
+        proc.stdin.close()
+        assert proc.wait(120) == 0, stage
+        assert proc.stderr.read() == b"", stage

@@ -52,10 +52,22 @@ def _receive(stream):
 
 def _serve() -> None:
     """The grammar's own process (:class:`_GrammarProcess`): the two searches, built as the recogniser builds
-    them, decode what it is sent on stdin and answer on stdout, until stdin closes."""
+    them, decode what it is sent on stdin and answer on stdout, until stdin closes. It ends quietly when its
+    parent goes away at any point (a command that fails on bad input exits while this one still starts)."""
+    answers = sys.stdout
+    try:
+        _answer(sys.stdin.buffer, answers.buffer)
+    except (EOFError, OSError, KeyboardInterrupt):
+        pass
+    try:
+        answers.close()  # nothing left for the interpreter to flush into a closed pipe at exit
+    except OSError:
+        pass
+
+
+def _answer(inp, out) -> None:
     from pocketsphinx import Config, Decoder
 
-    inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the answers
     hmm, dict_text, commands_jsgf, jsgf = _receive(inp)
     P = PocketsphinxRecognizer
@@ -66,10 +78,7 @@ def _serve() -> None:
                                                                   jsgf)))
     _send(out, "ready")
     while True:
-        try:
-            which, pcm = _receive(inp)
-        except EOFError:
-            return
+        which, pcm = _receive(inp)
         decoder = decoders[which]
         hyp, fit = P._read_search(decoder, which, pcm)
         _send(out, (hyp, fit, P._nbest_words(decoder, 20) if which == "commands" else None))
