@@ -416,9 +416,11 @@ class _ProcessedFrames:
     """A capture of ``pcm`` in real time whose frames pass through ``process`` (the canceller) as they
     arrive, as :class:`voiceguide.mic.Capture` does."""
 
-    def __init__(self, pcm: bytes, process):
+    def __init__(self, pcm: bytes, process, stall: tuple[int, float] | None = None):
         self.frames = [pcm[i:i + 640] for i in range(0, len(pcm) // 640 * 640, 640)]
         self.process, self.done, self.count, self.closed, self.t0 = process, 0, 0, False, time.monotonic()
+        self.stall = stall
+        """(frame, seconds): the microphone's thread stops that long before it gets that frame (the GIL held)."""
 
     def frame_at(self, t):
         return 0
@@ -428,6 +430,9 @@ class _ProcessedFrames:
             time.sleep(0.05)
             return None
         time.sleep(max(0.0, self.t0 + index * 0.02 - time.monotonic()))
+        if self.stall and index == self.stall[0]:
+            time.sleep(self.stall[1])
+            self.stall = None
         while self.done <= index:  # the canceller sees every frame once, in order
             self.frames[self.done] = self.process(self.frames[self.done], self.t0 + self.done * 0.02)
             self.done += 1
@@ -489,7 +494,6 @@ def _over_the_echo(monkeypatch, recognizer, gate: str):
 
     class Speaker:
         player = Player()
-        saying = None
 
     def start_aec(self, player, required):
         self.aec = _Canceller(echo)
@@ -543,7 +547,6 @@ def test_the_guide_is_not_lowered_for_its_own_echo_before_the_canceller_knows_it
 
     class Speaker:
         player = Player()
-        saying = None
 
     def start_aec(self, player, required):
         self.aec = canceller
@@ -623,7 +626,7 @@ class _Reads:
 
 def _barge_over_residual(monkeypatch, text: str, *, rise: bool, command: bool, check: str = "on",
                          learned: bool = True, converged: bool | None = None, lowered: bool | None = None,
-                         kind: str = "command"):
+                         kind: str = "command", utterances: list | None = None, stall: tuple[int, float] | None = None):
     """4 s of what the in-process canceller leaves of the guide's echo (a well cancelled guide, about 30 dB
     down), the stand-in canceller giving for each frame the level that echo alone leaves (its envelope). With
     ``rise`` the residual comes up 18 dB for 0.8 s at 2 s (the canceller missing after a jump in the echo's
@@ -631,8 +634,10 @@ def _barge_over_residual(monkeypatch, text: str, *, rise: bool, command: bool, c
     the low residual. Every phrase is read as ``text``. The real MicListener outside a turn, any command
     allowed; returns the barge-in or None. ``learned=False``: the canceller has not yet learned the echo's level
     nor converged (the guide's first seconds), and the guide is lowered (its double-talk check took the echo for
-    the listener). ``converged``, ``lowered``: otherwise as ``learned`` and ``not learned``. ``kind``: the recogniser's kind of reading ("open": a
-    question or remark, no command)."""
+    the listener). ``converged``, ``lowered``: otherwise as ``learned`` and ``not learned``. ``kind``: the
+    recogniser's kind of reading ("open": a question or remark, no command). ``utterances``: the guide's utterances as
+    ``AudioSpeaker.said`` has them, times in seconds from the capture's first frame.
+    ``stall``: the microphone's thread stops (frame, seconds)."""
     from voiceguide import mic
 
     rate = 16000
@@ -658,18 +663,28 @@ def _barge_over_residual(monkeypatch, text: str, *, rise: bool, command: bool, c
         def duck(self, on):
             pass
 
+    captures = []
+
     class Speaker:
         player = Player()
-        saying = None
+
+        @property
+        def said(self):
+            t0 = captures[0].t0
+            return [[words, t0 + began, None if ended is None else t0 + ended] for words, began, ended in utterances or []]
 
     def start_aec(self, player, required):
         self.aec = _Canceller(echo)
         self.aec.learned = learned
         self.aec.converged = learned if converged is None else converged
 
+    def capture(*a, process=None, **k):
+        captures.append(_ProcessedFrames(pcm, process, stall))
+        return captures[-1]
+
     recognizer = _Reads(text, kind)
     monkeypatch.setattr(mic.MicListener, "_start_aec", start_aec)
-    monkeypatch.setattr(mic, "Capture", lambda *a, process=None, **k: _ProcessedFrames(pcm, process))
+    monkeypatch.setattr(mic, "Capture", capture)
     monkeypatch.setenv("VOICEGUIDE_BARGE", "any")
     monkeypatch.setenv("VOICEGUIDE_ECHO_CHECK", check)
     monkeypatch.delenv("VOICEGUIDE_ECHO_GATE", raising=False)
@@ -751,7 +766,7 @@ def test_a_phrase_is_a_barge_in_by_its_own_lowering_not_the_guides_state_when_it
     from voiceguide.protocols import Heard
 
     listener = object.__new__(mic.MicListener)
-    listener.parser, listener._said, listener.mode, listener.duck = PARSER, [], "aec", True
+    listener.parser, listener.speaker, listener.mode, listener.duck = PARSER, None, "aec", True
     listener.aec = SimpleNamespace(learned=True, converged=False)
     listener._player = SimpleNamespace(ducked=True)  # lowered now, for the listener's next phrase
     monkeypatch.delenv("VOICEGUIDE_BARGE", raising=False)
@@ -777,13 +792,32 @@ def test_words_the_guide_is_saying_are_its_echo_but_a_command_it_named_earlier_c
     monkeypatch.delenv("VOICEGUIDE_BARGE", raising=False)
     loud = A.Audio(np.full(8000, 8000, "<i2").tobytes(), 16000)
     hold = int(mic.ECHO_WORDS_HOLD / mic.FRAME_S)
-    listener._said = [["You are in Stem Cell Transplant. Say back to return to the main menu.", 1000],
-                      ["FLT3 is a gene that helps leukemia cells grow.", 1400]]
+    t0 = 100.0  # the capture's frame 0, on the speaker's clock
+    listener.capture = SimpleNamespace(t0=t0)
+    listener.speaker = SimpleNamespace(said=[
+        ["You are in Stem Cell Transplant. Say back to return to the main menu.", t0 + 12.0, t0 + 20.0],
+        ["FLT3 is a gene that helps leukemia cells grow.", t0 + 20.0, None]])
     menu = Heard("main menu", 0.9, "voice")
     assert listener._is_barge_in(menu, loud, 100.0, lowered=True, start=1400)  # said over the next passage
     assert not listener._is_barge_in(menu, loud, 100.0, lowered=True, start=1000 + hold - 5)  # its echo's tail
-    listener._said.append(["Paused. Say continue, or press c and Enter, when you are ready.", 1500])
+    listener.speaker.said[-1][2] = t0 + 29.0
+    listener.speaker.said.append(["Paused. Say continue, or press c and Enter, when you are ready.", t0 + 29.0, None])
     assert not listener._is_barge_in(Heard("continue", 0.9, "voice"), loud, 100.0, lowered=True, start=1480)
+
+
+def test_the_guides_words_are_its_echo_by_its_own_clock_when_the_microphone_falls_behind(monkeypatch):
+    """Which utterances are the guide's echo is told by when the speaker said them (``AudioSpeaker.said``), not by
+    what it was saying when the microphone's thread got to the frame. With the thread 3 s behind (the GIL held by a
+    recogniser, a loaded machine) the old bookkeeping ended "Say back to return to the main menu" where the stall
+    began, so its echo read as "main menu" cut the guide. A "main menu" said well after that prompt ended still
+    cuts the guide."""
+    prompt, passage = "You are in Stem Cell Transplant. Say back to return to the main menu.", "FLT3 is a gene."
+    heard = _barge_over_residual(monkeypatch, "main menu", rise=False, command=True,
+                                 utterances=[[prompt, -5.0, 2.3], [passage, 2.3, None]], stall=(5, 3.0))
+    assert heard is None, heard  # the prompt's last words, read at 2 s, 0.3 s before it ended
+    heard = _barge_over_residual(monkeypatch, "main menu", rise=False, command=True,
+                                 utterances=[[prompt, -5.0, 0.1], [passage, 0.1, None]], stall=(5, 3.0))
+    assert heard is not None and heard.text == "main menu", heard
 
 
 def test_a_command_over_the_guide_must_peak_above_the_endpointers_bar(monkeypatch):
@@ -805,3 +839,35 @@ def test_a_command_over_the_guide_must_peak_above_the_endpointers_bar(monkeypatc
         job = SimpleNamespace(start=0, speech_end=10, level=100.0, lowered=False)
         assert mic.MicListener._above_echo(listener, job, Heard(text, 0.9, "voice")) is cuts, (level, text)
 
+
+
+def test_a_command_waiting_for_a_slow_recogniser_is_heard_late_unless_a_later_phrase_waits_behind_it():
+    """mic.MicListener._too_late: on a loaded machine the recogniser's speculative reading of a phrase that then
+    went on kept its thread busy, and the listener's "number two" over the guide, 1.1 s old when its turn came, was
+    dropped unheard (BARGE_MAX_AGE alone; the rising-echo test failed 2 of 2 at load 4, 4 of 4 at 7.5). The newest
+    phrase is now heard up to BARGE_MAX_LATE; an older one with a later phrase waiting behind it is still dropped
+    (the echo must not pile up ahead of a command)."""
+    import queue
+    from types import SimpleNamespace
+
+    from voiceguide import mic
+
+    listener = object.__new__(mic.MicListener)
+    listener._jobs = queue.Queue()
+    job = mic._Job(100, 150, False, 145, 1.0, True)
+    frames = lambda seconds: 150 + round(seconds / mic.FRAME_S)  # noqa: E731
+    listener.capture = SimpleNamespace(count=frames(mic.BARGE_MAX_AGE + 0.2))
+    assert not listener._too_late(job)  # the newest phrase: heard, late
+    later = mic._Job(180, 210, False, 205, 1.0, True)
+    listener._jobs.put(later)
+    assert listener._too_late(job)  # a later phrase waits behind it: dropped
+    later.stale = True
+    assert not listener._too_late(job)  # (a stale one does not count)
+    listener._jobs.put(mic._Job(100, 160, False, 155, 1.0, True))
+    assert not listener._too_late(job)  # nor the same phrase read again
+    listener.capture.count = frames(mic.BARGE_MAX_AGE - 0.2)
+    listener._jobs.put(mic._Job(180, 210, False, 205, 1.0, True))
+    assert not listener._too_late(job)  # young enough whatever waits
+    listener._jobs = queue.Queue()
+    listener.capture.count = frames(mic.BARGE_MAX_LATE + 0.2)
+    assert listener._too_late(job)  # too late whatever

@@ -131,9 +131,15 @@ EARLY_PAUSE_PREFIX = 0.2
 were cut after their first word at 0.12 s on the rig)."""
 STABLE = 0.08
 BARGE_MAX_AGE = 1.0
-"""Outside a turn, a phrase still waiting for the recogniser this long after it ended is dropped unheard:
-the guide's echo and the room must not pile up ahead of a command (measured: with every loud phrase
+"""Outside a turn, a phrase still waiting for the recogniser this long after it ended, with a later phrase
+waiting behind it, is dropped unheard (:meth:`MicListener._too_late`): the guide's echo and the room must
+not pile up ahead of a command (measured: with every loud phrase
 recognised, silence came 1.1 s after the command, 3.2 s at worst, at load 8)."""
+BARGE_MAX_LATE = 3.0
+"""Outside a turn, the newest phrase (nothing waiting behind it) is dropped unheard only this long after it
+ended: a command acted on late beats one dropped on a slow machine (measured: at load 4 the recogniser's
+speculative reading of a phrase that then went on kept the thread busy, and a real "number two" over the
+guide was dropped by :data:`BARGE_MAX_AGE` alone: 2 of 2 runs at load 4, 4 of 4 at load 7.5)."""
 BARGE_MAX = 2.5
 """Outside a turn, a phrase with more voiced seconds than this is never recognised: no command is as long."""
 CUT_INTENTS = frozenset({"pause", "stop"})
@@ -720,7 +726,6 @@ class MicListener:
         self._cut = 0  # the last cue's end: no phrase of its turn starts earlier
         self._onset_in_turn, self._onset_level = False, 0.0
         self._failed: BaseException | None = None
-        self._said: list[list] = []  # the guide's last utterances (AudioSpeaker.saying), each with the last frame
         # at which it was playing
         self._player = getattr(speaker, "player", None)
         self._played = 0  # frames heard while the guide played: the canceller adapts over the first seconds
@@ -849,11 +854,6 @@ class MicListener:
                 if cap.closed:
                     return
                 continue
-            saying = getattr(self.speaker, "saying", None)
-            if saying and (not self._said or self._said[-1][0] != saying):
-                self._said = (self._said + [[saying, index]])[-3:]
-            elif saying and (self._player is None or self._player.is_playing):
-                self._said[-1][1] = index
             if self._player is not None and self._player.is_playing:
                 self._played += 1
             level = frame_level(frame)
@@ -1035,7 +1035,7 @@ class MicListener:
                     return
                 if job.stale:
                     continue
-                if not job.in_turn and (self.capture.count - job.end) * FRAME_S > BARGE_MAX_AGE:
+                if not job.in_turn and self._too_late(job):
                     if job.final and self.on_segment:
                         self.on_segment("too late", Heard("", 0.0, "voice"), job.start, job.end)
                     continue  # a command over the guide heard this late would cut it too late: drop it
@@ -1058,6 +1058,18 @@ class MicListener:
             self._failed = exc
             self._busy.clear()
             raise
+
+    def _too_late(self, job: "_Job") -> bool:
+        """A phrase over the guide waited too long for the recogniser: over :data:`BARGE_MAX_AGE` with a
+        later phrase waiting behind it (the room and the echo must not pile up ahead of a command), or over
+        :data:`BARGE_MAX_LATE` whatever waits. The newest phrase is the listener's last word: a slow
+        machine acts on it late rather than not at all."""
+        age = (self.capture.count - job.end) * FRAME_S
+        if age <= BARGE_MAX_AGE:
+            return False
+        with self._jobs.mutex:
+            behind = any(j is not None and not j.stale and j.start > job.start for j in self._jobs.queue)
+        return behind or age > BARGE_MAX_LATE
 
     def _frames(self, start: int, end: int) -> list[bytes]:
         pcm = self.capture.audio(start, end).pcm
@@ -1086,6 +1098,16 @@ class MicListener:
             self.on_segment("barge-in", heard, start, end)
         self._results.put(("barge-in", replace(heard, during_speech=True), job.serial))
 
+    def _saying(self, start: int | None) -> list[str]:
+        """The guide's utterances (``AudioSpeaker.said``) playing when the phrase began at frame ``start``, or ended
+        less than :data:`ECHO_WORDS_HOLD` before. Told by the speaker's clock, not by when this thread read a frame:
+        behind the microphone (a stall of the GIL or the machine), the state read then is not the frame's."""
+        said = getattr(self.speaker, "said", None) or []
+        if start is None:
+            return [text for text, _, _ in said]
+        began = self.capture.t0 + start * FRAME_S
+        return [text for text, _, ended in said if ended is None or ended >= began - ECHO_WORDS_HOLD]
+
     def _is_barge_in(self, heard: Heard, audio: Audio, level: float | None = None, lowered: bool = False,
                      start: int | None = None) -> bool:
         """A phrase heard outside a turn cuts the guide only if it is a command (module docstring). Words the guide
@@ -1102,8 +1124,7 @@ class MicListener:
             return False
         if intent.intent == "stop" and not bare_stop(text):
             return False  # leaving is asked at a prompt; over the guide "bye" was the guide's own echo (rig, 3 times)
-        hold = int(ECHO_WORDS_HOLD / FRAME_S)
-        if _echoes(text, [said for said, last in self._said if start is None or last >= start - hold]):
+        if _echoes(text, self._saying(start)):
             return False  # the guide is saying (or has just said) these words: its own echo
         if intent.intent == "number" and not re.search(r"[a-z]", re.sub(r"\d", "", text.lower())):
             return False  # a bare number over the guide: the recogniser's reading of its echo, measured

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -310,7 +311,10 @@ class AudioSpeaker:
         self._ahead: list[str] = []  # sentences still to render ahead, next first
         self._ahead_lock = threading.Lock()
         self._ahead_thread: threading.Thread | None = None  # alive while _ahead is being worked off
-        self.saying = ""  # the text speak() is saying (kept after it ends)
+        self.said: list[list] = []
+        """The last three utterances of :meth:`speak`, each ``[text, began, ended]`` in ``time.monotonic()``
+        seconds, ``ended`` None while it is being said: words the guide is saying, or has just said, are its own
+        echo (:meth:`voiceguide.mic.MicListener._is_barge_in`), whenever the microphone gets to them."""
 
     @classmethod
     def create(cls, guide: Guide, *, engine: str | None = None, voice: str | None = None, rate: int = 175,
@@ -370,7 +374,14 @@ class AudioSpeaker:
             self._ahead = []  # the guide is answering: rendering ahead would only compete with it
         self._stopped.clear()
         self.last_interrupted_sentence_index = None
-        self.saying = text  # what is being said now: barge-in without echo cancellation ignores it
+        said = [text, time.monotonic(), None]
+        self.said = (self.said + [said])[-3:]
+        try:
+            return self._speak(text)
+        finally:
+            said[2] = time.monotonic()
+
+    def _speak(self, text: str) -> bool:
         sentences = split_sentences(text) or [text]
         rendered: queue.Queue = queue.Queue(maxsize=2)
 
