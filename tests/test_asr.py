@@ -439,10 +439,13 @@ def test_recognize_cli_bad_input_is_one_line(tmp_path, content, fragment):
     f = tmp_path / "bad.wav"
     if content is not None:
         f.write_bytes(content)
-    proc = subprocess.run([sys.executable, "-m", "voiceguide", "recognize", str(f)], capture_output=True, text=True,
-                          timeout=120)
+    good = tmp_path / "good.wav"
+    A.write_wav(good, render("number two", engine=get_engine("espeak"), lexicon=GUIDE.lexicon))
+    proc = subprocess.run([sys.executable, "-m", "voiceguide", "recognize", str(good), str(f)], capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode != 0 and fragment in proc.stderr and str(f) in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert proc.stdout == ""  # every file is read before the recogniser starts: nothing half done
 
 
 def test_grammar_accepts_whole_sentences_only(grammar):

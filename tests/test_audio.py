@@ -281,3 +281,23 @@ def test_ducking_lowers_the_clip_playing_and_brings_it_back(pulse):
     second = second[second > 30]
     assert len(second) > 20 and 20 * np.log10(full / np.median(second)) == pytest.approx(-A.DUCK_DB, abs=3)
     assert p.volume_changes == 2 and not p.ducked
+
+
+def test_an_on_off_setting_reads_the_same_words_everywhere(monkeypatch):
+    """audio.env_switch: the one reading of VOICEGUIDE_DUCK, _ECHO_CHECK, _ECHO_GATE, _MIC_EARLY and _GRAMMAR_PROCESS
+    (it was written out five times)."""
+    from voiceguide import asr_sphinx, mic
+
+    for value, on_default, off_default in [("off", False, False), (" No ", False, False), ("0", False, False),
+                                           ("on", True, True), ("YES", True, True), ("1", True, True),
+                                           ("maybe", True, False), ("", True, False)]:
+        monkeypatch.setenv("VOICEGUIDE_DUCK", value)
+        assert A.env_switch("VOICEGUIDE_DUCK", True) is on_default, value
+        assert A.env_switch("VOICEGUIDE_DUCK", False) is off_default, value
+        assert mic._duck_setting() is on_default, value
+    monkeypatch.setenv("VOICEGUIDE_GRAMMAR_PROCESS", "off")
+    monkeypatch.setenv("VOICEGUIDE_ECHO_GATE", "on")
+    assert not asr_sphinx._grammar_process_setting() and mic._echo_gate_setting()
+    monkeypatch.delenv("VOICEGUIDE_ECHO_GATE")
+    monkeypatch.delenv("VOICEGUIDE_DUCK")
+    assert not mic._echo_gate_setting() and mic._duck_setting()

@@ -383,7 +383,7 @@ def test_the_guide_lowers_its_voice_while_the_listener_talks_and_goes_on(pulse, 
         # thread)
         volume = None
         while time.monotonic() < deadline + 5.0 and volume != 65536 and speaker.player.is_playing:
-            volume = _playing_volume(pulse, speaker.player)
+            volume = _playing_volume(speaker.player)
             time.sleep(0.05)
         speaker.stop()
         talk.join(10)
@@ -398,18 +398,14 @@ def test_the_guide_lowers_its_voice_while_the_listener_talks_and_goes_on(pulse, 
     assert volume == 65536, f"the clip playing is at volume {volume}, not full voice"
 
 
-def _playing_volume(pulse, player) -> int | None:
+def _playing_volume(player) -> int | None:
     """The raw volume (65536 = 100 %) of the clip ``player`` is playing now, as PulseAudio has it; None between
     clips."""
-    import json
-
     proc = player._proc
     if proc is None or proc.poll() is not None:
         return None
-    for item in json.loads(pulse.pactl("--format=json", "list", "sink-inputs").stdout or "[]"):
-        if str((item.get("properties") or {}).get("application.process.id")) == str(proc.pid):
-            return max(int(v["value"]) for v in item["volume"].values())
-    return None
+    item = A.sink_input_of(proc.pid)
+    return None if item is None else max(int(v["value"]) for v in item["volume"].values())
 
 
 class _ProcessedFrames:

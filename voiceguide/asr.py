@@ -115,10 +115,11 @@ def cmd_recognize(args) -> int:
     for f in args.files:  # check every file before loading the engine
         if not Path(f).is_file():
             raise VoiceGuideError(f"{f}: no such file")
+    audios = [A.read_wav(f) for f in args.files]  # a file that is no WAV fails here, before any engine starts
     engine = get_recognizer(guide, args.engine, args.model, notice=lambda line: print(line, file=sys.stderr))
     parser = IntentParser(guide)
-    for f in args.files:
-        heard = engine.recognize(A.read_wav(f))
+    for f, audio in zip(args.files, audios):
+        heard = engine.recognize(audio)
         command = bool(heard.text) and heard.kind == "command"
         intent = parser.parse(heard.text) if command else Intent("none", None, "", 0.0)
         row = {"intent": intent.intent, "target": intent.target, "text": heard.text, "kind": heard.kind,

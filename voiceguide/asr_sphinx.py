@@ -132,7 +132,7 @@ class _GrammarProcess:
 
 
 def _grammar_process_setting() -> bool:
-    return os.environ.get("VOICEGUIDE_GRAMMAR_PROCESS", "on").strip().lower() not in {"off", "0", "no"}
+    return A.env_switch("VOICEGUIDE_GRAMMAR_PROCESS", True)
 
 
 class PocketsphinxRecognizer:

@@ -130,6 +130,17 @@ def earcon(name: str, sample_rate: int = 22050) -> Audio:
 # ---------------------------------------------------------------------- devices
 
 
+def env_switch(name: str, default: bool) -> bool:
+    """An on/off setting from the environment: ``off``/``0``/``no`` turn it off, ``on``/``1``/``yes`` on, anything
+    else (or unset) leaves ``default``."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in {"off", "0", "no"}:
+        return False
+    if value in {"on", "1", "yes"}:
+        return True
+    return default
+
+
 def _forced_off() -> bool:
     return os.environ.get("VOICEGUIDE_AUDIO", "").lower() in {"none", "off", "0"}
 
@@ -247,8 +258,9 @@ DUCK_DB = -20.0
 """How far :meth:`Player.duck` lowers the guide's voice while the listener may be talking over it."""
 
 
-def _sink_input_of(pid: int) -> int | None:
-    """The PulseAudio sink input of the process ``pid`` (paplay), or None."""
+def sink_input_of(pid: int) -> dict | None:
+    """The PulseAudio sink input of the process ``pid`` (paplay), as ``pactl -f json list sink-inputs`` has it
+    (``index``, ``volume``, ...), or None."""
     try:
         out = subprocess.run(["pactl", "-f", "json", "list", "sink-inputs"], capture_output=True, text=True,
                              timeout=5).stdout
@@ -257,7 +269,7 @@ def _sink_input_of(pid: int) -> int | None:
         return None
     for item in inputs:
         if str((item.get("properties") or {}).get("application.process.id")) == str(pid):
-            return int(item["index"])
+            return item
     return None
 
 
@@ -324,7 +336,8 @@ class Player(_Listeners):
             for _ in range(10):  # paplay connects a few ms after it starts
                 if index is not None:
                     break
-                index = _sink_input_of(proc.pid)
+                found = sink_input_of(proc.pid)
+                index = None if found is None else int(found["index"])
                 if index is None:
                     time.sleep(0.02)
             if index is None:

@@ -198,18 +198,18 @@ frames 3x above the canceller's estimate of that echo, its peak under twice the 
 
 def _echo_check_setting() -> bool:
     """``VOICEGUIDE_ECHO_CHECK`` (on by default): :data:`ECHO_CHECK_MARGIN`."""
-    return os.environ.get("VOICEGUIDE_ECHO_CHECK", "on").strip().lower() not in {"off", "0", "no"}
+    return A.env_switch("VOICEGUIDE_ECHO_CHECK", True)
 
 
 def _echo_gate_setting() -> bool:
     """``VOICEGUIDE_ECHO_GATE=on``: the near-end voice gate (:data:`ECHO_GATE_MARGIN`). Off by default: measured
     on the rig it did not raise the commands acted on (module docstring)."""
-    return os.environ.get("VOICEGUIDE_ECHO_GATE", "off").strip().lower() in {"on", "1", "yes"}
+    return A.env_switch("VOICEGUIDE_ECHO_GATE", False)
 
 
 def _duck_setting() -> bool:
     """``VOICEGUIDE_DUCK`` (on by default; off: the guide never lowers its voice while the listener talks)."""
-    return os.environ.get("VOICEGUIDE_DUCK", "on").strip().lower() not in {"off", "0", "no"}
+    return A.env_switch("VOICEGUIDE_DUCK", True)
 
 
 # ---------------------------------------------------------------------- quiet terminal
@@ -746,7 +746,7 @@ class MicListener:
         self._results: queue.Queue = queue.Queue()  # (kind, UserInput, turn number)
         self._busy = threading.Event()  # a phrase with onset in the open turn is being heard
         self._stop = threading.Event()
-        self.early = os.environ.get("VOICEGUIDE_MIC_EARLY", "on").strip().lower() not in {"off", "0", "no"}
+        self.early = A.env_switch("VOICEGUIDE_MIC_EARLY", True)
         """Early endpointing, speculative readings and the gate (``VOICEGUIDE_MIC_EARLY=off``: the full
         end pause, one reading per phrase, every phrase recognised; for side-by-side measurement)."""
         self._stream = None
