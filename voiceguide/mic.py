@@ -156,7 +156,8 @@ for a phrase's start and for its going on: a phrase over the guide ends when the
 the guide talks on (``VOICEGUIDE_ECHO_GATE=on``; off, the default: the room's level alone)."""
 ECHO_WORDS_HOLD = 1.5
 """Seconds after the guide stops playing an utterance during which a phrase made only of its words is taken for its
-echo (the echo's tail, the loopback's latency and a stalled microphone thread are well within it)."""
+echo (the echo's tail and the loopback's latency are well within it; told by the speaker's clock,
+``AudioSpeaker.said``, so a stalled microphone thread does not shorten it)."""
 DUCK_HOLD = 3.0
 """Seconds the guide's voice stays lowered after a phrase said over it ends without cutting it: a listener
 who was not understood says it again, over the quieter guide (people repeat within 1-3 s). Measured
@@ -726,7 +727,6 @@ class MicListener:
         self._cut = 0  # the last cue's end: no phrase of its turn starts earlier
         self._onset_in_turn, self._onset_level = False, 0.0
         self._failed: BaseException | None = None
-        # at which it was playing
         self._player = getattr(speaker, "player", None)
         self._played = 0  # frames heard while the guide played: the canceller adapts over the first seconds
         self.echo_check = _echo_check_setting() and self.aec is not None
