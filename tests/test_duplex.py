@@ -671,7 +671,7 @@ def _barge_over_residual(monkeypatch, text: str, *, rise: bool, command: bool, c
         @property
         def said(self):
             t0 = captures[0].t0
-            return [[words, t0 + began, None if ended is None else t0 + ended] for words, began, ended in utterances or []]
+            return [[words, None if ended is None else t0 + ended] for words, ended in utterances or []]
 
     def start_aec(self, player, required):
         self.aec = _Canceller(echo)
@@ -795,13 +795,13 @@ def test_words_the_guide_is_saying_are_its_echo_but_a_command_it_named_earlier_c
     t0 = 100.0  # the capture's frame 0, on the speaker's clock
     listener.capture = SimpleNamespace(t0=t0)
     listener.speaker = SimpleNamespace(said=[
-        ["You are in Stem Cell Transplant. Say back to return to the main menu.", t0 + 12.0, t0 + 20.0],
-        ["FLT3 is a gene that helps leukemia cells grow.", t0 + 20.0, None]])
+        ["You are in Stem Cell Transplant. Say back to return to the main menu.", t0 + 20.0],
+        ["FLT3 is a gene that helps leukemia cells grow.", None]])
     menu = Heard("main menu", 0.9, "voice")
     assert listener._is_barge_in(menu, loud, 100.0, lowered=True, start=1400)  # said over the next passage
     assert not listener._is_barge_in(menu, loud, 100.0, lowered=True, start=1000 + hold - 5)  # its echo's tail
-    listener.speaker.said[-1][2] = t0 + 29.0
-    listener.speaker.said.append(["Paused. Say continue, or press c and Enter, when you are ready.", t0 + 29.0, None])
+    listener.speaker.said[-1][1] = t0 + 29.0
+    listener.speaker.said.append(["Paused. Say continue, or press c and Enter, when you are ready.", None])
     assert not listener._is_barge_in(Heard("continue", 0.9, "voice"), loud, 100.0, lowered=True, start=1480)
 
 
@@ -813,10 +813,10 @@ def test_the_guides_words_are_its_echo_by_its_own_clock_when_the_microphone_fall
     cuts the guide."""
     prompt, passage = "You are in Stem Cell Transplant. Say back to return to the main menu.", "FLT3 is a gene."
     heard = _barge_over_residual(monkeypatch, "main menu", rise=False, command=True,
-                                 utterances=[[prompt, -5.0, 2.3], [passage, 2.3, None]], stall=(5, 3.0))
+                                 utterances=[[prompt, 2.3], [passage, None]], stall=(5, 3.0))
     assert heard is None, heard  # the prompt's last words, read at 2 s, 0.3 s before it ended
     heard = _barge_over_residual(monkeypatch, "main menu", rise=False, command=True,
-                                 utterances=[[prompt, -5.0, 0.1], [passage, 0.1, None]], stall=(5, 3.0))
+                                 utterances=[[prompt, 0.1], [passage, None]], stall=(5, 3.0))
     assert heard is not None and heard.text == "main menu", heard
 
 

@@ -1104,9 +1104,9 @@ class MicListener:
         behind the microphone (a stall of the GIL or the machine), the state read then is not the frame's."""
         said = getattr(self.speaker, "said", None) or []
         if start is None:
-            return [text for text, _, _ in said]
+            return [text for text, _ in said]
         began = self.capture.t0 + start * FRAME_S
-        return [text for text, _, ended in said if ended is None or ended >= began - ECHO_WORDS_HOLD]
+        return [text for text, ended in said if ended is None or ended >= began - ECHO_WORDS_HOLD]
 
     def _is_barge_in(self, heard: Heard, audio: Audio, level: float | None = None, lowered: bool = False,
                      start: int | None = None) -> bool:

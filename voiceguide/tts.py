@@ -312,8 +312,8 @@ class AudioSpeaker:
         self._ahead_lock = threading.Lock()
         self._ahead_thread: threading.Thread | None = None  # alive while _ahead is being worked off
         self.said: list[list] = []
-        """The last three utterances of :meth:`speak`, each ``[text, began, ended]`` in ``time.monotonic()``
-        seconds, ``ended`` None while it is being said: words the guide is saying, or has just said, are its own
+        """The last three utterances of :meth:`speak`, each ``[text, ended]``, ``ended`` in ``time.monotonic()``
+        seconds or None while it is being said: words the guide is saying, or has just said, are its own
         echo (:meth:`voiceguide.mic.MicListener._is_barge_in`), whenever the microphone gets to them."""
 
     @classmethod
@@ -374,12 +374,12 @@ class AudioSpeaker:
             self._ahead = []  # the guide is answering: rendering ahead would only compete with it
         self._stopped.clear()
         self.last_interrupted_sentence_index = None
-        said = [text, time.monotonic(), None]
+        said = [text, None]
         self.said = (self.said + [said])[-3:]
         try:
             return self._speak(text)
         finally:
-            said[2] = time.monotonic()
+            said[1] = time.monotonic()
 
     def _speak(self, text: str) -> bool:
         sentences = split_sentences(text) or [text]
