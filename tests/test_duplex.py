@@ -236,6 +236,9 @@ def test_the_first_answer_straight_after_the_tone_is_not_lost(pulse, tmp_path, c
     finally:
         s.finish()
         speaker.stop()
+    t0 = s.records()[0]["t"]
+    for r in s.records():  # shown beside the microphone's trace when the test fails
+        print("REC", round(r["t"] - t0, 2), r["role"], r["text"][:90], r.get("during_speech"))
     first = s.users()[0]
     assert (first.get("intent") or {}).get("intent") == "number" and first["intent"]["target"] == "3", first
     assert "Stem Cell Transplant." in s.guide_lines()

@@ -1212,6 +1212,8 @@ class MicListener:
             done = time.monotonic()
             self._cut = cap.frame_at(done)  # a phrase starts no earlier than the cue's end
             self._mask = (lo, cap.frame_at(done + 0.1))  # + the cue's echo
+            if os.environ.get("VOICEGUIDE_MIC_TRACE"):
+                print(f"mic: turn opens {lo * FRAME_S:.2f}s, cue to {self._cut * FRAME_S:.2f}s", file=sys.stderr, flush=True)
         else:
             self._turn_from = lo
         try:
