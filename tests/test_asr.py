@@ -622,7 +622,10 @@ def test_the_grammar_stream_reads_a_phrase_as_it_arrives(recognizer, piper):
 
 def test_shipped_priors_cover_every_guide_phrase_and_are_whisper_s_own(hybrid):
     """voiceguide/whisper_priors.json holds the prior of every phrase of the pack, for this model, with the
-    values Whisper gives now (stale after a content change: run scripts/whisper-priors)."""
+    values Whisper gives now (stale after a content change: run scripts/whisper-priors), up to what another CPU's
+    kernels change: computed on an Intel Xeon, on an AMD EPYC they came out up to 2.5 nats apart (median 0.7, of
+    priors from -50 to -100), their correlation across phrases 0.998. A neighbouring phrase's prior is up to 37
+    nats off (correlation 0.58), shuffled ones 42 (-0.19)."""
     w = hybrid.whisper
     missing = [p for p in hybrid.phrases if p not in w._shipped]
     assert not missing, f"{len(missing)} phrases have no shipped prior (run scripts/whisper-priors), e.g. {missing[:3]}"
@@ -630,8 +633,9 @@ def test_shipped_priors_cover_every_guide_phrase_and_are_whisper_s_own(hybrid):
     if w._silence is None:
         w.prior(sample[:1])
     fresh = w._align(*w._silence, [w._tokens(p) for p in sample])
-    # equal here; another CPU's kernels may differ in the last digits
-    assert np.allclose(fresh, [w._shipped[p] for p in sample], rtol=0, atol=0.01)
+    shipped = [w._shipped[p] for p in sample]
+    assert np.allclose(fresh, shipped, rtol=0, atol=5.0), list(zip(sample, fresh, shipped))
+    assert np.corrcoef(fresh, shipped)[0, 1] >= 0.98, list(zip(sample, fresh, shipped))
 
 
 @pytest.fixture
