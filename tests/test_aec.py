@@ -360,7 +360,6 @@ def test_the_rig_echo_is_taken_down_and_the_listener_kept(pulse, speech, source)
     assert aec.delay_ms is not None and 20 < aec.delay_ms < 1500
 
 
-
 def test_a_new_sentence_placed_a_little_off_is_not_taken_for_someone_talking(speech):
     """The sink monitor's stream (the reference) is re-placed when its own clock slips (a backlog, the sink
     resumed after a pause between sentences): the part after is placed 15-40 ms off, a new clip whose timing is

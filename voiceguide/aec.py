@@ -383,12 +383,10 @@ class EchoCanceller:
         ``which``, also the clips heard in it; with ``only``, those clips alone."""
         out = np.zeros(n)
         heard = []
-        with self._lock:
-            clips = list(self._clips.values())
-        if only is not None:
-            keep = {id(c) for c in only}
-            clips = [c for c in clips if id(c) in keep]
-        for c in clips:
+        if only is None:
+            with self._lock:
+                only = list(self._clips.values())
+        for c in only:
             d = delay if delay is not None else c.delay if c.delay is not None else self._last_delay
             if d is None:
                 continue
@@ -470,7 +468,7 @@ class EchoCanceller:
             # counted as sure, the guide's own voice taken for a listener and lowered for, read as a command)
             off, q, clips = self._search(None, -TRACK_RANGE, TRACK_RANGE, only=fresh)
             if not clips or q < QUALITY:
-                return  # too little of it heard yet: it stays unverified (unsure), and nothing is lost
+                return  # too little of it heard yet: it stays unverified (unsure); not counted as the echo lost
         if q < QUALITY:
             self._lost += 1
             return
