@@ -11,8 +11,10 @@ chatter. Behaviour only: how fast speech stops is measured in benchmarks/bargein
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -49,11 +51,18 @@ class Session:
         if echo_db is not None:
             # the guide's speech reaches the microphone at the level of the listener's voice + echo_db
             self.echo = pulse.echo_path(gain_db=_echo_gain(echo_db), latency_ms=50)
-        env = {**os.environ, "VOICEGUIDE_AEC": aec, "VOICEGUIDE_MIC_TRACE": "1", **(extra_env or {})}
+        # PYTHONFAULTHANDLER: if the program hangs, SIGABRT makes it print every thread's stack
+        env = {**os.environ, "VOICEGUIDE_AEC": aec, "VOICEGUIDE_MIC_TRACE": "1", "PYTHONFAULTHANDLER": "1",
+               **(extra_env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "voiceguide", "--input", "voice", "--output", "speech", "--engine", "espeak",
              "--rate", str(rate), "--timeout", "off", "--log", str(self.log), "--state", str(tmp_path / "state.json")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        # stderr is read as it comes (the microphone's trace is long): a full pipe would stall the
+        # program, and a program that hangs still has its trace shown
+        self._stderr: list[str] = []
+        self._reader = threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr), daemon=True)
+        self._reader.start()
 
     def records(self) -> list[dict]:
         return log_records(self.log)
@@ -76,14 +85,26 @@ class Session:
         self.pulse.play_into_mic(audio)
 
     def finish(self) -> str:
-        """Leave by key (keys always work) and return what the program wrote to stderr."""
+        """Leave by key (keys always work) and return what the program wrote to stderr. A program
+        that does not leave within 30 s fails the test, with its threads' stacks and its trace."""
         try:
             if self.proc.poll() is None:
                 self.proc.stdin.write("q\n")
                 self.proc.stdin.flush()
-            self.proc.wait(timeout=30)
-            stderr = self.proc.stderr.read()
+            try:
+                self.proc.wait(timeout=30)
+                hung = False
+            except subprocess.TimeoutExpired:
+                hung = True
+                self.proc.send_signal(signal.SIGABRT)  # faulthandler prints the stacks
+                self.proc.wait(timeout=10)
+            self._reader.join(10)
+            stderr = "".join(self._stderr)
             print(stderr)  # the microphone's trace: shown when a test fails
+            if hung:
+                for r in self.records():
+                    print("REC", round(r["t"], 2), r["role"], r["text"][:90], r.get("during_speech"))
+                pytest.fail("the guide did not leave within 30 s of the q key (its stacks are in the output)")
             return "\n".join(line for line in stderr.splitlines() if not line.startswith("mic: "))
         finally:
             if self.proc.poll() is None:
