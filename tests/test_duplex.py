@@ -895,3 +895,42 @@ def test_a_command_waiting_for_a_slow_recogniser_is_heard_late_unless_a_later_ph
     listener._jobs = queue.Queue()
     listener.capture.count = frames(mic.BARGE_MAX_LATE + 0.2)
     assert listener._too_late(job)  # too late whatever
+
+
+def test_the_canceller_trace_has_one_line_per_microphone_frame(monkeypatch, tmp_path):
+    """``VOICEGUIDE_AEC_TRACE=FILE``: the real in-process canceller's state, one line per microphone frame, its input
+    level that frame's own; a file that cannot be written is a one-line error."""
+    from voiceguide import mic
+    from voiceguide.aec import EchoCanceller
+    from voiceguide.errors import VoiceGuideError
+
+    rate = 16000
+    words = np.frombuffer(A.resample(render("bring the washing in", engine=get_engine("espeak")), rate).pcm, "<i2")
+    pcm = np.concatenate([np.zeros(rate // 2, "<i2"), words, np.zeros(rate // 2, "<i2")]).tobytes()
+    frames = len(pcm) // 640
+
+    class Player:
+        is_playing, ducked, device = True, False, None
+
+    class Speaker:
+        player = Player()
+
+    def start_aec(self, player, required):
+        self.aec = EchoCanceller()  # no reference: it hears no guide, and says so frame by frame
+
+    monkeypatch.setattr(mic.MicListener, "_start_aec", start_aec)
+    monkeypatch.setattr(mic, "Capture", lambda *a, process=None, **k: _ProcessedFrames(pcm, process))
+    trace = tmp_path / "aec.tsv"
+    monkeypatch.setenv("VOICEGUIDE_AEC_TRACE", str(trace))
+    _, listener = _barge_in_heard(_Reads(""), Speaker(), frames * 0.02 + 0.5)
+    rows = [line.split("\t") for line in trace.read_text().splitlines()]
+    assert len(rows) == listener._talked >= frames - 1, (len(rows), listener._talked, frames)
+    assert all(len(r) == 10 for r in rows), rows[:3]
+    assert [int(r[0]) for r in rows] == list(range(len(rows)))
+    loud = max(range(len(rows)), key=lambda i: float(rows[i][2]))
+    want = mic.frame_level(pcm[loud * 640:(loud + 1) * 640])
+    assert abs(float(rows[loud][2]) - want) <= 1 and want > 300, (rows[loud], want)
+
+    monkeypatch.setenv("VOICEGUIDE_AEC_TRACE", str(tmp_path / "no" / "such" / "folder" / "aec.tsv"))
+    with pytest.raises(VoiceGuideError, match="VOICEGUIDE_AEC_TRACE: cannot write"):
+        mic.MicListener(_Reads(""), Speaker(), guide=GUIDE, echo_cancel="inprocess")

@@ -702,6 +702,14 @@ class MicListener:
         self._echo = np.zeros(TALK_RING)  # its echo level (what the guide's echo alone leaves) on frame i
         self._talked = 0  # frames it has processed: the next one's index (the capture's frame count)
         self._reference = None  # what feeds it: a SinkMonitor, or the player itself
+        trace = os.environ.get("VOICEGUIDE_AEC_TRACE")
+        try:
+            self._aec_trace = open(trace, "w", encoding="utf-8") if trace else None
+        except OSError as exc:
+            raise VoiceGuideError(f"VOICEGUIDE_AEC_TRACE: cannot write {trace} ({exc.strerror})") from None
+        """``VOICEGUIDE_AEC_TRACE=FILE``: the in-process canceller's state for every microphone frame, one tab-separated
+        line each (frame, seconds, level in, level out, echo level, delay ms, double talk, unsure, converged, ERLE dB):
+        how a false barge-in was traced to a new sentence placed 10 ms off (docs/benchmarks.md)."""
         kind = _aec_kind(echo_cancel)
         player = getattr(speaker, "player", None)
         if kind == "pulse":
@@ -767,6 +775,11 @@ class MicListener:
         self._talk[n % TALK_RING] = bool(self.aec.double_talk) and not self.aec.unsure and self.aec.learned
         self._echo[n % TALK_RING] = self.aec.echo_level
         self._talked = n + 1
+        if self._aec_trace is not None:
+            self._aec_trace.write(f"{n}\t{n * FRAME_S:.2f}\t{frame_level(frame):.0f}\t{frame_level(out):.0f}\t"
+                                  f"{self.aec.echo_level:.0f}\t{getattr(self.aec, 'delay_ms', None) or 0.0:.1f}\t"
+                                  f"{int(self.aec.double_talk)}\t{int(self.aec.unsure)}\t{int(self.aec.converged)}\t"
+                                  f"{getattr(self.aec, 'erle_db', 0.0):.1f}\n")
         return out
 
     def _double_talk(self, lo: int, hi: int) -> bool:
@@ -1154,14 +1167,15 @@ class MicListener:
         if self.aec is None or not getattr(self.aec, "learned", False) or self.parser is None:
             return True
         stand = self._stand(job)
+        peak = max((frame_level(f) for f in self._frames(job.start, job.speech_end)), default=0.0)
         if os.environ.get("VOICEGUIDE_MIC_TRACE"):
             print(f"mic: stands above the echo in {stand} frames (x1.4 {self._stand(job, 1.4)}, x2 {self._stand(job, 2.0)}, "
-                  f"x4 {self._stand(job, 4.0)}; lowered {job.lowered}, converged {self.aec.converged}, "
+                  f"x4 {self._stand(job, 4.0)}; peak {peak / max(job.level, 1e-9):.1f}x the bar; lowered {job.lowered}, "
+                  f"converged {self.aec.converged}, "
                   f"erle {getattr(self.aec, 'erle_db', 0.0):.1f}) {job.start * FRAME_S:.2f}-{job.speech_end * FRAME_S:.2f}s "
                   f"{heard.text!r}", file=sys.stderr, flush=True)
         if not self.echo_check or self.parser.parse(heard.text).intent in CUT_INTENTS:
             return True
-        peak = max((frame_level(f) for f in self._frames(job.start, job.speech_end)), default=0.0)
         if peak < job.level * ECHO_CHECK_FLOOR:
             return False  # faint: the guide's own voice come through the canceller
         return not self.aec.converged or stand >= ECHO_CHECK_FRAMES
@@ -1250,6 +1264,9 @@ class MicListener:
         self._jobs.put(None)
         self._recogniser.join(5)
         self._unload_echo()
+        trace, self._aec_trace = self._aec_trace, None
+        if trace is not None:
+            trace.close()
 
     def _unload_echo(self) -> None:
         if self.aec is not None and self._reference is not None:
