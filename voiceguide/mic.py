@@ -191,10 +191,11 @@ a command stood 0 ("okay go back", "10") and 2 ("repeat that", cutting the guide
 ``VOICEGUIDE_MIC_TRACE=1`` prints each candidate's count."""
 ECHO_CHECK_FRAMES = 5
 ECHO_CHECK_FLOOR = 10 ** (FALLBACK_MARGIN_DB / 20)
-"""And such a command's loudest frame stands this much (6 dB, as in keyword mode) above the endpointer's bar, converged
-or not: the guide's own voice come through the canceller faintly was read as "relapse please" (a definition), 8 of its
-frames 3x above the canceller's estimate of that echo, its peak under twice the bar (traced in a session on the rig,
-2026-12-03); commands said over the guide peaked 10-60 times the bar there."""
+"""And every command over the guide, a pause or stop too, has its loudest frame this much (6 dB, as in keyword mode)
+above the endpointer's bar, converged or not: the guide's own voice come through the canceller faintly was read as
+"relapse please" (a definition), 8 of its frames 3x above the canceller's estimate of that echo, its peak under twice
+the bar (traced in a session on the rig, 2026-12-03), and as "wait" (peak 1.8x the bar: a CI rehearsal of the 30 s
+guide-alone test, 2026-12-03); commands said over the guide peaked 10-60 times the bar there."""
 
 
 def _echo_check_setting() -> bool:
@@ -1174,10 +1175,12 @@ class MicListener:
                   f"converged {self.aec.converged}, "
                   f"erle {getattr(self.aec, 'erle_db', 0.0):.1f}) {job.start * FRAME_S:.2f}-{job.speech_end * FRAME_S:.2f}s "
                   f"{heard.text!r}", file=sys.stderr, flush=True)
-        if not self.echo_check or self.parser.parse(heard.text).intent in CUT_INTENTS:
+        if not self.echo_check:
             return True
         if peak < job.level * ECHO_CHECK_FLOOR:
-            return False  # faint: the guide's own voice come through the canceller
+            return False  # faint: the guide's own voice come through the canceller (a pause or stop too)
+        if self.parser.parse(heard.text).intent in CUT_INTENTS:
+            return True
         return not self.aec.converged or stand >= ECHO_CHECK_FRAMES
 
     def _duck_now(self, lo: int, hi: int) -> None:
