@@ -1392,3 +1392,16 @@ def test_back_returns_to_where_the_listener_was_not_up_a_level():
     assert resumed.section == "gilteritinib" and resumed.history == ()
     assert said(go(resumed, "where")[1])[0].endswith("Say back to go up to Targeted Drugs.")
     assert go(resumed, "back")[0].section == "targeted-therapy"
+
+
+def test_a_pause_said_over_the_guide_is_acted_on_though_its_score_is_low():
+    """A "pause" (or bare "stop") that cut the guide is done, whatever its calibrated score: the guide is already
+    silent, and a low score once answered it with "Sorry, I didn't catch that" and a numbered list (voice walk,
+    2026-12-04). The same reading at a prompt is judged as before (a cheap command under the bar: not understood)."""
+    s = go(go(fresh(), "open", "gilteritinib")[0], "more")[0]
+    for text, intent in (("pause", "pause"), ("stop", "stop")):
+        top = Intent(intent, None, text, 1.0)
+        s2, eff = D.step(s, Heard(top, by_voice=True, during_speech=True, readings=((top, 0.4),)))
+        assert s2.paused and said(eff)[0].startswith("Paused."), said(eff)
+        s3, eff = D.step(s, Heard(top, by_voice=True, readings=((top, 0.4),)))
+        assert not s3.paused and not said(eff)[0].startswith("Paused."), said(eff)

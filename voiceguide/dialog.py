@@ -352,7 +352,11 @@ class Dialog:
             # question is asked again. Never the asker: its answer would offer more, and the listener's next
             # "yes" would open a section instead of leaving (found in fresh-clone CI)
             return self._no_match(replace(state, unsure=None, missed=None), intent.text)
-        if isinstance(event, Heard) and event.readings and not (awaiting and intent.intent in ("define", "none")):
+        # a pause or bare "stop" said over the guide has already cut it (the microphone's checks): its effect, silence,
+        # has happened; judged by the scores and not understood, the guide spoke a numbered list instead (voice walk)
+        cut_already = during_speech and (intent.intent == "pause" or (intent.intent == "stop" and bare_stop(intent.text)))
+        if (isinstance(event, Heard) and event.readings and not (awaiting and intent.intent in ("define", "none"))
+                and not cut_already):
             # (after "d", the word to define is taken as said; any other spoken command is judged as usual)
             verdict, chosen, best = self._decide(state, event)  # (pooled with state.missed, then forgotten)
             state = replace(state, missed=None,
