@@ -352,11 +352,10 @@ class Dialog:
             # question is asked again. Never the asker: its answer would offer more, and the listener's next
             # "yes" would open a section instead of leaving (found in fresh-clone CI)
             return self._no_match(replace(state, unsure=None, missed=None), intent.text)
-        # a pause or bare "stop" said over the guide has already cut it (the microphone's checks): its effect, silence,
-        # has happened; judged by the scores and not understood, the guide spoke a numbered list instead (voice walk)
-        cut_already = during_speech and (intent.intent == "pause" or (intent.intent == "stop" and bare_stop(intent.text)))
+        # a pause said over the guide has already cut it (the microphone's checks): its effect, silence, has happened;
+        # judged by the scores and not understood, the guide spoke a numbered list instead (voice walk)
         if (isinstance(event, Heard) and event.readings and not (awaiting and intent.intent in ("define", "none"))
-                and not cut_already):
+                and not _pauses(intent, during_speech)):
             # (after "d", the word to define is taken as said; any other spoken command is judged as usual)
             verdict, chosen, best = self._decide(state, event)  # (pooled with state.missed, then forgotten)
             state = replace(state, missed=None,
@@ -615,7 +614,7 @@ class Dialog:
         return self._say(s, KEY_HELP)
 
     def _on_stop(self, s: State, i: Intent, *, during_speech: bool = False, by_voice: bool = False):
-        if during_speech and bare_stop(i.text):
+        if _pauses(i, during_speech):
             return self._on_pause(s, i)  # "stop" while the guide talks: stop talking
         if by_voice and s.asking != "leave":
             return self._say(self._ask_too(s, "leave"), "Leave the guide? Your place is kept. Say yes or no.",
@@ -1109,6 +1108,11 @@ def _says_up(text: str) -> bool:
     """ "go up", "up one level", "level up": up a level, not back to where the listener was ("back up" is back)."""
     words = _words(text)
     return bool({"up", "level"} & set(words)) and "back" not in words
+
+
+def _pauses(i: Intent, during_speech: bool) -> bool:
+    """Said while the guide talks, a pause: "pause", "wait", ... or a bare "stop" ("stop it", "stop please")."""
+    return during_speech and (i.intent == "pause" or (i.intent == "stop" and bare_stop(i.text)))
 
 
 def _ok(s: State) -> State:
