@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 from voiceguide.asr import get_recognizer  # noqa: E402
 from voiceguide.content import load_guide  # noqa: E402
 from voiceguide.intents import IntentParser  # noqa: E402
-from voiceguide.mic import FALLBACK_KEYWORDS, MicListener  # noqa: E402
+from voiceguide.mic import AEC_WARMUP, FALLBACK_KEYWORDS, MicListener  # noqa: E402
 from voiceguide.rig import RATE, frame_rms, private_pulse, room_noise  # noqa: E402
 from voiceguide.tts import AudioSpeaker, PiperEngine, get_engine, render, scale  # noqa: E402
 
@@ -138,7 +138,8 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
     speaker, mic, events = rig.listener()
     parser = IntentParser(rig.guide)
     out = {"second": 0, "acted": 0, "trials": 0, "latencies": [], "false": 0, "speech_seconds": 0.0, "misses": [],
-           "early": []}
+           "early": [], "warm_acted": 0, "warm_trials": 0}
+    talked = 0.0  # seconds the guide has talked in this session before the trial going on
     try:
         time.sleep(1.0)
         names = list(commands)
@@ -149,8 +150,11 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
             first_frame = mic.capture.count
             before = len(events)
             talk = threading.Thread(target=speaker.speak, args=(PASSAGE,), daemon=True)
+            talk_from = time.monotonic()
             talk.start()
             time.sleep(1.5 + 2.0 * rng.random())
+            # the guide had talked mic.AEC_WARMUP s in this session (the canceller has heard the room)
+            warm = talked + time.monotonic() - talk_from >= AEC_WARMUP
             ducks = mic.ducks
             rig.row = f"{voice} {echo_db:+.0f} {room} {k:02d} {phrase}"
             if os.environ.get("VOICEGUIDE_MIC_TRACE"):
@@ -173,6 +177,7 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
             out["second"] += said > 1
             speaker.stop()
             talk.join(10)
+            talked += time.monotonic() - talk_from
             time.sleep(0.3)
             audio = rec.stop()
             if rig.keep is not None:  # the whole trial after the canceller, for the endpointer's view offline
@@ -190,8 +195,10 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
             out["early"] += [f"{phrase}: {h.text}" for _, h in barges if rig.ends.get(id(h), played) <= played]
             out["trials"] += 1
             heard_ok = barges and acts_as(parser, barges[0][1].text) == ("pause" if want == "stop" else want)
+            out["warm_trials"] += warm
             if heard_ok:
                 out["acted"] += 1
+                out["warm_acted"] += warm
                 rms = frame_rms(audio)
                 t = rec.t0 + np.arange(len(rms)) * 0.02
                 loud = np.flatnonzero((rms > LOUD) & (t < barges[0][0] + 1.0))
@@ -370,9 +377,10 @@ def main() -> int:
                            statistics.median(lat) * 1000 if lat else float("nan"),
                            max(lat) * 1000 if lat else float("nan"),
                            r["false"], r["speech_seconds"], r["misses"], r.get("false_texts", []),
-                           r.get("false_ducks", 0), len(r["early"]))
+                           r.get("false_ducks", 0), len(r["early"]), r["warm_acted"], r["warm_trials"])
                     rows.append(row)
-                    print(f"{voice:6} echo {echo_db:+.0f} dB {room:6}: acted {r['acted']}/{r['trials']}, "
+                    print(f"{voice:6} echo {echo_db:+.0f} dB {room:6}: acted {r['acted']}/{r['trials']} "
+                          f"({r['warm_acted']}/{r['warm_trials']} after the warm-up), "
                           f"silence after {row[5]:.0f} ms median ({row[6]:.0f} worst), false {r['false']} in "
                           f"{r['speech_seconds']:.0f} s, lowered {row[11]} times; said twice {r['second']}; misses {r['misses']}; false {row[10]}; "
                           f"cut before the command {r['early']}",
@@ -381,13 +389,17 @@ def main() -> int:
             "inprocess": "in-process linear canceller (voiceguide/aec.py)", "off": "none (keyword fallback)"}[args.aec]
     lines = [f"Echo cancellation: {mode}; commands: {args.commands}; lowering the guide while the listener talks: "
              f"{args.duck}. Guide: espeak-ng 175 wpm at full volume; commands 10 dB below "
-             "their voice's full level; echo 50 ms late. Command placed 1.5-3.5 s into the passage.", "",
-             "| command voice | echo | room | acted on while talking | end of command to silence, median (worst) | "
-             "false barge-ins per 10 min of guide speech | lowered with no command, per min |", "|---|---|---|---|---|---|---|"]
-    for voice, echo_db, room, acted, trials, med, worst, false, secs, _, _, ducks, early in rows:
+             "their voice's full level; echo 50 ms late. Command placed 1.5-3.5 s into the passage. \"After the "
+             f"warm-up\": commands said once the guide had talked {AEC_WARMUP:.0f} s in the session (mic.AEC_WARMUP: "
+             "before that the canceller is still learning the room, the guide's first words come through it, and only "
+             "the keywords may cut it; the first trial of each row, a \"pause\", falls there).", "",
+             "| command voice | echo | room | acted on while talking | after the warm-up | end of command to silence, "
+             "median (worst) | false barge-ins per 10 min of guide speech | lowered with no command, per min |",
+             "|---|---|---|---|---|---|---|---|"]
+    for voice, echo_db, room, acted, trials, med, worst, false, secs, _, _, ducks, early, wacted, wtrials in rows:
         per10 = false * 600 / secs if secs else float("nan")
         lines.append(f"| {voice} | {echo_db:+.0f} dB | {room} | {acted}/{trials} ({100 * acted / max(1, trials):.0f}%) | "
-                     f"{med:.0f} ms ({worst:.0f}) | {per10:.1f} ({false} in {secs:.0f} s"
+                     f"{wacted}/{wtrials} | {med:.0f} ms ({worst:.0f}) | {per10:.1f} ({false} in {secs:.0f} s"
                      f"{f'; {early} more in trials, before the command' if early else ''}) | "
                      f"{ducks * 60 / secs if secs else float('nan'):.1f} |")
     body = "\n".join(lines)

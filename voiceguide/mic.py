@@ -195,7 +195,11 @@ ECHO_CHECK_FLOOR = 10 ** (FALLBACK_MARGIN_DB / 20)
 above the endpointer's bar, converged or not: the guide's own voice come through the canceller faintly was read as
 "relapse please" (a definition), 8 of its frames 3x above the canceller's estimate of that echo, its peak under twice
 the bar (traced in a session on the rig, 2026-12-03), and as "wait" (peak 1.8x the bar: a CI rehearsal of the 30 s
-guide-alone test, 2026-12-03); commands said over the guide peaked 10-60 times the bar there."""
+guide-alone test, 2026-12-03); commands said over the guide peaked 10-60 times the bar there. The bar here is the
+endpointer's own (:attr:`_Job.room`: the room), not the higher one the guide's talk sets outside a turn
+(:data:`BARGE_MARGIN` over the recent levels): in 10 dB babble that one stood near the commands' own level, and real
+commands peaking 1.1-2.0x it were all dropped (babble rows 12/44 acted on; against the room's bar, 18/44; quiet rows
+35 and 33/44; no false barge-in in 272 s of the guide alone either way; bargein_bench, 2026-12-04)."""
 
 
 def _echo_check_setting() -> bool:
@@ -671,6 +675,9 @@ class _Job:
         """The number of the turn its onset fell in."""
         self.lowered = False
         """The guide's voice was lowered for it (someone other than the guide was talking)."""
+        self.room = level
+        """The endpointer's own bar at the onset (:attr:`Endpointer.threshold`: its least level, or the room's quiet
+        frames times its ratio), without the bar the guide's echo adds outside a turn (:data:`BARGE_MARGIN`)."""
         self.lock = threading.Lock()
 
 
@@ -734,7 +741,7 @@ class MicListener:
         self._onset_serial = 0
         self._mask: tuple[int, int] = (-1, -1)  # frames of the listening cue: no onset there
         self._cut = 0  # the last cue's end: no phrase of its turn starts earlier
-        self._onset_in_turn, self._onset_level = False, 0.0
+        self._onset_in_turn, self._onset_level, self._onset_room = False, 0.0, 0.0
         self._failed: BaseException | None = None
         self._player = getattr(speaker, "player", None)
         self._played = 0  # frames heard while the guide played: the canceller adapts over the first seconds
@@ -890,6 +897,7 @@ class MicListener:
             if event is not None and event[0] == "onset":
                 at = event[1]
                 self._onset_level = max(ep.threshold, bar or 0.0)
+                self._onset_room = ep.threshold
                 lo, hi = self._mask
                 if lo <= at < hi:  # the listening cue (or its echo): not speech
                     ep.in_phrase = False
@@ -972,6 +980,7 @@ class MicListener:
                 self.on_segment("echo", Heard("", 0.0, "voice"), start, end)
             return None
         job = _Job(start, end, in_turn, speech_end, self._onset_level, final)
+        job.room = self._onset_room
         job.serial = self._onset_serial
         job.lowered = self._lowered()
         self._jobs.put(job)
@@ -1171,13 +1180,14 @@ class MicListener:
         peak = max((frame_level(f) for f in self._frames(job.start, job.speech_end)), default=0.0)
         if os.environ.get("VOICEGUIDE_MIC_TRACE"):
             print(f"mic: stands above the echo in {stand} frames (x1.4 {self._stand(job, 1.4)}, x2 {self._stand(job, 2.0)}, "
-                  f"x4 {self._stand(job, 4.0)}; peak {peak / max(job.level, 1e-9):.1f}x the bar; lowered {job.lowered}, "
+                  f"x4 {self._stand(job, 4.0)}; peak {peak / max(job.level, 1e-9):.1f}x the bar, "
+                  f"{peak / max(job.room, 1e-9):.1f}x the room's; lowered {job.lowered}, "
                   f"converged {self.aec.converged}, "
                   f"erle {getattr(self.aec, 'erle_db', 0.0):.1f}) {job.start * FRAME_S:.2f}-{job.speech_end * FRAME_S:.2f}s "
                   f"{heard.text!r}", file=sys.stderr, flush=True)
         if not self.echo_check:
             return True
-        if peak < job.level * ECHO_CHECK_FLOOR:
+        if peak < job.room * ECHO_CHECK_FLOOR:
             return False  # faint: the guide's own voice come through the canceller (a pause or stop too)
         if self.parser.parse(heard.text).intent in CUT_INTENTS:
             return True
