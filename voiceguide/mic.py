@@ -198,8 +198,10 @@ the bar (traced in a session on the rig, 2026-12-03), and as "wait" (peak 1.8x t
 guide-alone test, 2026-12-03); commands said over the guide peaked 10-60 times the bar there. The bar here is the
 endpointer's own (:attr:`_Job.room`: the room), not the higher one the guide's talk sets outside a turn
 (:data:`BARGE_MARGIN` over the recent levels): in 10 dB babble that one stood near the commands' own level, and real
-commands peaking 1.1-2.0x it were all dropped (babble rows 12/44 acted on; against the room's bar, 18/44; quiet rows
-35 and 33/44; no false barge-in in 272 s of the guide alone either way; bargein_bench, 2026-12-04)."""
+commands peaking 1.1-2.0x it were all dropped (babble rows 12/44 acted on; against the room's bar, 18 and 24/44 in two
+runs; quiet rows 35/44, then 33 and 37; no false barge-in in 272 s of the guide alone in any run; bargein_bench,
+2026-12-04). In quiet rows too the guide's residual echo raises the bar outside a turn (up to 6x the room's), so the
+floor is weaker there than before; the phrase must still start above that bar."""
 
 
 def _echo_check_setting() -> bool:
