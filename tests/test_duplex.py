@@ -867,28 +867,32 @@ def test_a_command_over_the_guide_must_peak_above_the_endpointers_bar(monkeypatc
     guide's own voice come through the canceller faintly (read as "relapse please" on the rig, and as "wait" at 1.8x
     the bar in a CI rehearsal), whatever the canceller's estimate of that echo, a pause or stop too; a louder one
     counts, and a pause or stop needs no frames standing above the echo estimate (the echo here is 3x its frames).
-    The floor is the endpointer's own bar (the room's), not the higher one the guide's talk sets outside a turn: in
-    10 dB babble real commands peaked 1.1-2.0x that one and were all dropped (bargein_bench, 2026-12-04)."""
+    For a phrase the guide was lowered for (the canceller heard someone else), the floor is the endpointer's own bar
+    (the room's), not the higher one the guide's talk sets outside a turn: in 10 dB babble real commands peaked
+    1.1-2.0x that one and were all dropped (bargein_bench, 2026-12-04); a phrase not lowered for still faces it (the
+    guide's echo read as "it's fine" at 1.3x it, 3.4x the room's, in a voice walk)."""
     from types import SimpleNamespace
 
     from voiceguide import mic
     from voiceguide.protocols import Heard
 
     monkeypatch.delenv("VOICEGUIDE_ECHO_CHECK", raising=False)
-    for level, text, cuts, echo, bar in [(180, "relapse please", False, 0, 100), (260, "relapse please", True, 0, 100),
-                                         (180, "wait", False, 0, 100), (180, "pause", False, 0, 100),
-                                         (260, "pause", True, 0, 100), (260, "pause", True, 90, 100),
-                                         (260, "relapse please", False, 90, 100),
-                                         # babble: the bar outside a turn 1.8x the room's; a command at 1.5x that bar
-                                         (270, "wait", True, 0, 180), (270, "faster", True, 0, 180),
-                                         (170, "wait", False, 0, 180)]:
+    for level, text, cuts, echo, bar, lowered in [
+            (180, "relapse please", False, 0, 100, False), (260, "relapse please", True, 0, 100, False),
+            (180, "wait", False, 0, 100, False), (180, "pause", False, 0, 100, False), (180, "wait", False, 0, 100, True),
+            (260, "pause", True, 0, 100, False), (260, "pause", True, 90, 100, False),
+            (260, "relapse please", False, 90, 100, False),
+            # babble: the bar outside a turn 1.8x the room's; a command at 1.5x that bar, lowered for or not
+            (270, "wait", True, 0, 180, True), (270, "faster", True, 0, 180, True), (170, "wait", False, 0, 180, True),
+            (270, "wait", False, 0, 180, False), (270, "faster", False, 0, 180, False)]:
         listener = object.__new__(mic.MicListener)
         listener.aec = SimpleNamespace(learned=True, converged=True)
         listener.parser, listener.echo_check = PARSER, True
         listener._talked, listener._echo = 10, np.full(mic.TALK_RING, float(echo))
         listener._frames = lambda a, b, level=level: [np.full(mic.FRAME, level, "<i2").tobytes()] * 10
-        job = SimpleNamespace(start=0, speech_end=10, level=float(bar), room=100.0, lowered=False)
-        assert mic.MicListener._above_echo(listener, job, Heard(text, 0.9, "voice")) is cuts, (level, text, echo, bar)
+        job = SimpleNamespace(start=0, speech_end=10, level=float(bar), room=100.0, lowered=lowered)
+        assert mic.MicListener._above_echo(listener, job, Heard(text, 0.9, "voice")) is cuts, (level, text, echo, bar,
+                                                                                               lowered)
 
 
 def test_a_command_waiting_for_a_slow_recogniser_is_heard_late_unless_a_later_phrase_waits_behind_it():
