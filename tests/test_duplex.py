@@ -817,6 +817,42 @@ def test_a_phrase_is_a_barge_in_by_its_own_lowering_not_the_guides_state_when_it
     assert listener._is_barge_in(Heard("speed it up", 0.9, "voice"), loud, 100.0, lowered=True)
 
 
+def test_a_phrase_read_late_is_judged_by_the_cancellers_state_during_it(monkeypatch):
+    """mic._Job.converged: on a loaded machine a phrase's reading comes late. The guide's first words, heard before
+    the canceller had learned the echo, were read "go to the next one" and judged once the canceller had converged:
+    any command was then allowed and its echo estimate for those frames was nothing, so the guide's own voice became
+    the listener's first answer (CI rehearsal, 2026-12-04). Judged by the state during the phrase: keywords only."""
+    from types import SimpleNamespace
+
+    from voiceguide import mic
+    from voiceguide.protocols import Heard
+
+    monkeypatch.delenv("VOICEGUIDE_BARGE", raising=False)
+    monkeypatch.delenv("VOICEGUIDE_ECHO_CHECK", raising=False)
+    listener = object.__new__(mic.MicListener)
+    listener.parser, listener.speaker, listener.mode, listener.duck = PARSER, None, "aec", True
+    listener.aec = SimpleNamespace(learned=True, converged=True)  # now: learned and converged
+    listener._player = SimpleNamespace(ducked=False)
+    listener.echo_check = True
+    listener._talked, listener._echo = 200, np.zeros(mic.TALK_RING)  # no echo estimate for its frames
+    listener._frames = lambda a, b: [np.full(mic.FRAME, 2000, "<i2").tobytes()] * (b - a)
+    loud = A.Audio(np.full(8000, 8000, "<i2").tobytes(), 16000)
+    heard = Heard("go to the next one", 1.0, "voice")
+    during = mic._Job(90, 180, False, 178, 150.0, True)  # ended before the canceller had learned
+    during.learned, during.converged = False, False
+    assert not listener._is_barge_in(heard, loud, 150.0, False, None, during)
+    assert listener._is_barge_in(Heard("wait", 1.0, "voice"), loud, 150.0, False, None, during)  # a keyword still may
+    later = mic._Job(90, 180, False, 178, 150.0, True)  # the same phrase ended once the canceller had converged
+    later.learned, later.converged = True, True
+    assert listener._is_barge_in(heard, loud, 150.0, False, None, later)
+    # converged during it: a command must stand above the echo estimate; learned, not converged: it need not
+    listener._echo = np.full(mic.TALK_RING, 5000.0)
+    assert not listener._above_echo(later, heard)
+    partly = mic._Job(90, 180, False, 178, 150.0, True)
+    partly.learned, partly.converged = True, False
+    assert listener._above_echo(partly, heard)
+
+
 def test_words_the_guide_is_saying_are_its_echo_but_a_command_it_named_earlier_cuts_it(monkeypatch):
     """Over the guide, a phrase made only of words it is saying (or stopped saying less than ECHO_WORDS_HOLD before)
     is its own echo and never cuts it ("Say continue" resumed a paused guide on the rig); the listener's "main menu"

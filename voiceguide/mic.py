@@ -679,6 +679,12 @@ class _Job:
         """The number of the turn its onset fell in."""
         self.lowered = False
         """The guide's voice was lowered for it (someone other than the guide was talking)."""
+        self.learned: bool | None = None
+        self.converged: bool | None = None
+        """The in-process canceller's state when the phrase ended (None: no such canceller). A reading that comes
+        late (a loaded machine) is judged by what the canceller knew during the phrase, not after: in a CI rehearsal
+        (2026-12-04, load ~6) the guide's first words, heard before the canceller had learned the echo, were read
+        "go to the next one" and, judged once it had converged, passed as the listener's."""
         self.room = level
         """The endpointer's own bar at the onset (:attr:`Endpointer.threshold`: its least level, or the room's quiet
         frames times its ratio), without the bar the guide's echo adds outside a turn (:data:`BARGE_MARGIN`)."""
@@ -987,6 +993,8 @@ class MicListener:
         job.room = self._onset_room
         job.serial = self._onset_serial
         job.lowered = self._lowered()
+        if self.aec is not None:
+            job.learned, job.converged = bool(self.aec.learned), bool(self.aec.converged)
         self._jobs.put(job)
         return job
 
@@ -1025,7 +1033,7 @@ class MicListener:
         """The guide's voice is lowered for the phrase going on (or just ended) over it."""
         return bool(self.duck and self._player.ducked)
 
-    def _any_command(self, lowered: bool | None = None) -> bool:
+    def _any_command(self, lowered: bool | None = None, job: "_Job | None" = None) -> bool:
         """Whether any command may cut the guide now: any command allowed (:func:`_barge_any`), with the echo cancelled
         and the canceller adapted (in process: it says so; PulseAudio's: :data:`AEC_WARMUP`), or the guide
         lowered for the phrase once the in-process canceller has learned the echo's level
@@ -1037,10 +1045,11 @@ class MicListener:
             return False
         if lowered is None:
             lowered = self._lowered()
-        if lowered and (self.aec is None or getattr(self.aec, "learned", True)):
+        learned, converged = self._canceller_state(job)
+        if lowered and (self.aec is None or learned):
             return True  # lowered for this phrase: the canceller heard someone other than the guide
         if self.aec is not None:
-            return bool(self.aec.converged)
+            return converged
         return self._played >= AEC_WARMUP / FRAME_S
 
     def _finalize(self, job: "_Job") -> None:
@@ -1111,7 +1120,7 @@ class MicListener:
             self._results.put(("turn", heard, job.serial))
             self._busy.clear()
             return
-        barge = self._is_barge_in(heard, job.audio, job.level, job.lowered, job.start)
+        barge = self._is_barge_in(heard, job.audio, job.level, job.lowered, job.start, job)
         if not barge or not self._above_echo(job, heard):
             if not barge and heard.text and os.environ.get("VOICEGUIDE_MIC_TRACE"):
                 self._above_echo(job, heard)  # the trace line only
@@ -1136,7 +1145,7 @@ class MicListener:
         return [text for text, ended in said if ended is None or ended >= began - ECHO_WORDS_HOLD]
 
     def _is_barge_in(self, heard: Heard, audio: Audio, level: float | None = None, lowered: bool = False,
-                     start: int | None = None) -> bool:
+                     start: int | None = None, job: "_Job | None" = None) -> bool:
         """A phrase heard outside a turn cuts the guide only if it is a command (module docstring). Words the guide
         is saying, or said up to :data:`ECHO_WORDS_HOLD` before the phrase (frame ``start``) began, never do: its own
         echo. Words of an utterance it finished earlier may: it names commands in its prompts ("say back to return to
@@ -1155,7 +1164,7 @@ class MicListener:
             return False  # the guide is saying (or has just said) these words: its own echo
         if intent.intent == "number" and not re.search(r"[a-z]", re.sub(r"\d", "", text.lower())):
             return False  # a bare number over the guide: the recogniser's reading of its echo, measured
-        if self._any_command(lowered):
+        if self._any_command(lowered, job):
             return True
         if _words(text) not in FALLBACK_KEYWORDS:
             return False
@@ -1174,11 +1183,19 @@ class MicListener:
             count += frame_level(frame) > max(margin * echo, job.level)
         return count
 
+    def _canceller_state(self, job: "_Job | None") -> tuple[bool, bool]:
+        """(learned, converged): the in-process canceller's state when ``job``'s phrase ended (:attr:`_Job.converged`),
+        else now."""
+        if job is not None and getattr(job, "converged", None) is not None:
+            return bool(job.learned), bool(job.converged)
+        return bool(getattr(self.aec, "learned", True)), bool(getattr(self.aec, "converged", False))
+
     def _above_echo(self, job: "_Job", heard: Heard) -> bool:
         """A command over the guide that is not a pause or stop stands above the guide's echo left after
         cancellation (:data:`ECHO_CHECK_MARGIN`); always True without the in-process canceller, before it has
         learned the echo's level, or with ``VOICEGUIDE_ECHO_CHECK=off``."""
-        if self.aec is None or not getattr(self.aec, "learned", False) or self.parser is None:
+        learned, converged = self._canceller_state(job)
+        if self.aec is None or not learned or self.parser is None:
             return True
         stand = self._stand(job)
         peak = max((frame_level(f) for f in self._frames(job.start, job.speech_end)), default=0.0)
@@ -1186,7 +1203,7 @@ class MicListener:
             print(f"mic: stands above the echo in {stand} frames (x1.4 {self._stand(job, 1.4)}, x2 {self._stand(job, 2.0)}, "
                   f"x4 {self._stand(job, 4.0)}; peak {peak / max(job.level, 1e-9):.1f}x the bar, "
                   f"{peak / max(job.room, 1e-9):.1f}x the room's; lowered {job.lowered}, "
-                  f"converged {self.aec.converged}, "
+                  f"converged {converged}, "
                   f"erle {getattr(self.aec, 'erle_db', 0.0):.1f}) {job.start * FRAME_S:.2f}-{job.speech_end * FRAME_S:.2f}s "
                   f"{heard.text!r}", file=sys.stderr, flush=True)
         if not self.echo_check:
@@ -1195,7 +1212,7 @@ class MicListener:
             return False  # faint: the guide's own voice come through the canceller (a pause or stop too)
         if self.parser.parse(heard.text).intent in CUT_INTENTS:
             return True
-        return not self.aec.converged or stand >= ECHO_CHECK_FRAMES
+        return not converged or stand >= ECHO_CHECK_FRAMES
 
     def _duck_now(self, lo: int, hi: int) -> None:
         """Lower the guide for the phrase going on over it, once the canceller hears someone other than the
