@@ -129,9 +129,10 @@ class Recognitions:
         A.write_wav(path, out)
         return out
 
-    def heard(self, text: str, voice: str, condition: str, variant: int = 0) -> Raw:
-        """What the hybrid recogniser makes of it (text, confidence, kind, N-best), from the cache if there."""
-        key = self.key(text, voice, condition, variant)
+    def heard(self, text: str, voice: str, condition: str, variant: int = 0, answers: tuple = ()) -> Raw:
+        """What the hybrid recogniser makes of it (text, confidence, kind, N-best), from the cache if there;
+        ``answers``: what the guide's open question expects (``Dialog.answers``), as the session hands them on."""
+        key = self.key(text, voice, condition, variant) + (_hash(*answers)[:8] if answers else "")
         path = self.heard_dir / f"{key}.json"
         if path.is_file():
             d = json.loads(path.read_text(encoding="utf-8"))
@@ -142,6 +143,7 @@ class Recognitions:
 
                 self._hybrid = HybridRecognizer(self.guide)
             t0 = time.perf_counter()
+            self._hybrid.expect(answers)
             h = self._hybrid.recognize(audio)
             self.decode_s += time.perf_counter() - t0
             self.decoded += 1
@@ -240,7 +242,7 @@ def simulate(tasks: Tasks, rec: Recognitions, text: str, truth: tuple, voice: st
     while turns < MAX_TURNS:
         # each saying of the same words is a new one (faster, over other noise): the command, and an answer
         # said again ("number one" twice is two recordings, not the same one decoded twice)
-        heard = rec.heard(utterance, voice, condition, says.get(utterance, 0))
+        heard = rec.heard(utterance, voice, condition, says.get(utterance, 0), d.answers(state))
         says[utterance] = says.get(utterance, 0) + 1
         event = to_event(heard, tasks.parser, state)
         verdict = ("act", (event.intent,)) if isinstance(event, tasks.Heard) and not event.readings else \

@@ -1405,3 +1405,25 @@ def test_a_pause_said_over_the_guide_is_acted_on_though_its_score_is_low():
         assert s2.paused and said(eff)[0].startswith("Paused."), said(eff)
         s3, eff = D.step(s, Heard(top, by_voice=True, readings=((top, 0.4),)))
         assert not s3.paused and not said(eff)[0].startswith("Paused."), said(eff)
+
+
+def test_the_answers_each_question_expects_are_handed_to_the_recogniser():
+    """``Dialog.answers``: what the open question expects, as phrases the parser takes for those answers (the session
+    hands them to the recogniser, which hears an unsure phrase against them alone); none for "Leave the guide?" (leaving
+    must be heard for sure), after the numbered list, or with no question."""
+    parser = IntentParser(GUIDE)
+    menu = fresh()
+    assert D.answers(menu) == ()
+    confirm, _ = D.step(menu, spoken(("open", "gilteritinib", 0.5)))
+    assert confirm.asking == "confirm" and D.answers(confirm) == ("yes", "no")
+    choose, _ = D.step(menu, spoken(("open", "gilteritinib", 0.5), ("open", "ivosidenib", 0.45)))
+    assert choose.asking == "choose"
+    meanings = {(parser.parse(a).intent, parser.parse(a).target) for a in D.answers(choose)}
+    assert meanings == {("number", "1"), ("number", "2"), ("no", None)}
+    section = go(menu, "open", "targeted-therapy")[0]
+    listed, eff = D.step(section, NoMatch(""))
+    assert listed.listed and "Choose by number" in said(eff)[0]
+    assert D.answers(listed) == ()  # no question: the listener as often says the command again ("more" as "four")
+    leave, _ = D.step(section, Heard(Intent("stop", None, "quit", 1.0), by_voice=True))
+    assert leave.asking == "leave" and D.answers(leave) == ()
+    assert D.answers(go(section, "more")[0]) == ()

@@ -634,3 +634,39 @@ def test_the_microphone_reads_mic_check_settings_from_beside_the_state_file(tmp_
     listener = make_listener("auto", load_guide(default_content_path()), TextSpeaker(), state_path=str(state))
     assert isinstance(listener, KeyboardListener)
     assert mic_settings_path(seen["state_path"]) == tmp_path / "here" / "mic.json"
+
+
+class _ExpectingListener(ScriptedListener):
+    """A scripted microphone that keeps what the session says the open question expects."""
+
+    def __init__(self, inputs):
+        super().__init__(inputs, via="voice")
+        self.expected: list[tuple] = []
+
+    def expect(self, answers):
+        self.expected.append(tuple(answers))
+
+
+def test_the_session_hands_the_recogniser_the_answers_the_question_expects():
+    """After each turn the microphone learns what the open question expects (``Dialog.answers``), through the
+    combined voice-and-keys listener too, down to the recogniser: "Gilteritinib?" expects yes or no; once answered,
+    nothing."""
+    import io
+    from types import SimpleNamespace
+
+    from voiceguide.mic import MicListener
+
+    unsure = Heard("", 0.0, "voice", nbest=(("tell me about gilteritinib", 0.5),))  # asked about, not acted on
+    listener = _ExpectingListener([unsure, Heard("yes", 0.95, "voice", nbest=(("yes", 0.95),))])
+    speaker = RecordingSpeaker()
+    run_session(GUIDE, speaker, listener, timeout=None)
+    assert "Gilteritinib? Say yes, or say the topic again." in speaker.said
+    assert listener.expected[0] == () and ("yes", "no") in listener.expected and listener.expected[-1] == ()
+    assert listener.expected.index(("yes", "no")) == 1  # set right after the turn that asked
+    voice = _ExpectingListener([])
+    CombinedListener(voice, KeyboardListener(io.StringIO(""))).expect(("one", "two"))
+    assert voice.expected == [("one", "two")]
+    recognizer = _ExpectingListener([])
+    MicListener.expect(SimpleNamespace(recognizer=recognizer), ("yes", "no"))
+    assert recognizer.expected == [("yes", "no")]
+    MicListener.expect(SimpleNamespace(recognizer=object()), ("yes", "no"))  # a recogniser without it: ignored

@@ -316,6 +316,21 @@ class Dialog:
                 replies.setdefault(says[0])
         return list(replies)
 
+    def answers(self, state: State) -> tuple[str, ...]:
+        """The answers the open question expects, as the listener would say them, for the recogniser to hear them
+        against alone (:meth:`HybridRecognizer.expect <voiceguide.asr_hybrid.HybridRecognizer.expect>`): yes or no to
+        "Gilteritinib?" or to an offer; one or two (the first, the second, neither) to a two-way question. None for
+        "Leave the guide?" (leaving must be heard for sure), nor after the numbered list: that is no question, and a
+        listener as often says the command again ("more" was then taken for "four", "move on" for "number one": task
+        benchmark, 1 to 3 more wrong actions, docs/benchmarks.md)."""
+        if state.ended or state.asking == "leave":
+            return ()
+        if state.asking in ("confirm", "offer"):
+            return ("yes", "no")
+        if state.asking == "choose":
+            return ("one", "two", "the first", "the second", "neither", "no")
+        return ()
+
     def _step(self, state: State, event: Event) -> tuple[State, list[Effect]]:
         if isinstance(event, Start):
             return self._start(event)

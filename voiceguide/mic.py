@@ -1232,6 +1232,13 @@ class MicListener:
 
     # ------------------------------------------------------------------ Listener
 
+    def expect(self, answers) -> None:
+        """The answers the guide's open question expects (``Dialog.answers``): handed to the recogniser, which hears
+        an unsure phrase against them alone (``HybridRecognizer.expect``); recognisers without it ignore them."""
+        expect = getattr(self.recognizer, "expect", None)
+        if expect is not None:
+            expect(answers)
+
     def barged_in(self) -> bool:
         """A barge-in waits to be the next input."""
         return any(kind == "barge-in" for kind, _, _ in list(self._results.queue))

@@ -137,7 +137,8 @@ class Speaker(Protocol):
 
 @runtime_checkable
 class Listener(Protocol):
-    """Gets the listener's next input."""
+    """Gets the listener's next input. A microphone may also offer ``barged_in()`` (a command said over the guide
+    waits) and ``expect(answers)`` (the answers the open question expects); the session uses them where present."""
 
     def listen(self, timeout: float | None) -> UserInput:
         """Wait up to ``timeout`` seconds (None: forever) for input."""

@@ -132,6 +132,12 @@ class CombinedListener:
         """A command said over the guide (a barge-in) waits to be the next input."""
         return bool(getattr(self.voice, "barged_in", lambda: False)())
 
+    def expect(self, answers) -> None:
+        """The answers the open question expects, for the microphone's recogniser (``MicListener.expect``)."""
+        expect = getattr(self.voice, "expect", None)
+        if expect is not None:
+            expect(answers)
+
     def listen(self, timeout: float | None) -> P.UserInput:
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.keys.pending():
@@ -274,6 +280,9 @@ def run_session(guide: Guide, speaker: P.Speaker, listener: P.Listener, *, store
         while True:
             state, effects = dialog.step(state, event)
             cause, event = type(event).__name__, None
+            expect = getattr(listener, "expect", None)  # the microphone hears an answer against the answers alone
+            if expect is not None:
+                expect(dialog.answers(state))
             for effect in effects:
                 if isinstance(effect, Say):
                     if effect.unsaved and not saved_ok:  # say the truth: the place was not kept
