@@ -83,9 +83,10 @@ class HybridRecognizer:
     right, "one, or two?" 41 -> 54 of 60 (wrong 2 -> 0); off-topic speech taken for an answer 0 -> 2 and 0 -> 6 of 144,
     every one of them for "no" (the question is closed, nothing is done). A gap of 4 took 6 and 12."""
 
+    answers: tuple[str, ...] = ()
+    """The answers the guide's open question expects (:meth:`expect`); none until the session hands some on."""
+
     def __init__(self, guide: Guide, model_path: str | None = None):
-        self.answers: tuple[str, ...] = ()
-        """The answers the guide's open question expects (:meth:`expect`)."""
         self.whisper = WhisperRecognizer(guide, model_path)
         self.grammar = PocketsphinxRecognizer(guide)
         self.phrases = guide_phrases(guide, self.whisper.parser)
