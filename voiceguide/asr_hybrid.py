@@ -110,7 +110,7 @@ class HybridRecognizer:
         return self.grammar.stream(self.phrases)
 
     def expect(self, answers) -> None:
-        """The answers the guide's open question expects ("yes", "no"; "one", "the second"; "number 3"), or none:
+        """The answers the guide's open question expects ("yes", "no"; "one", "the second": ``Dialog.answers``), or none:
         until the next call, a phrase the recogniser is not sure of is also heard against these alone
         (:meth:`recognize`). Called by the session after each turn (another thread may be recognising)."""
         self.answers = tuple(answers)
@@ -119,8 +119,8 @@ class HybridRecognizer:
         """What was said (steps 1-4 above), with the N-best readings and their calibrated scores
         (:attr:`Heard.nbest`); clear speech that is no command comes back as open text (``kind="open"``).
         While a question is open (:meth:`expect`), a phrase not decided at :attr:`answer_score` or more is also
-        scored against the expected answers alone (:meth:`_answer`): a small set is heard far better than the whole
-        grammar, in noise too."""
+        scored against the expected answers alone (:meth:`_answer`): a small set is heard more reliably than by the
+        whole grammar, in noise too (:attr:`answer_gap`)."""
         answers = self.answers
         ev = self.evidence(audio)
         heard = replace(ev.heard, nbest=self.calibration.nbest(ev))
