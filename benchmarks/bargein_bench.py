@@ -68,6 +68,32 @@ def acts_as(parser, text: str) -> str | None:
     return intent
 
 
+def reading(guide):
+    """The dialog and its state while the guide reads the chemotherapy section (the passage's subject): how a
+    session judges a phrase over the guide (``Dialog.takes``, handed to the microphone by ``run_session``) and what
+    it then does with it (``Dialog.judge``)."""
+    from voiceguide.dialog import Dialog, Heard as Said, Start
+    from voiceguide.intents import Intent
+    from voiceguide.state import State
+
+    dialog = Dialog(guide)
+    state, _ = dialog.step(State(), Start())
+    state, _ = dialog.step(state, Said(Intent("open", "chemotherapy", "chemotherapy", 1.0)))
+    assert dialog.position(state).section == "chemotherapy", state
+    return dialog, state
+
+
+def verdict(dialog, state, parser, heard) -> str:
+    """What the guide does with a barge-in: ``act`` at once (a pause always), ``confirm``/``choose`` (asks), or
+    ``miss`` (cut, then "not understood")."""
+    from voiceguide.session import to_event
+
+    event = to_event(heard, parser, state)
+    if getattr(event, "intent", None) is not None and acts_as(parser, heard.text) == "pause":
+        return "act"
+    return dialog.judge(state, event)[0] if hasattr(event, "readings") else "miss"
+
+
 def level_db(audio) -> float:
     rms = frame_rms(audio)
     return float(20 * np.log10(np.sqrt(np.mean(rms[rms > 30] ** 2))))
@@ -86,6 +112,8 @@ class Rig:
         """``--keep DIR``: every phrase the microphone found is saved there as the recogniser got it (after the
         canceller), named by row, number, what became of it and its reading, to recognise again offline."""
         self.row, self.n = "", 0
+        self.judge = True
+        """``--judge on``: the microphone asks the dialog before a phrase cuts the guide (``MicListener.judge_with``)."""
         self.ends: dict[int, int] = {}
         """The capture frame at which each phrase seen (by the id of its reading) ended."""
 
@@ -117,12 +145,19 @@ class Rig:
                         [mic._echo[i % len(mic._echo)] if n - len(mic._echo) < i < n else 0.0 for i in range(a, b)]))
             if trace:
                 aec = mic.aec
-                print(f"  {kind} {heard.text!r} {a * 0.02:.2f}-{b * 0.02:.2f}s lowered {speaker.player.ducked}"
+                print(f"  {kind} {heard.text!r} conf {heard.confidence:.2f} {a * 0.02:.2f}-{b * 0.02:.2f}s "
+                      f"lowered {speaker.player.ducked}"
                       + (f" converged {aec.converged} erle {aec.erle_db:.1f} learned {aec.learned}" if aec is not None
                          else ""),
                       file=sys.stderr, flush=True)
 
         mic.on_segment = seen
+        if self.judge:  # as in a session: a phrase the guide would not understand, not lowered for, does not cut it
+            from voiceguide.session import to_event
+
+            dialog, state = reading(self.guide)
+            parser = IntentParser(self.guide)
+            mic.judge_with(lambda heard: dialog.takes(state, to_event(heard, parser, state)))
         return speaker, mic, events
 
 
@@ -137,7 +172,8 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
         noise_proc = pulse.play_into_mic(noise, wait=False)
     speaker, mic, events = rig.listener()
     parser = IntentParser(rig.guide)
-    out = {"second": 0, "acted": 0, "trials": 0, "latencies": [], "false": 0, "speech_seconds": 0.0, "misses": [],
+    dialog, state = reading(rig.guide)
+    out = {"verdicts": {}, "second": 0, "acted": 0, "trials": 0, "latencies": [], "false": 0, "speech_seconds": 0.0, "misses": [],
            "early": [], "warm_acted": 0, "warm_trials": 0}
     talked = 0.0  # seconds the guide has talked in this session before the trial going on
     try:
@@ -197,6 +233,8 @@ def run_condition(rig: Rig, commands: dict, voice: str, echo_db: float, room: st
             heard_ok = barges and acts_as(parser, barges[0][1].text) == ("pause" if want == "stop" else want)
             out["warm_trials"] += warm
             if heard_ok:
+                done = verdict(dialog, state, parser, barges[0][1])
+                out["verdicts"][done] = out["verdicts"].get(done, 0) + 1
                 out["acted"] += 1
                 out["warm_acted"] += warm
                 rms = frame_rms(audio)
@@ -341,6 +379,9 @@ def main() -> int:
                          "(acted on within two tries; time to silence from the end of the last one)")
     ap.add_argument("--duck", choices=["on", "off"], default="on",
                     help="lower the guide's voice while a phrase is said over it (VOICEGUIDE_DUCK)")
+    ap.add_argument("--judge", choices=["on", "off"], default="on",
+                    help="on (as in a session): a phrase the guide would not understand (Dialog.takes), heard while "
+                         "the canceller heard no one but the guide, does not cut it; off: any command may")
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--keep", metavar="DIR", help="save every phrase the microphone found (after the canceller) "
                     "as a WAV in DIR, named by row, trial, what became of it and its reading")
@@ -364,6 +405,7 @@ def main() -> int:
     with private_pulse() as pulse:
         recognizer = get_recognizer(guide, "auto")
         rig = Rig(pulse, guide, recognizer, args.aec, args.keep)
+        rig.judge = args.judge == "on"
         guide_db = level_db(render(PASSAGE, engine=get_engine("espeak"), rate=175))
         for voice in args.voices.split(","):
             commands = {p: scale(render(p, engine=voices[voice], lexicon=guide.lexicon), COMMAND_GAIN)
@@ -377,10 +419,11 @@ def main() -> int:
                            statistics.median(lat) * 1000 if lat else float("nan"),
                            max(lat) * 1000 if lat else float("nan"),
                            r["false"], r["speech_seconds"], r["misses"], r.get("false_texts", []),
-                           r.get("false_ducks", 0), len(r["early"]), r["warm_acted"], r["warm_trials"])
+                           r.get("false_ducks", 0), len(r["early"]), r["warm_acted"], r["warm_trials"],
+                           r["verdicts"])
                     rows.append(row)
                     print(f"{voice:6} echo {echo_db:+.0f} dB {room:6}: acted {r['acted']}/{r['trials']} "
-                          f"({r['warm_acted']}/{r['warm_trials']} after the warm-up), "
+                          f"({r['warm_acted']}/{r['warm_trials']} after the warm-up; then {r['verdicts']}), "
                           f"silence after {row[5]:.0f} ms median ({row[6]:.0f} worst), false {r['false']} in "
                           f"{r['speech_seconds']:.0f} s, lowered {row[11]} times; said twice {r['second']}; misses {r['misses']}; false {row[10]}; "
                           f"cut before the command {r['early']}",
@@ -388,18 +431,24 @@ def main() -> int:
     mode = {"auto": "auto (mic.AEC_DEFAULT)", "pulse": "PulseAudio module-echo-cancel (webrtc)",
             "inprocess": "in-process linear canceller (voiceguide/aec.py)", "off": "none (keyword fallback)"}[args.aec]
     lines = [f"Echo cancellation: {mode}; commands: {args.commands}; lowering the guide while the listener talks: "
-             f"{args.duck}. Guide: espeak-ng 175 wpm at full volume; commands 10 dB below "
+             f"{args.duck}; the guide's judgement before it is cut (Dialog.takes): {args.judge}. Guide: espeak-ng 175 wpm at full volume; commands 10 dB below "
              "their voice's full level; echo 50 ms late. Command placed 1.5-3.5 s into the passage. \"After the "
              f"warm-up\": commands said once the guide had talked {AEC_WARMUP:.0f} s in the session (mic.AEC_WARMUP: "
              "before that the canceller is still learning the room, the guide's first words come through it, and only "
-             "the keywords may cut it; the first trial of each row, a \"pause\", falls there).", "",
-             "| command voice | echo | room | acted on while talking | after the warm-up | end of command to silence, "
+             "the keywords may cut it; the first trial of each row, a \"pause\", falls there). \"Then\": of the commands acted "
+             "on, what the guide reading the chemotherapy section does with the reading (Dialog.judge; a pause is always "
+             "done): at once, asks about it (\"Faster?\"), or says it did not understand.", "",
+             "| command voice | echo | room | acted on while talking | after the warm-up | then: at once / asks / not "
+             "understood | end of command to silence, "
              "median (worst) | false barge-ins per 10 min of guide speech | lowered with no command, per min |",
-             "|---|---|---|---|---|---|---|---|"]
-    for voice, echo_db, room, acted, trials, med, worst, false, secs, _, _, ducks, early, wacted, wtrials in rows:
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (voice, echo_db, room, acted, trials, med, worst, false, secs, _, _, ducks, early, wacted, wtrials,
+         verdicts) in rows:
+        then = (f"{verdicts.get('act', 0)} / {verdicts.get('confirm', 0) + verdicts.get('choose', 0)} / "
+                f"{verdicts.get('miss', 0)}")
         per10 = false * 600 / secs if secs else float("nan")
         lines.append(f"| {voice} | {echo_db:+.0f} dB | {room} | {acted}/{trials} ({100 * acted / max(1, trials):.0f}%) | "
-                     f"{wacted}/{wtrials} | {med:.0f} ms ({worst:.0f}) | {per10:.1f} ({false} in {secs:.0f} s"
+                     f"{wacted}/{wtrials} | {then} | {med:.0f} ms ({worst:.0f}) | {per10:.1f} ({false} in {secs:.0f} s"
                      f"{f'; {early} more in trials, before the command' if early else ''}) | "
                      f"{ducks * 60 / secs if secs else float('nan'):.1f} |")
     body = "\n".join(lines)

@@ -3,7 +3,9 @@ speaker output echoed into it at ECHO dB): talks over the welcome and the sectio
 continues, asks where it is, skips, asks what FLT3 means, goes to the main menu, leaves. Says a phrase again when
 nothing happened within 3 s, as a listener would. Prints the timeline (guide lines, what the listener said and what
 the guide took) and the microphone's trace (VOICEGUIDE_MIC_TRACE).
-Usage: python benchmarks/voice_walk.py [OUTDIR] [--echo DB] [--engine NAME]
+With ``--script list``: opens Targeted Drugs by number, says "number three" while the guide reads its numbered list
+of parts (an early answer, as people give), then "number two", answers the question, leaves.
+Usage: python benchmarks/voice_walk.py [OUTDIR] [--echo DB] [--engine NAME] [--script walk|list]
 (from a snapshot: cd there and set PYTHONPATH to it)"""
 import os
 import re
@@ -36,6 +38,13 @@ SCRIPT = [(("guide", r"^This guide gives", 3.0), "number three"),
           (("guide", r"FLT3", 1.5), "main menu"),
           (("listen", 1.0), "goodbye"),
           (("listen", 0.8), "yes")]
+if "--script" in sys.argv and sys.argv[sys.argv.index("--script") + 1] == "list":
+    SCRIPT = [(("guide", r"^This guide gives", 3.0), "number four"),
+              (("guide", r"^It has \d+ parts", 3.5), "number three"),
+              (("listen", 1.0), "number two"),
+              (("listen", 1.0), "yes"),
+              (("listen", 1.0), "goodbye"),
+              (("listen", 0.8), "yes")]
 audio = {p: render(p, engine=piper, lexicon=G.lexicon) for _, p in SCRIPT if p}
 with private_pulse() as pulse:
     if echo_db is not None:

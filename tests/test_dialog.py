@@ -1427,3 +1427,19 @@ def test_the_answers_each_question_expects_are_handed_to_the_recogniser():
     leave, _ = D.step(section, Heard(Intent("stop", None, "quit", 1.0), by_voice=True))
     assert leave.asking == "leave" and D.answers(leave) == ()
     assert D.answers(go(section, "more")[0]) == ()
+
+
+def test_the_guide_is_cut_only_for_what_it_would_act_on_or_ask_about():
+    """Dialog.takes: the microphone asks before a phrase over the guide cuts it. In a fresh-clone CI run the guide's
+    own voice, read "where are we" at 0.47, cut it and became a turn, to be told it was not understood: a cheap
+    command the guide only does at CHEAP_BAR is no reason to cut it. A pause is always taken (it is done at once over
+    the guide), a reading it would confirm is, and input with no readings (a recogniser without scores) is."""
+    reading = menu_and_reading()["reading"]
+    assert not D.takes(reading, spoken(("where", None, 0.47)))
+    assert D.takes(reading, spoken(("where", None, CHEAP_BAR + 0.05)))
+    assert D.takes(reading, spoken(("pause", None, 0.3)))
+    assert D.takes(reading, spoken(("open", "gilteritinib", 0.6)))  # asked about: "Gilteritinib?"
+    assert not D.takes(reading, spoken(("open", "gilteritinib", FLOOR / 2)))
+    assert D.takes(reading, Heard(Intent("next", None, "next", 1.0), by_voice=True))
+    assert not D.takes(reading, Heard(Intent("none", None, "", 0.0), by_voice=True))
+    assert not D.takes(reading, NoInput())

@@ -186,6 +186,57 @@ def test_keyboard_listener_stops_speech_when_a_key_arrives(tmp_path):
     assert type(listener.listen(1)).__name__ == "EndOfInput"
 
 
+class StopClockSpeaker(RecordingSpeaker):
+    """A recording speaker that keeps when it was last stopped, as the audio speaker does (``stopped_at``); its
+    first utterance has a key typed just as it ends, when nothing is playing for the key's stop to cut."""
+
+    def __init__(self, type_key):
+        super().__init__()
+        self.stopped_at, self.type_key = None, type_key
+
+    def stop(self) -> None:
+        import time
+
+        super().stop()
+        self.stopped_at = time.monotonic()
+
+    def speak(self, text: str) -> bool:
+        done = super().speak(text)
+        if len(self.said) == 1:
+            self.type_key()  # the key arrives as the first utterance ends: speak() reports it finished
+        return done
+
+
+def test_a_key_typed_between_two_utterances_cuts_the_rest_of_the_turn(tmp_path):
+    """The keyboard's stop came when nothing was playing: the turn's next utterances must still not be said, or the
+    guide reads on (at a slow rate, a whole list) before it takes the key. Found in a fresh-clone CI run: "q" typed as
+    the guide went from "Sorry" to the numbered list was not taken for over 30 s."""
+    import time
+
+    r, w = os.pipe()
+    holder = {}
+
+    def type_key():
+        os.write(w, b"q\n")
+        deadline = time.monotonic() + 5
+        while not speaker.stopped and time.monotonic() < deadline:  # the keyboard thread has stopped the speaker
+            time.sleep(0.01)
+        assert speaker.stopped and holder["keys"].pending()
+
+    speaker = StopClockSpeaker(type_key)
+    holder["keys"] = KeyboardListener(os.fdopen(r), on_input=speaker.stop)
+    try:
+        status = run_session(GUIDE, speaker, holder["keys"], store=StateStore(tmp_path / "s.json", GUIDE.id),
+                             log_path=str(tmp_path / "log.jsonl"))
+    finally:
+        os.close(w)
+    welcome = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert status == 0 and speaker.stopped == 1
+    guide = [r["text"] for r in welcome if r["role"] == "guide"]
+    assert guide[0] == speaker.said[0] and guide[2] == "(interrupted)", guide[:4]  # the second was not said
+    assert speaker.said[1:] == guide[3:] and "Goodbye" in speaker.said[-1], (guide, speaker.said)  # then the leaving
+
+
 class TurnMicrophone:
     """A voice listener with the microphone's turn/hear shape; counts how often it was opened."""
 
@@ -670,3 +721,24 @@ def test_the_session_hands_the_recogniser_the_answers_the_question_expects():
     MicListener.expect(SimpleNamespace(recognizer=recognizer), ("yes", "no"))
     assert recognizer.expected == [("yes", "no")]
     MicListener.expect(SimpleNamespace(recognizer=object()), ("yes", "no"))  # a recogniser without it: ignored
+
+
+def test_the_session_hands_the_microphone_the_guides_judgement_of_a_phrase_over_it():
+    """run_session -> CombinedListener.judge_with -> the voice listener: a phrase over the guide is judged by the
+    dialog in the state the guide is in then (Dialog.takes), so an unsure cheap reading ("where am I" at 0.47) does
+    not cut the guide while a sure one does, and a pause always does."""
+    import io
+
+    from voiceguide.protocols import Heard as Said
+
+    class Voice(TurnMicrophone):
+        def judge_with(self, takes):
+            self.takes = takes
+
+    voice = Voice([None, "main menu"])
+    run_session(GUIDE, RecordingSpeaker(), CombinedListener(voice, KeyboardListener(io.StringIO("")), window=0.01),
+                timeout=None)
+    takes = voice.takes
+    assert not takes(Said("where am i", 0.47, "voice", nbest=(("where am i", 0.47),)))
+    assert takes(Said("where am i", 0.98, "voice", nbest=(("where am i", 0.98),)))
+    assert takes(Said("pause", 0.3, "voice", nbest=(("pause", 0.3),)))

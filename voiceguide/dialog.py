@@ -445,6 +445,18 @@ class Dialog:
         (:meth:`Decider.judge <voiceguide.decide.Decider.judge>`)."""
         return self._rules.judge(state, event.intent, event.readings)
 
+    def takes(self, state: State, event) -> bool:
+        """Whether a saying heard over the guide would be acted on or asked about (:meth:`judge`), not "not
+        understood": a pause or a bare stop always (said over the guide, it is done at once), and input without
+        readings. The microphone asks before it cuts the guide (``voiceguide.mic.MicListener.takes``)."""
+        if not isinstance(event, Heard):
+            return False
+        if _pauses(event.intent, True):
+            return True
+        if not event.readings:
+            return event.intent.intent != "none"
+        return self.judge(state, event)[0] != "miss"
+
     def _key(self, s: State, i: Intent) -> tuple:
         """What an intent would do here (:meth:`Decider.key <voiceguide.decide.Decider.key>`)."""
         return self._rules.key(s, i)

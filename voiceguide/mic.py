@@ -17,7 +17,9 @@ at any other time (the guide talking) is a *barge-in* candidate: if it passes :m
 it calls ``on_barge_in`` (the shell passes ``speaker.stop``) and waits, marked ``during_speech``, to be
 the next input (no listening tone then); anything else (a cough, the TV, the guide's own voice) is dropped.
 With the in-process canceller (the default) a candidate may be any command but leaving (asked at a prompt) and a
-bare number (the guide reads numbered lists); open text (a question, a remark) never cuts the guide. Without it (PulseAudio's
+bare number (the guide reads numbered lists); open text (a question, a remark) never cuts the guide, nor does a
+reading the guide would not understand (not sure enough to act on or ask about: ``Dialog.takes``, handed on by the
+session through :meth:`MicListener.judge_with`) unless the guide was lowered for it (someone else was talking). Without it (PulseAudio's
 canceller, which takes the listener's voice down with the echo, or none; or ``VOICEGUIDE_BARGE=keywords``) a candidate
 must be one of :data:`FALLBACK_KEYWORDS` ("stop", "pause", "stop talking", "wait", "hold on"), never words the guide
 has just said, and :data:`FALLBACK_MARGIN_DB` above the endpointer's bar (its leftover echo was heard as "wait" in a
@@ -98,6 +100,11 @@ FRAME = 320  # samples: 20 ms
 FRAME_S = FRAME / RATE
 PRE_ROLL = 0.5
 """Seconds of audio kept before a phrase's onset."""
+CUE_ECHO = 0.25
+"""Seconds after the listening cue ends in which no phrase may start: its echo, late by the room's path and smeared by
+a canceller still adapting. At 0.1 the cue's echo became a turn in a voice walk (2026-12-04, after a barge-in: onset
+just past the mask, read as nothing) and the guide said "Sorry, I didn't catch that" to no one. An answer said at once
+loses nothing: the phrase starts after the mask and keeps its pre-roll back to the cue's end."""
 BARGE_PRE_ROLL = 0.15
 """Seconds kept before the onset of a phrase said over the guide: there they hold the guide's echo more
 than the listener's first sound."""
@@ -642,12 +649,16 @@ def _words(text: str) -> str:
     return " ".join(_DIGITS.get(int(w), w) if w.isdigit() else w for w in words)
 
 
-def _echoes(heard: str, said: list[str]) -> bool:
+def _echoes(heard: str, said: list[str], in_order: bool = False) -> bool:
     """Every word of ``heard`` is in what the guide has just said, or its letters run together in it
-    ("good bye" in "Goodbye."): most likely its own voice."""
+    ("good bye" in "Goodbye."): most likely its own voice. With ``in_order``, only the words as one run in it: a
+    number with its carrier ("number three") over a list the guide reads ("Say a number: 1, ...; 3, Gilteritinib")
+    has every word in it, and a listener answering early, as people do, was ignored twice (voice walk, 2026-12-04)."""
     words = set(_words(heard).split())
     if not words:
         return False
+    if in_order:
+        return any(f" {_words(heard)} " in f" {_words(t)} " for t in said)
     if words <= set(" ".join(_words(t) for t in said).split()):
         return True
     return "".join(_words(heard).split()) in "".join("".join(_words(t).split()) for t in said)
@@ -698,6 +709,12 @@ class MicListener:
     answer; :meth:`listen` is one whole turn. :meth:`barged_in` is True when a barge-in waits: the next
     :meth:`listen` returns it at once, without the cue.
     """
+
+    takes = None
+    """Whether the guide would act on a phrase heard over it, or ask about it (``Dialog.takes``; set by
+    :meth:`judge_with`): a phrase it would not understand, heard while the canceller heard no one but the guide,
+    does not cut it (:meth:`_is_barge_in`). None: every command may. (A class attribute: tests build listeners
+    without ``__init__``.)"""
 
     def __init__(self, recognizer, speaker: Speaker | None = None, *, guide: Guide | None = None,
                  device: str | None = None, end_pause: float = END_PAUSE, echo_cancel: str = "auto",
@@ -1151,7 +1168,13 @@ class MicListener:
         echo. Words of an utterance it finished earlier may: it names commands in its prompts ("say back to return to
         the main menu") and a listener's "main menu" said over the next passage was dropped when every word of its
         last three utterances counted (voice walks, 2026-12-03). Letting such a phrase through when it stood above
-        the canceller's echo estimate instead let the guide's own "Say continue" resume it after a pause."""
+        the canceller's echo estimate instead let the guide's own "Say continue" resume it after a pause.
+
+        A reading the guide would not understand (:attr:`takes`: not sure enough to act on or ask about) does not
+        cut it unless the guide was lowered for the phrase (``lowered``: the canceller heard someone else; they are
+        then told they were not understood, as at a prompt). Else it is most likely the guide's own voice: in a
+        fresh-clone CI run its voice between two menu items, not lowered for, was read "where are we" (0.47; a cheap
+        command the guide only does at 0.9), cut the guide, and became a turn."""
         text = heard.text.strip()
         if not text or self.parser is None or heard.kind != "command":
             return False  # open text (a question, a remark) is no command: it never cuts the guide
@@ -1160,10 +1183,15 @@ class MicListener:
             return False
         if intent.intent == "stop" and not bare_stop(text):
             return False  # leaving is asked at a prompt; over the guide "bye" was the guide's own echo (rig, 3 times)
-        if _echoes(text, self._saying(start)):
+        if _echoes(text, self._saying(start), in_order=intent.intent == "number"):
             return False  # the guide is saying (or has just said) these words: its own echo
         if intent.intent == "number" and not re.search(r"[a-z]", re.sub(r"\d", "", text.lower())):
             return False  # a bare number over the guide: the recogniser's reading of its echo, measured
+        if not lowered and self.takes is not None and not self._takes(heard):
+            if os.environ.get("VOICEGUIDE_MIC_TRACE"):
+                print(f"mic: not cut for {text!r} ({heard.confidence:.2f}): the guide would not understand it, and "
+                      f"the canceller heard no one but the guide", file=sys.stderr, flush=True)
+            return False
         if self._any_command(lowered, job):
             return True
         if _words(text) not in FALLBACK_KEYWORDS:
@@ -1171,6 +1199,13 @@ class MicListener:
         levels = [frame_level(audio.pcm[i:i + FRAME * 2]) for i in range(0, len(audio.pcm), FRAME * 2)]
         bar = self._onset_level if level is None else level
         return bool(levels) and max(levels) > bar * 10 ** (FALLBACK_MARGIN_DB / 20)
+
+    def _takes(self, heard: Heard) -> bool:
+        """:attr:`takes`, on the recognition thread: a judge that fails lets the phrase through (as without one)."""
+        try:
+            return bool(self.takes(heard))
+        except Exception:
+            return True
 
     def _stand(self, job: "_Job", margin: float = ECHO_CHECK_MARGIN) -> int:
         """How many frames of ``job`` (up to its last voiced one) stand :data:`ECHO_CHECK_MARGIN` above the echo
@@ -1239,6 +1274,10 @@ class MicListener:
         if expect is not None:
             expect(answers)
 
+    def judge_with(self, takes) -> None:
+        """``takes(heard)``: whether the guide would act on a phrase heard over it, or ask about it (:attr:`takes`)."""
+        self.takes = takes
+
     def barged_in(self) -> bool:
         """A barge-in waits to be the next input."""
         return any(kind == "barge-in" for kind, _, _ in list(self._results.queue))
@@ -1266,7 +1305,7 @@ class MicListener:
             self.speaker.earcon("listening")
             done = time.monotonic()
             self._cut = cap.frame_at(done)  # a phrase starts no earlier than the cue's end
-            self._mask = (lo, cap.frame_at(done + 0.1))  # + the cue's echo
+            self._mask = (lo, cap.frame_at(done + CUE_ECHO))  # + the cue's echo
             if os.environ.get("VOICEGUIDE_MIC_TRACE"):
                 print(f"mic: turn opens {lo * FRAME_S:.2f}s, cue to {self._cut * FRAME_S:.2f}s", file=sys.stderr, flush=True)
         else:

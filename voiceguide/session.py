@@ -132,6 +132,12 @@ class CombinedListener:
         """A command said over the guide (a barge-in) waits to be the next input."""
         return bool(getattr(self.voice, "barged_in", lambda: False)())
 
+    def judge_with(self, takes) -> None:
+        """How the guide judges a phrase heard over it, for the microphone (``MicListener.judge_with``)."""
+        judge_with = getattr(self.voice, "judge_with", None)
+        if judge_with is not None:
+            judge_with(takes)
+
     def expect(self, answers) -> None:
         """The answers the open question expects, for the microphone's recogniser (``MicListener.expect``)."""
         expect = getattr(self.voice, "expect", None)
@@ -275,10 +281,16 @@ def run_session(guide: Guide, speaker: P.Speaker, listener: P.Listener, *, store
     event = Start(resume_to=saved.section if saved else None, rate=start_rate, volume=start_volume,
                   resume_para=saved.para if saved else 0, resume_sentence=saved.sentence if saved else 0)
     state = State()
+    now = [state]  # the state the guide is in while it speaks, for the microphone's recognition thread
+    judge_with = getattr(listener, "judge_with", None)
+    if judge_with is not None:  # a phrase over the guide cuts it only if the guide would act on it or ask about it
+        judge_with(lambda heard: dialog.takes(now[0], to_event(heard, parser, now[0])))
     saved_ok, left = True, False  # the last save worked; the dialog said goodbye
     try:
         while True:
+            began = time.monotonic()  # the input is taken: a stop of the speaker after this is a new input's
             state, effects = dialog.step(state, event)
+            now[0] = state
             cause, event = type(event).__name__, None
             expect = getattr(listener, "expect", None)  # the microphone hears an answer against the answers alone
             if expect is not None:
@@ -289,7 +301,9 @@ def run_session(guide: Guide, speaker: P.Speaker, listener: P.Listener, *, store
                         effect = Say(effect.unsaved, effect.kind)
                     log.write("guide", effect.text, state, kind=effect.kind, event=cause)
                     barged = getattr(listener, "barged_in", None)  # a command said between two utterances
-                    if (barged is not None and barged()) or not speaker.speak(effect.text):  # cut short: the rest of this turn is not said
+                    stopped = getattr(speaker, "stopped_at", None)  # a key typed between two (it found nothing to stop)
+                    if ((barged is not None and barged()) or (stopped is not None and stopped >= began)
+                            or not speaker.speak(effect.text)):  # cut short: the rest of this turn is not said
                         log.write("guide", "(interrupted)", state, event="Interrupted")
                         event = Interrupted(effect.text)
                         break

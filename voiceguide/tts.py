@@ -311,6 +311,10 @@ class AudioSpeaker:
         self._ahead: list[str] = []  # sentences still to render ahead, next first
         self._ahead_lock = threading.Lock()
         self._ahead_thread: threading.Thread | None = None  # alive while _ahead is being worked off
+        self.stopped_at: float | None = None
+        """When :meth:`stop` was last called (``time.monotonic()``). A stop that comes between two utterances
+        finds nothing playing and the next :meth:`speak` starts afresh: the session reads this to cut the rest of
+        the turn (a "q" typed at that moment was lost, and the guide read a whole list before leaving)."""
         self.said: list[list] = []
         """The last three utterances of :meth:`speak`, each ``[text, ended]``, ``ended`` in ``time.monotonic()``
         seconds or None while it is being said: words the guide is saying, or has just said, are its own
@@ -415,6 +419,7 @@ class AudioSpeaker:
         return not self._stopped.is_set()
 
     def stop(self) -> None:
+        self.stopped_at = time.monotonic()
         self._stopped.set()
         self.player.stop()
 
