@@ -19,7 +19,7 @@ the next input (no listening tone then); anything else (a cough, the TV, the gui
 With the in-process canceller (the default) a candidate may be any command but leaving (asked at a prompt) and a
 bare number (the guide reads numbered lists); open text (a question, a remark) never cuts the guide, nor does a
 reading the guide would not understand (not sure enough to act on or ask about: ``Dialog.takes``, handed on by the
-session through :meth:`MicListener.judge_with`) unless the guide was lowered for it (someone else was talking). Without it (PulseAudio's
+session through :meth:`MicListener.judge_with`). Without it (PulseAudio's
 canceller, which takes the listener's voice down with the echo, or none; or ``VOICEGUIDE_BARGE=keywords``) a candidate
 must be one of :data:`FALLBACK_KEYWORDS` ("stop", "pause", "stop talking", "wait", "hold on"), never words the guide
 has just said, and :data:`FALLBACK_MARGIN_DB` above the endpointer's bar (its leftover echo was heard as "wait" in a
@@ -690,6 +690,9 @@ class _Job:
         """The number of the turn its onset fell in."""
         self.lowered = False
         """The guide's voice was lowered for it (someone other than the guide was talking)."""
+        self.other = True
+        """The in-process canceller's double-talk check heard someone other than the guide in one of its frames (set
+        when the job is made; lowering needs it too, and lowering on: ``VOICEGUIDE_DUCK``)."""
         self.learned: bool | None = None
         self.converged: bool | None = None
         """The in-process canceller's state when the phrase ended (None: no such canceller). A reading that comes
@@ -712,9 +715,8 @@ class MicListener:
 
     takes = None
     """Whether the guide would act on a phrase heard over it, or ask about it (``Dialog.takes``; set by
-    :meth:`judge_with`): a phrase it would not understand, heard while the canceller heard no one but the guide,
-    does not cut it (:meth:`_is_barge_in`). None: every command may. (A class attribute: tests build listeners
-    without ``__init__``.)"""
+    :meth:`judge_with`): a phrase it would not understand does not cut it (:meth:`_is_barge_in`). None: every
+    command may. (A class attribute: tests build listeners without ``__init__``.)"""
 
     def __init__(self, recognizer, speaker: Speaker | None = None, *, guide: Guide | None = None,
                  device: str | None = None, end_pause: float = END_PAUSE, echo_cancel: str = "auto",
@@ -1010,6 +1012,7 @@ class MicListener:
         job.room = self._onset_room
         job.serial = self._onset_serial
         job.lowered = self._lowered()
+        job.other = job.lowered or (self.aec is not None and self._double_talk(start, speech_end))
         if self.aec is not None:
             job.learned, job.converged = bool(self.aec.learned), bool(self.aec.converged)
         self._jobs.put(job)
@@ -1057,7 +1060,8 @@ class MicListener:
         (:attr:`voiceguide.aec.EchoCanceller.learned`, 3 s of the guide's voice). Before that its double-talk
         check takes the guide's own first words for someone else: traced on the rig (2026-12-03), the guide's
         first sentence, lowered, was read as "chemotherapy options (drug, one)" and cut the guide in 3 of the
-        8 rows' first trials, over the listener's "pause"; keywords only then."""
+        8 rows' first trials, over the listener's "pause"; keywords only then. Once it has converged, any command only
+        when its double-talk check heard someone else in the phrase (:attr:`_Job.other`), lowered for or not."""
         if self.mode != "aec" or not _barge_any(self.aec is not None):
             return False
         if lowered is None:
@@ -1066,7 +1070,10 @@ class MicListener:
         if lowered and (self.aec is None or learned):
             return True  # lowered for this phrase: the canceller heard someone other than the guide
         if self.aec is not None:
-            return converged
+            # converged, and its double-talk check heard someone else in the phrase: in fresh-clone CI runs the guide's
+            # own voice, heard by the converged canceller as its echo alone, was read "where are we" (0.47) and "lower
+            # the volume" (1.00) and cut the guide; of 117 commands the bench saw cut it, none was heard that way
+            return converged and (job is None or getattr(job, "other", True))
         return self._played >= AEC_WARMUP / FRAME_S
 
     def _finalize(self, job: "_Job") -> None:
@@ -1170,11 +1177,11 @@ class MicListener:
         last three utterances counted (voice walks, 2026-12-03). Letting such a phrase through when it stood above
         the canceller's echo estimate instead let the guide's own "Say continue" resume it after a pause.
 
-        A reading the guide would not understand (:attr:`takes`: not sure enough to act on or ask about) does not
-        cut it unless the guide was lowered for the phrase (``lowered``: the canceller heard someone else; they are
-        then told they were not understood, as at a prompt). Else it is most likely the guide's own voice: in a
-        fresh-clone CI run its voice between two menu items, not lowered for, was read "where are we" (0.47; a cheap
-        command the guide only does at 0.9), cut the guide, and became a turn."""
+        A reading the guide would not understand (:attr:`takes`: not sure enough to act on or ask about) does not cut
+        it: cut, the guide would only say it did not understand. In fresh-clone CI runs its own voice did so twice:
+        between two menu items, not lowered for, read "where are we" (0.47; a cheap command the guide only does at
+        0.9); and, lowered for (the canceller, not yet converged, took it for someone else), "go back to" (0.29).
+        Of 57 commands the bench saw cut the guide, 1 was such a reading (a "faster" at 0.57)."""
         text = heard.text.strip()
         if not text or self.parser is None or heard.kind != "command":
             return False  # open text (a question, a remark) is no command: it never cuts the guide
@@ -1187,10 +1194,10 @@ class MicListener:
             return False  # the guide is saying (or has just said) these words: its own echo
         if intent.intent == "number" and not re.search(r"[a-z]", re.sub(r"\d", "", text.lower())):
             return False  # a bare number over the guide: the recogniser's reading of its echo, measured
-        if not lowered and self.takes is not None and not self._takes(heard):
+        if self.takes is not None and not self._takes(heard):
             if os.environ.get("VOICEGUIDE_MIC_TRACE"):
-                print(f"mic: not cut for {text!r} ({heard.confidence:.2f}): the guide would not understand it, and "
-                      f"the canceller heard no one but the guide", file=sys.stderr, flush=True)
+                print(f"mic: not cut for {text!r} ({heard.confidence:.2f}, lowered {lowered}): the guide would not "
+                      f"understand it", file=sys.stderr, flush=True)
             return False
         if self._any_command(lowered, job):
             return True
@@ -1237,7 +1244,7 @@ class MicListener:
         if os.environ.get("VOICEGUIDE_MIC_TRACE"):
             print(f"mic: stands above the echo in {stand} frames (x1.4 {self._stand(job, 1.4)}, x2 {self._stand(job, 2.0)}, "
                   f"x4 {self._stand(job, 4.0)}; peak {peak / max(job.level, 1e-9):.1f}x the bar, "
-                  f"{peak / max(job.room, 1e-9):.1f}x the room's; lowered {job.lowered}, "
+                  f"{peak / max(job.room, 1e-9):.1f}x the room's; lowered {job.lowered}, other {job.other}, "
                   f"converged {converged}, "
                   f"erle {getattr(self.aec, 'erle_db', 0.0):.1f}) {job.start * FRAME_S:.2f}-{job.speech_end * FRAME_S:.2f}s "
                   f"{heard.text!r}", file=sys.stderr, flush=True)
