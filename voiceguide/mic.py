@@ -1070,9 +1070,10 @@ class MicListener:
         if lowered and (self.aec is None or learned):
             return True  # lowered for this phrase: the canceller heard someone other than the guide
         if self.aec is not None:
-            # converged, and its double-talk check heard someone else in the phrase: in fresh-clone CI runs the guide's
-            # own voice, heard by the converged canceller as its echo alone, was read "where are we" (0.47) and "lower
-            # the volume" (1.00) and cut the guide; of 117 commands the bench saw cut it, none was heard that way
+            # converged, and its double-talk check heard someone else in the phrase: in the 30 s guide-alone test (a
+            # fresh-clone CI run, then a local run) the guide's own voice, heard by the converged canceller as its echo
+            # alone, was read "where are we" (0.47) and "lower the volume" (1.00) and cut the guide; of 117 commands
+            # the bench saw cut it, none was heard that way
             return converged and (job is None or getattr(job, "other", True))
         return self._played >= AEC_WARMUP / FRAME_S
 
